@@ -1,0 +1,54 @@
+"""Neuron activations of Laborieux et al. 2021 (`model_utils.py`), with the facts the checks need.
+
+Each activation records its Lipschitz constant (used to scale weights into a contraction,
+suites/properties) and, for the clipping ones σ(u) = clip(u/a, 0, 1), the slope parameter ``a``
+that makes the update s ← σ(∂Φ/∂s) the exact minimiser of E = (a/2)‖s‖² − Φ (suites/energy).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import torch
+
+from .errors import unknown
+
+
+@dataclass(frozen=True)
+class Activation:
+    name: str
+    fn: Callable[[torch.Tensor], torch.Tensor]
+    lipschitz: float
+    clip_a: float | None = None  # σ(u) = clip(u/a, 0, 1) when set
+    doc: str = ""
+
+    def __call__(self, u: torch.Tensor) -> torch.Tensor:
+        return self.fn(u)
+
+
+def _my_sigmoid(u: torch.Tensor) -> torch.Tensor:
+    return torch.sigmoid(4.0 * (u - 0.5))
+
+
+ACTIVATIONS: dict[str, Activation] = {
+    a.name: a
+    for a in [
+        Activation("my_hard_sig", lambda u: torch.clamp(0.5 * u, 0.0, 1.0), 0.5, 2.0,
+                   "clip(u/2, 0, 1): slope 1/2, used by every README CIFAR-10 run"),
+        Activation("hard_sigmoid", lambda u: torch.clamp(u, 0.0, 1.0), 1.0, 1.0, "clip(u, 0, 1)"),
+        Activation("my_sigmoid", _my_sigmoid, 1.0, None, "1/(1 + exp(-4(u - 1/2))): smooth, slope 1 at 1/2"),
+        Activation("tanh", torch.tanh, 1.0, None, "tanh(u): smooth, odd"),
+        Activation("sigmoid", torch.sigmoid, 0.25, None, "logistic sigmoid"),
+    ]
+}
+# Laborieux's CLI names, accepted as aliases.
+ALIASES = {"mysig": "my_sigmoid"}
+
+
+def get_activation(name: str) -> Activation:
+    """Look an activation up by name (``my_hard_sig``, ``hard_sigmoid``, ``my_sigmoid``, ``tanh``, ...)."""
+    name = ALIASES.get(name, name)
+    if name not in ACTIVATIONS:
+        raise unknown("activation", name, ACTIVATIONS)
+    return ACTIVATIONS[name]

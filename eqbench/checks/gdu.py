@@ -1,0 +1,266 @@
+"""GDU check: EP updates against BPTT gradients, per layer and per time step.
+
+Ernoult et al. 2019 (GDU theorem): when the free phase has converged to a fixed point s*, the
+EP updates of the nudged phase match, step by step and in the limit β → 0, the gradients of
+BPTT run on the (constant) free trajectory. With the nudged trajectory s_0 = s*, s_1, …, s_T2:
+
+* neurons, step k ≥ 1:  EP  Δs_k/β = (s_k − s_{k−1})/β   vs   BPTT  −B·∂ℒ/∂u_{T2−k}
+* parameters, step k:   EP  −∂θ[Φ_β(s_k) − Φ_β(s_{k−1})]/β   vs   BPTT  the contribution of step
+  T2−k to ∂ℒ/∂θ; k = 0 is the β-term at s* (nonzero only for a softmax readout) vs the direct
+  gradient of ℒ at the final state.
+
+ℒ = batch mean of L; u_t is the drive of step t (the pre-activation ∂Φ/∂s for Laborieux's
+models). Deviation from Laborieux's `check_gdu` (§A.11), which compares Δs/β with −B·∂ℒ/∂s: the
+linearised dynamics give Δs_k/β = −(DH)^{k−1}D∇L and −∂ℒ/∂s = −(HD)^{k−1}∇L (D = σ'(u*), H the
+Hessian of Φ), which differ by the factor σ'(u*) unless σ is the identity; the gradient with respect to
+the drive, D(HD)^{k−1}∇L, is what the theorem pins. Parameter updates are unaffected.
+
+The one-sided series at ±β and their mean (the symmetric estimator) are compared; the sums of
+the series over k are the estimators of eqbench.rules.EP (they telescope).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from ..autodiff import grads
+from ..errors import ConfigError
+from ..models.base import EnergyModel, State
+from ..relaxation import Trace, relax
+from ..rules import EP
+
+Series = dict[str, Tensor]  # key -> (steps, ...) with the step index first
+
+
+def neuron_keys(model: EnergyModel) -> list[str]:
+    return [f"s{i + 1}" for i in range(len(model.state_shapes()))]
+
+
+def bptt_series(model: EnergyModel, x: Tensor, y: Tensor, free: State, T2: int,
+                closed_form: bool = True) -> Series:
+    """Per-step BPTT gradients over T2 steps from the free state (one backward plus T2 VJPs)."""
+    B = x.shape[0]
+    zs: list[State] = []
+
+    def perturb(t: int, u: State) -> State:  # a zero added to the drive: ∂ℒ/∂z_t = ∂ℒ/∂u_t
+        z = [torch.zeros_like(ui, requires_grad=True) for ui in u]
+        zs.append(z)
+        return [ui + zi for ui, zi in zip(u, z)]
+
+    trace = Trace(keep_states=True)
+    final = relax(model, x, [f.detach() for f in free], T2, graph=True, closed_form=closed_form,
+                  trace=trace, drive_hook=perturb)
+    with torch.enable_grad():
+        loss = model.loss(final, y).mean()
+    n = len(free)
+    lam = grads(loss, [z for zt in zs for z in zt])
+    lam_t = [lam[t * n:(t + 1) * n] for t in range(T2)]
+    out: Series = {}
+    for i, key in enumerate(neuron_keys(model)):
+        out[key] = torch.stack([-B * lam_t[T2 - k][i] for k in range(1, T2 + 1)])
+    names, params = zip(*model.named_parameters())
+    with torch.enable_grad():
+        steps = [grads(model.loss([s.detach() for s in final], y).mean(), params)]
+        for k in range(1, T2 + 1):
+            u = model.drive(x, trace.states[T2 - k], 0.0, y, closed_form=closed_form, create_graph=True)
+            steps.append(grads(u, params, lam_t[T2 - k]))
+    for j, name in enumerate(names):
+        out[name] = torch.stack([g[j].detach() for g in steps])
+    return out
+
+
+def ep_series(model: EnergyModel, x: Tensor, y: Tensor, free: State, beta: float, T2: int,
+              rule: EP) -> Series:
+    """Per-step EP updates of a nudged phase with β (signed) from the free state."""
+    trace = Trace(keep_states=True)
+    relax(model, x, free, T2, beta=beta, y=y, closed_form=rule.closed_form, trace=trace)
+    S = trace.states
+    out: Series = {}
+    for i, key in enumerate(neuron_keys(model)):
+        out[key] = torch.stack([(S[k][i] - S[k - 1][i]) / beta for k in range(1, T2 + 1)])
+    steps = [rule.pair_grads(model, x, y, free, free, 0.0, free, beta, denom=beta)]
+    steps += [rule.pair_grads(model, x, y, free, S[k - 1], beta, S[k], beta, denom=beta) for k in range(1, T2 + 1)]
+    steps = [model.postprocess_grads(g) for g in steps]
+    for name, _ in model.named_parameters():
+        out[name] = torch.stack([g[name] for g in steps])
+    return out
+
+
+@dataclass
+class LayerGDU:
+    key: str
+    kind: str  # "neurons" or "weights"
+    rel_error: float  # ‖EP − BPTT‖ / ‖BPTT‖ over every step
+    rel_error_step: float  # max over steps k of ‖EP_k − BPTT_k‖ / ‖BPTT_k‖
+    rmse: float  # Laborieux's normalised RMSE (§A.11), mean over elements
+    sign_error: float  # fraction of (step, element) with EP·BPTT < 0
+
+
+@dataclass
+class GDUReport:
+    model: str
+    dtype: str
+    variant: str
+    beta: float
+    T1: int
+    T2: int
+    layers: list[LayerGDU]
+    free_residual: float  # ‖s_{T1} − s_{T1−1}‖ of the free phase (convergence premise)
+    tol: float | None = None
+
+    @property
+    def rel_error(self) -> float:
+        """The worst layer's relative error — the number the suites bound."""
+        return max(l.rel_error for l in self.layers)
+
+    @property
+    def rel_error_step(self) -> float:
+        return max(l.rel_error_step for l in self.layers)
+
+    @property
+    def sign_error(self) -> float:
+        return max(l.sign_error for l in self.layers)
+
+    @property
+    def passed(self) -> bool:
+        if self.tol is None:
+            raise ConfigError("this GDU report has no tolerance to judge against")
+        return math.isfinite(self.rel_error) and self.rel_error <= self.tol
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["layers"] = {l.key: {k: v for k, v in asdict(l).items() if k != "key"} for l in self.layers}
+        d.update(rel_error=self.rel_error, rel_error_step=self.rel_error_step, sign_error=self.sign_error)
+        if self.tol is not None:
+            d["passed"] = self.passed
+        return d
+
+
+def compare(ep: Series, bptt: Series, neuron_names: list[str]) -> list[LayerGDU]:
+    """Per-key metrics of an EP series against a BPTT series."""
+    out = []
+    for key, b in bptt.items():
+        e = ep[key].to(b.dtype)
+        diff = (e - b).flatten(1)
+        bn, dn = b.flatten(1).norm(), diff.norm()
+        rel = float(dn / bn) if bn > 0 else (0.0 if dn == 0 else math.inf)
+        step_b = b.flatten(1).norm(dim=1)
+        step_d = diff.norm(dim=1)
+        # steps at which BPTT is exactly zero (the error signal has not reached the layer yet)
+        # have no relative error; EP there is the free phase's residual over β
+        nz = step_b > 0
+        rel_step = float((step_d[nz] / step_b[nz]).max()) if bool(nz.any()) else 0.0
+        T = b.shape[0]
+        rms_e = (e.pow(2).sum(0) / T).sqrt()
+        rms_b = (b.pow(2).sum(0) / T).sqrt()
+        rmse = ((e - b).pow(2).sum(0) / T).sqrt() / (1e-10 + torch.maximum(rms_e, rms_b))
+        out.append(LayerGDU(
+            key=key,
+            kind="neurons" if key in neuron_names else "weights",
+            rel_error=rel,
+            rel_error_step=rel_step,
+            rmse=float(rmse.mean()),
+            sign_error=float((e * b < 0).double().mean()),
+        ))
+    return out
+
+
+def symmetric_mean(a: Series, b: Series) -> Series:
+    """The symmetric estimator's series: mean of the one-sided series at +β and −β."""
+    return {k: 0.5 * (a[k] + b[k]) for k in a}
+
+
+@dataclass
+class GDURun:
+    """Everything one GDU comparison computed, kept for reports and plots."""
+
+    model: EnergyModel
+    free: State
+    free_residual: float
+    bptt: Series
+    T1: int
+    T2: int
+    ep: dict[float, Series] = field(default_factory=dict)
+
+
+def prepare(model: EnergyModel, x: Tensor, y: Tensor, rule: EP, T1: int | None = None,
+            T2: int | None = None) -> GDURun:
+    """Free phase (T1 steps) and the BPTT series (T2 steps) shared by every β."""
+    if rule.mode != "sync":
+        raise ConfigError("the GDU check compares synchronous dynamics; use mode='sync'")
+    T1 = rule.T1 if T1 is None else T1
+    T2 = rule.T2 if T2 is None else T2
+    x = model.check_input(x)
+    y = model.check_target(y, x.shape[0])
+    trace = Trace()
+    free = relax(model, x, model.init_state(x), T1, closed_form=rule.closed_form, trace=trace)
+    run = GDURun(model, free, trace.residual[-1] if trace.residual else math.inf,
+                 bptt_series(model, x, y, free, T2, rule.closed_form), T1, T2)
+    run.x, run.y = x, y  # type: ignore[attr-defined]
+    return run
+
+
+def ep_for(run: GDURun, rule: EP, beta: float) -> Series:
+    if beta not in run.ep:
+        run.ep[beta] = ep_series(run.model, run.x, run.y, run.free, beta, run.T2, rule)  # type: ignore[attr-defined]
+    return run.ep[beta]
+
+
+def report(run: GDURun, rule: EP, beta: float, variant: str, tol: float | None = None) -> GDUReport:
+    """Compare the one-sided (signed β) or symmetric EP series with BPTT."""
+    if variant == "one_sided":
+        ep = ep_for(run, rule, beta)
+    elif variant == "symmetric":
+        ep = symmetric_mean(ep_for(run, rule, beta), ep_for(run, rule, -beta))
+    else:
+        raise ConfigError(f"unknown GDU variant {variant!r}; known: one_sided, symmetric")
+    layers = compare(ep, run.bptt, neuron_keys(run.model))
+    dtype = str(run.free[0].dtype).replace("torch.", "")
+    return GDUReport(run.model.name, dtype, variant, beta, run.T1, run.T2, layers, run.free_residual, tol)
+
+
+def gdu_check(model: EnergyModel, x: Tensor, y: Tensor, rule: EP, *, variant: str = "symmetric",
+              tol: float | None = None, T1: int | None = None, T2: int | None = None) -> GDUReport:
+    """One GDU comparison at the rule's β; ``tol`` bounds the worst layer's relative error."""
+    return report(prepare(model, x, y, rule, T1, T2), rule, rule.beta, variant, tol)
+
+
+@dataclass
+class Sweep:
+    """Relative error against β for both estimators, with the fitted log–log slope."""
+
+    betas: list[float]
+    one_sided: list[float]
+    symmetric: list[float]
+
+    @staticmethod
+    def slope(betas: list[float], errors: list[float]) -> float:
+        lb, le = np.log(np.asarray(betas)), np.log(np.maximum(np.asarray(errors), 1e-300))
+        return float(np.polyfit(lb, le, 1)[0])
+
+    @property
+    def slope_one_sided(self) -> float:
+        return self.slope(self.betas, self.one_sided)
+
+    @property
+    def slope_symmetric(self) -> float:
+        return self.slope(self.betas, self.symmetric)
+
+    def to_dict(self) -> dict:
+        return {
+            "one_sided": {"betas": self.betas, "rel_error": self.one_sided, "slope": self.slope_one_sided},
+            "symmetric": {"betas": self.betas, "rel_error": self.symmetric, "slope": self.slope_symmetric},
+        }
+
+
+def beta_sweep(run: GDURun, rule: EP, betas=None) -> Sweep:
+    """The β-sweep of the EP-vs-BPTT relative error (worst layer), one-sided and symmetric."""
+    betas = [float(b) for b in (np.logspace(-1, -4, 7) if betas is None else betas)]
+    one = [report(run, rule, b, "one_sided").rel_error for b in betas]
+    sym = [report(run, rule, b, "symmetric").rel_error for b in betas]
+    return Sweep(betas, one, sym)

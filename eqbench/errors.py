@@ -1,0 +1,28 @@
+"""Errors that eqbench raises on bad input or broken dynamics.
+
+Every error carries a one-line message naming the problem; the CLI prints it as
+``eqbench: error: <message>`` and exits with status 2, never with a torch traceback.
+"""
+
+from __future__ import annotations
+
+
+class EqbenchError(Exception):
+    """Base class of every error eqbench raises on purpose."""
+
+
+class ConfigError(EqbenchError, ValueError):
+    """An unknown name (model, activation, estimator) or an invalid setting."""
+
+
+class ShapeError(EqbenchError, ValueError):
+    """An input or target whose shape does not match the model."""
+
+
+class DivergenceError(EqbenchError, FloatingPointError):
+    """A relaxation produced a non-finite state."""
+
+
+def unknown(kind: str, name: str, known) -> ConfigError:
+    """The error for an unknown registry name, listing the names that exist."""
+    return ConfigError(f"unknown {kind} {name!r}; known: {', '.join(sorted(known))}")

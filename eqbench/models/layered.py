@@ -1,0 +1,304 @@
+"""Laborieux et al. 2021's layered models: P_MLP, P_CNN and their vector-field twins VF_MLP, VF_CNN.
+
+One class covers all four. A network is a chain of connections f_l (Linear, or Conv2d followed by
+a 2×2 pooling P_l ∈ {max, avg, none}) from layer l to layer l+1, layer 0 being the input x:
+
+    Φ(x, s) = Σ_l ⟨P_l(f_l(s_l)), s_{l+1}⟩ − β·L(s, y)                     (Laborieux §A.2)
+
+With a softmax readout (``softmax=True``, cross-entropy only) the last Linear is outside the
+dynamics and L = CE(readout(s_last), y).
+
+Vector-field models (``feedback=True``) give every connection but the first a separate feedback
+module g_l shaped like f_l (no bias) and follow the "mixed" primitive
+
+    Φ_m(pre, post) = Σ_l ⟨P_l(f_l(pre_l)), post_{l+1}⟩ + Σ_{l≥1} ⟨P_l(g_l(post_l)), pre_{l+1}⟩ − β·L(post)
+
+whose gradient in ``post`` at pre = post = s is the VF dynamics. Deviation from the authors, in
+layout only: Laborieux's VF_MLP stores its feedback matrix backward-shaped (B_l = g_lᵀ); here it is
+forward-shaped like VF_CNN's, so `angle` compares like with like. With g_l = f_l a VF model is
+exactly the P model (pinned by a test).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from ..activations import Activation, get_activation
+from ..errors import ConfigError
+from .base import EnergyModel, State
+
+LOSSES = ("mse", "ce")
+POOLS = {"m": "max", "a": "avg", "i": "none"}
+
+
+@dataclass(frozen=True)
+class _Conn:
+    """Static description of connection l (the module lives in the model's ModuleLists)."""
+
+    kind: str  # "conv" or "fc"
+    pool: str  # "m", "a", "i" ("i" for every fc)
+    in_shape: tuple[int, ...]  # per-sample shape of layer l
+    out_shape: tuple[int, ...]  # per-sample shape of layer l+1 (after pooling)
+    pre_pool: tuple[int, ...]  # per-sample shape of f_l's output before pooling
+
+
+class LayeredEP(EnergyModel):
+    """P_MLP / P_CNN / VF_MLP / VF_CNN (Laborieux et al. 2021), generic over depth and pooling."""
+
+    has_closed_form = True
+
+    def __init__(
+        self,
+        in_shape: Sequence[int],
+        *,
+        channels: Sequence[int] = (),
+        kernels: Sequence[int] = (),
+        strides: Sequence[int] | None = None,
+        paddings: Sequence[int] | None = None,
+        pools: str = "",
+        fc: Sequence[int] = (10,),
+        act: str = "my_hard_sig",
+        loss: str = "mse",
+        softmax: bool = False,
+        scale: float | None = None,
+        feedback: bool = False,
+        same_update: bool = False,
+        tied_init: bool = False,
+        name: str | None = None,
+    ) -> None:
+        super().__init__()
+        self.in_shape = tuple(int(v) for v in in_shape)
+        channels, kernels, fc = list(channels), list(kernels), list(fc)
+        n_conv = len(channels)
+        strides = list(strides) if strides is not None else [1] * n_conv
+        paddings = list(paddings) if paddings is not None else [0] * n_conv
+        if not fc:
+            raise ConfigError("a layered model needs at least one fully connected layer (fc)")
+        if any(v <= 0 for v in [*channels, *kernels, *fc, *strides]) or any(p < 0 for p in paddings):
+            raise ConfigError("layer sizes, kernels and strides must be positive, paddings non-negative")
+        if not (len(kernels) == len(strides) == len(paddings) == len(pools) == n_conv):
+            raise ConfigError(
+                f"{n_conv} conv layers need as many kernels, strides, paddings and pool letters; got "
+                f"{len(kernels)}, {len(strides)}, {len(paddings)} and {len(pools)} ({pools!r})"
+            )
+        if any(p not in POOLS for p in pools):
+            raise ConfigError(f"pool letters are m (max), a (avg), i (none); got {pools!r}")
+        if loss not in LOSSES:
+            raise ConfigError(f"unknown loss {loss!r}; known: {', '.join(LOSSES)}")
+        if softmax and loss != "ce":
+            raise ConfigError("a softmax readout goes with loss='ce' (Laborieux's --loss cel --softmax)")
+        if softmax and len(fc) < 1 + (n_conv == 0):
+            raise ConfigError("a softmax readout needs a hidden layer below it")
+        if n_conv and len(self.in_shape) != 3:
+            raise ConfigError(f"a conv model needs an image input shape (C, H, W), got {self.in_shape}")
+        self.act: Activation = get_activation(act)
+        self.loss_name, self.softmax, self.feedback, self.same_update = loss, softmax, feedback, same_update
+        self.name = name or f"{'VF' if feedback else 'P'}_{'CNN' if n_conv else 'MLP'}"
+
+        conns: list[_Conn] = []
+        modules: list[nn.Module] = []
+        shape = self.in_shape
+        for c, k, st, p, pl in zip(channels, kernels, strides, paddings, pools):
+            if len(shape) != 3:
+                raise ConfigError("conv layers must come before fully connected ones")
+            h, w = ((d + 2 * p - k) // st + 1 for d in shape[1:])
+            if h < 1 or w < 1 or (pl != "i" and (h < 2 or w < 2)):
+                raise ConfigError(f"conv layer {len(conns) + 1} (k={k}, stride={st}, pad={p}, pool={pl}) "
+                                  f"does not fit a {shape[1]}×{shape[2]} input")
+            pre = (c, h, w)
+            out = (c, h // 2, w // 2) if pl != "i" else pre
+            conns.append(_Conn("conv", pl, shape, out, pre))
+            modules.append(nn.Conv2d(shape[0], c, k, stride=st, padding=p, bias=True))
+            shape = out
+        fc_state = fc[:-1] if softmax else fc
+        for n in fc_state:
+            conns.append(_Conn("fc", "i", shape, (n,), (n,)))
+            modules.append(nn.Linear(math.prod(shape), n, bias=True))
+            shape = (n,)
+        self.conns = conns
+        self.synapses = nn.ModuleList(modules)
+        self.readout = nn.Linear(math.prod(shape), fc[-1], bias=True) if softmax else None
+        self.n_classes = fc[-1]
+        # Feedback modules for every connection but the first, shaped like the forward ones.
+        self.feedbacks = nn.ModuleList(
+            [self._like(m) for m in modules[1:]] if feedback else []
+        )
+        if scale is not None:
+            with torch.no_grad():  # PyTorch default init, then ×scale on weights and biases (§A.8)
+                for p in self.parameters():
+                    p.mul_(scale)
+        if feedback and tied_init:
+            with torch.no_grad():
+                for g, f in zip(self.feedbacks, modules[1:]):
+                    g.weight.copy_(f.weight)
+
+    @staticmethod
+    def _like(m: nn.Module) -> nn.Module:
+        if isinstance(m, nn.Conv2d):
+            return nn.Conv2d(m.in_channels, m.out_channels, m.kernel_size, stride=m.stride,
+                             padding=m.padding, bias=False)
+        return nn.Linear(m.in_features, m.out_features, bias=False)
+
+    # ----------------------------------------------------------------------------- declarations
+    def state_shapes(self) -> list[tuple[int, ...]]:
+        return [c.out_shape for c in self.conns]
+
+    def activations(self) -> list[Activation]:
+        acts: list = [self.act] * len(self.conns)
+        if self.loss_name == "ce" and not self.softmax:
+            acts[-1] = _identity  # output left linear: CE on the output state as logits (§A.3 step 3)
+        return acts
+
+    def _conn_out(self, l: int, module: nn.Module, inp: Tensor, indices: bool = False):
+        """P_l(module(inp)) with its max-pool indices when asked; fc inputs are flattened."""
+        c = self.conns[l]
+        if c.kind == "fc":
+            z = module(inp.flatten(1))
+            return (z, None) if indices else z
+        z = module(inp)
+        if c.pool == "m":
+            return F.max_pool2d(z, 2, 2, return_indices=True) if indices else F.max_pool2d(z, 2, 2)
+        if c.pool == "a":
+            z = F.avg_pool2d(z, 2, 2)
+        return (z, None) if indices else z
+
+    def _phi_mixed(self, x: Tensor, pre: State, post: State, beta: float, y: Tensor | None) -> Tensor:
+        x = self.check_input(x)
+        lo, hi = [x, *pre], [x, *post]
+        total = x.new_zeros(x.shape[0])
+        for l, f in enumerate(self.synapses):
+            total = total + (self._conn_out(l, f, lo[l]) * hi[l + 1]).flatten(1).sum(1)
+        for l, g in enumerate(self.feedbacks, start=1):
+            total = total + (self._conn_out(l, g, hi[l]) * lo[l + 1]).flatten(1).sum(1)
+        if beta != 0.0:
+            total = total - beta * self.loss(post, y)
+        return total
+
+    def phi(self, x: Tensor, s: State, beta: float = 0.0, y: Tensor | None = None) -> Tensor:
+        return self._phi_mixed(x, s, s, beta, y)
+
+    def loss(self, s: State, y: Tensor) -> Tensor:
+        if y is None:
+            raise ConfigError("a nudged phase or a loss needs targets y")
+        y = self.check_target(y, s[-1].shape[0])
+        out = self.output(s)
+        if self.loss_name == "mse":
+            t = F.one_hot(y, self.n_classes).to(out.dtype) if y.dtype == torch.long else y
+            return 0.5 * ((out - t) ** 2).sum(1)
+        if y.dtype != torch.long:
+            raise ConfigError("the cross-entropy loss needs class-index targets")
+        return F.cross_entropy(out, y, reduction="none")
+
+    def output(self, s: State) -> Tensor:
+        return self.readout(s[-1].flatten(1)) if self.readout is not None else s[-1]
+
+    def drive_potential(self, x: Tensor, pre: State, post: State, beta: float, y: Tensor | None) -> Tensor:
+        return self._phi_mixed(x, pre, post, beta, y) if self.feedback else self.phi(x, post, beta, y)
+
+    # ----------------------------------------------------------------------------- closed form
+    def closed_form_drive(self, x, s, beta=0.0, y=None, *, cache=None):
+        """u_l = P_{l-1}(f_{l-1}(s_{l-1})) + f_lᵀ·unpool(s_{l+1}) − β·∂L/∂s_l without autograd.
+
+        The transposed terms are a Linear's ``W^T``, a conv-transpose (with the output padding that
+        restores the input size), the adjoint of 2×2 average pooling and max-unpooling at the
+        argmax positions of the current state — the same positions autograd routes through, so
+        the two drives agree (suites/properties). The input's drive P_0(f_0(x)) is computed once
+        per relaxation and kept in ``cache``.
+        """
+        x = self.check_input(x)
+        layers = [x, *s]
+        u: list[Tensor] = []
+        pooled_idx: list = [None] * len(self.conns)
+        for l, f in enumerate(self.synapses):
+            if l == 0 and cache is not None and "input_drive" in cache:
+                u.append(cache["input_drive"])
+                continue
+            z, idx = self._conn_out(l, f, layers[l], indices=True)
+            pooled_idx[l] = idx
+            if l == 0 and cache is not None:
+                cache["input_drive"] = z
+            u.append(z)
+        for l in range(1, len(self.conns)):
+            if self.feedback:
+                g = self.feedbacks[l - 1]
+                idx = self._conn_out(l, g, layers[l], indices=True)[1]
+            else:
+                g, idx = self.synapses[l], pooled_idx[l]
+            u[l - 1] = u[l - 1] + self._adjoint(l, g.weight, s[l], idx)
+        if beta != 0.0:
+            dl = self.loss_grad(s, y)
+            u[-1] = u[-1] - beta * dl
+        return u
+
+    def _adjoint(self, l: int, weight: Tensor, g: Tensor, idx: Tensor | None) -> Tensor:
+        """(P_l ∘ f_l)ᵀ without bias applied to g = s_{l+1}: the top-down term of layer l."""
+        c = self.conns[l]
+        if c.kind == "fc":
+            return (g @ weight).reshape(g.shape[0], *c.in_shape)
+        h, w = c.pre_pool[1:]
+        if c.pool == "m":
+            g = F.max_unpool2d(g, idx, 2, 2, output_size=(h, w))
+        elif c.pool == "a":
+            up = g.repeat_interleave(2, -1).repeat_interleave(2, -2) / 4.0
+            g = F.pad(up, (0, w - up.shape[-1], 0, h - up.shape[-2]))  # odd sizes: the last row/col is dropped by pooling
+        conv = self.synapses[l]
+        stride, pad, k = conv.stride[0], conv.padding[0], conv.kernel_size[0]
+        out_pad = [c.in_shape[1 + i] - ((d - 1) * stride - 2 * pad + k) for i, d in enumerate((h, w))]
+        return F.conv_transpose2d(g, weight, stride=stride, padding=pad, output_padding=tuple(out_pad))
+
+    def loss_grad(self, s: State, y: Tensor) -> Tensor:
+        """∂L/∂s_last per sample, in closed form (MSE, CE on the output, CE through the readout)."""
+        if y is None:
+            raise ConfigError("a nudged phase needs targets y")
+        y = self.check_target(y, s[-1].shape[0])
+        out = self.output(s)
+        if self.loss_name == "mse":
+            t = F.one_hot(y, self.n_classes).to(out.dtype) if y.dtype == torch.long else y
+            return out - t
+        err = torch.softmax(out, 1) - F.one_hot(y, self.n_classes).to(out.dtype)
+        if self.readout is None:
+            return err
+        return (err @ self.readout.weight).reshape(s[-1].shape)
+
+    # ----------------------------------------------------------------------------- VF specifics
+    def ep_objective(self, x, y, free, s1, beta1, s2, beta2):
+        """VF (``same_update=False``): local update with the free state as pre-synaptic factor.
+
+        mean_b [Φ_m(pre=s*, post=s2, β2) − Φ_m(pre=s*, post=s1, β1)] (Laborieux §A.5, VF_CNN's
+        thirdphase form; with s1 = s* it is the one-sided form Φ_m(s*, s^β) − Φ(s*)). Deviation:
+        Laborieux's VF_MLP thirdphase takes s^β as pre-synaptic factor through a generic branch;
+        here both VF models use s* so that every estimator telescopes over the nudged steps.
+        """
+        if not self.feedback or self.same_update:
+            return super().ep_objective(x, y, free, s1, beta1, s2, beta2)
+        return (self._phi_mixed(x, free, s2, beta2, y) - self._phi_mixed(x, free, s1, beta1, y)).mean()
+
+    def postprocess_grads(self, grads):
+        """``same_update``: forward and feedback weights of a connection both get their mean update."""
+        if not (self.feedback and self.same_update):
+            return grads
+        out = dict(grads)
+        for l in range(1, len(self.conns)):
+            fw, bw = f"synapses.{l}.weight", f"feedbacks.{l - 1}.weight"
+            if fw in out and bw in out:
+                out[fw] = out[bw] = 0.5 * (grads[fw] + grads[bw])
+        return out
+
+    def angles(self) -> list[float]:
+        """Angle in degrees between each feedback module's weight and its forward twin (§A.2)."""
+        out = []
+        for g, f in zip(self.feedbacks, list(self.synapses)[1:]):
+            a, b = g.weight.flatten(), f.weight.flatten()
+            cos = torch.dot(a, b) / (a.norm() * b.norm()).clamp_min(1e-30)
+            out.append(math.degrees(math.acos(float(cos.clamp(-1, 1)))))
+        return out
+
+
+def _identity(u: Tensor) -> Tensor:
+    return u

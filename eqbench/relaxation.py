@@ -1,0 +1,110 @@
+"""Relaxation: a model's step applied T times, with or without nudging (Laborieux §A.3).
+
+The step is ``s ← model.update(s, model.drive(x, s, β, y))``. ``mode="sync"`` updates every layer
+from the same state (the authors' dynamics); ``mode="async"`` updates the even layers, then the
+odd ones from the refreshed state — layers couple only to their neighbours, so each half-step
+is a block-coordinate step (the energy-descent argument of suites/energy).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass, field
+from typing import Callable, Literal
+
+import torch
+from torch import Tensor
+
+from .errors import ConfigError, DivergenceError
+from .models.base import EnergyModel, State
+
+Mode = Literal["sync", "async"]
+MODES = ("sync", "async")
+
+
+@dataclass
+class Trace:
+    """What a relaxation recorded, step by step.
+
+    ``residual[t]`` is the largest per-sample ‖s_{t+1} − s_t‖₂ (all layers together);
+    ``values[t]`` the per-sample value of ``observe`` (Φ, or an energy) at every state visited,
+    the initial one included — in asynchronous mode after every half-step.
+    """
+
+    observe: Callable[[Tensor, State], Tensor] | None = None
+    keep_states: bool = False
+    residual: list[float] = field(default_factory=list)
+    values: list[Tensor] = field(default_factory=list)
+    states: list[State] = field(default_factory=list)
+
+    def _visit(self, x: Tensor, s: State) -> None:
+        if self.observe is not None:
+            with torch.no_grad():
+                self.values.append(self.observe(x, [si.detach() for si in s]).detach())
+        if self.keep_states:
+            self.states.append([si.detach().clone() for si in s])
+
+
+def relax(
+    model: EnergyModel,
+    x: Tensor,
+    s: State,
+    steps: int,
+    *,
+    beta: float = 0.0,
+    y: Tensor | None = None,
+    mode: Mode = "sync",
+    closed_form: bool = True,
+    graph: bool = False,
+    trace: Trace | None = None,
+    drive_hook: Callable[[int, State], State] | None = None,
+) -> State:
+    """Run ``steps`` steps of the model's dynamics from ``s`` and return the final state.
+
+    ``graph=True`` keeps the autograd graph through every step (BPTT); otherwise each state is a
+    fresh detached tensor. ``drive_hook(t, u)`` may replace the drive of step t (the GDU check
+    adds a zero perturbation there to read ∂L/∂u). Raises DivergenceError on a non-finite state.
+    """
+    if mode not in MODES:
+        raise ConfigError(f"unknown relaxation mode {mode!r}; known: {', '.join(MODES)}")
+    if steps < 0:
+        raise ConfigError(f"a relaxation needs a non-negative number of steps, got {steps}")
+    if beta != 0.0 and y is None:
+        raise ConfigError("a nudged relaxation (β ≠ 0) needs targets y")
+    x = model.check_input(x)
+    shapes = [(x.shape[0], *sh) for sh in model.state_shapes()]
+    if [tuple(si.shape) for si in s] != shapes:
+        raise ConfigError(f"state shapes {[tuple(si.shape) for si in s]} do not match {model.name}'s {shapes}")
+    groups = model.parity_groups() if mode == "async" else [list(range(len(s)))]
+    cache: dict = {}
+    s = list(s) if graph else [si.detach() for si in s]
+    if trace is not None:
+        trace._visit(x, s)
+    ctx = contextlib.nullcontext() if graph else torch.no_grad()
+    with ctx:
+        for t in range(steps):
+            prev = s
+            for group in groups:
+                u = model.drive(x, s, beta, y, closed_form=closed_form, create_graph=graph, cache=cache)
+                if drive_hook is not None:
+                    u = drive_hook(t, u)
+                new = model.update(s, u)
+                s = [new[i] if i in group else s[i] for i in range(len(s))]
+                if trace is not None and mode == "async":
+                    trace._visit(x, s)
+            _check_finite(s, t, beta)
+            if trace is not None:
+                diff = sum(((a - b).detach().flatten(1) ** 2).sum(1) for a, b in zip(s, prev))
+                trace.residual.append(float(diff.sqrt().max()))
+                if mode == "sync":
+                    trace._visit(x, s)
+    return s
+
+
+def _check_finite(s: State, t: int, beta: float) -> None:
+    for i, si in enumerate(s):
+        if not bool(torch.isfinite(si).all()):
+            phase = "free phase" if beta == 0 else f"nudged phase (β={beta:g})"
+            raise DivergenceError(
+                f"non-finite state in layer {i + 1} at step {t + 1} of the {phase}: the dynamics diverged"
+            )

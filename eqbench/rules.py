@@ -1,0 +1,144 @@
+"""Learning rules: turn a batch into ``.grad`` on the parameters, so any ``torch.optim`` optimizer steps.
+
+EP (Laborieux et al. 2021, §A.4–A.5): a free phase of T1 steps from zeros to s*, then nudged
+phases of T2 steps continuing from s*, and the estimator
+
+    p.grad = −[∂Φ_{β2}/∂θ(s2) − ∂Φ_{β1}/∂θ(s1)] / (β2 − β1)          (batch mean, ≈ +∂L/∂θ)
+
+* ``one_sided``:   (s1, β1, s2, β2) = (s*, 0, s^β, β)                     bias O(β)
+* ``random_sign``: one-sided with the sign of β drawn per batch             bias O(β), zero-mean first-order term
+* ``symmetric``:   (s^{−β}, −β, s^β, β), no free-state term                 bias O(β²)
+
+BPTT (§A.6): T1 − T2 free steps without graph, then T2 steps with graph, loss = batch mean of L,
+backpropagated through the last T2 steps only (truncated, as the reference code does).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import torch
+from torch import Tensor
+
+from .autodiff import grads
+from .errors import ConfigError, unknown
+from .models.base import EnergyModel, State
+from .relaxation import MODES, relax
+
+ESTIMATORS = ("one_sided", "random_sign", "symmetric")
+
+
+class LearningRule(Protocol):
+    def compute_gradients(self, model: EnergyModel, x: Tensor, y: Tensor) -> dict: ...
+
+
+def write_grads(model: EnergyModel, grads: dict[str, Tensor]) -> None:
+    """Set ``p.grad`` (replacing any previous value) for every named parameter."""
+    for name, p in model.named_parameters():
+        g = grads.get(name)
+        p.grad = None if g is None else g.detach().clone()
+
+
+def _check_steps(T1: int, T2: int, what: str) -> None:
+    if T1 < 1 or T2 < 1:
+        raise ConfigError(f"{what} needs T1 ≥ 1 and T2 ≥ 1 steps, got T1={T1}, T2={T2}")
+
+
+@dataclass
+class EP:
+    """Equilibrium propagation with a one-sided, random-sign or symmetric estimator."""
+
+    beta: float
+    T1: int
+    T2: int
+    estimator: str = "symmetric"
+    mode: str = "sync"
+    closed_form: bool = True
+    seed: int = 0
+    _gen: torch.Generator = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        if self.estimator not in ESTIMATORS:
+            raise unknown("estimator", self.estimator, ESTIMATORS)
+        if not math.isfinite(self.beta) or self.beta == 0.0:
+            raise ConfigError(f"the EP estimator divides by β; β must be finite and non-zero, got {self.beta}")
+        if self.mode not in MODES:
+            raise unknown("relaxation mode", self.mode, MODES)
+        _check_steps(self.T1, self.T2, "EP")
+        self._gen = torch.Generator().manual_seed(self.seed)
+
+    # ----------------------------------------------------------------------------- phases
+    def relax(self, model: EnergyModel, x: Tensor, s: State, steps: int, beta: float = 0.0,
+              y: Tensor | None = None) -> State:
+        return relax(model, x, s, steps, beta=beta, y=y, mode=self.mode, closed_form=self.closed_form)
+
+    def free_phase(self, model: EnergyModel, x: Tensor) -> State:
+        return self.relax(model, x, model.init_state(x), self.T1)
+
+    def phases(self, model: EnergyModel, x: Tensor, y: Tensor, free: State):
+        """The (s1, β1, s2, β2) pair of the estimator, nudged phases starting from ``free``."""
+        if self.estimator == "symmetric":
+            plus = self.relax(model, x, free, self.T2, self.beta, y)
+            minus = self.relax(model, x, free, self.T2, -self.beta, y)
+            return minus, -self.beta, plus, self.beta
+        beta = self.beta
+        if self.estimator == "random_sign" and bool(torch.randint(2, (1,), generator=self._gen)):
+            beta = -beta
+        return free, 0.0, self.relax(model, x, free, self.T2, beta, y), beta
+
+    # ----------------------------------------------------------------------------- the update
+    def pair_grads(self, model: EnergyModel, x: Tensor, y: Tensor, free: State, s1: State, beta1: float,
+                   s2: State, beta2: float, denom: float | None = None) -> dict[str, Tensor]:
+        """−∂θ[Φ_{β2}(s2) − Φ_{β1}(s1)] / denom, denom = β2 − β1 unless given (GDU per-step terms)."""
+        denom = beta2 - beta1 if denom is None else denom
+        names, params = zip(*model.named_parameters())
+        with torch.enable_grad():
+            obj = model.ep_objective(x, y, [t.detach() for t in free], [t.detach() for t in s1], beta1,
+                                     [t.detach() for t in s2], beta2)
+        return {n: -g / denom for n, g in zip(names, grads(obj, params))}
+
+    def compute_gradients(self, model: EnergyModel, x: Tensor, y: Tensor) -> dict:
+        """Free phase, nudged phase(s), then ``.grad`` on every parameter; returns the free state."""
+        x = model.check_input(x)
+        y = model.check_target(y, x.shape[0])
+        free = self.free_phase(model, x)
+        s1, b1, s2, b2 = self.phases(model, x, y, free)
+        grads = model.postprocess_grads(self.pair_grads(model, x, y, free, s1, b1, s2, b2))
+        write_grads(model, grads)
+        return {"free": free, "beta": b2}
+
+
+@dataclass
+class BPTT:
+    """Backpropagation through the last T2 steps of a T1-step free phase (β = 0 throughout)."""
+
+    T1: int
+    T2: int
+    mode: str = "sync"
+    closed_form: bool = True
+
+    def __post_init__(self) -> None:
+        _check_steps(self.T1, self.T2, "BPTT")
+        if self.T2 > self.T1:
+            raise ConfigError(f"BPTT backpropagates through the last T2 of T1 steps; T2={self.T2} > T1={self.T1}")
+
+    def compute_gradients(self, model: EnergyModel, x: Tensor, y: Tensor) -> dict:
+        x = model.check_input(x)
+        y = model.check_target(y, x.shape[0])
+        s = relax(model, x, model.init_state(x), self.T1 - self.T2, mode=self.mode, closed_form=self.closed_form)
+        s = relax(model, x, s, self.T2, mode=self.mode, closed_form=self.closed_form, graph=True)
+        loss = model.loss(s, y).mean()
+        names, params = zip(*model.named_parameters())
+        write_grads(model, dict(zip(names, grads(loss, params))))
+        return {"free": [t.detach() for t in s], "loss": float(loss)}
+
+
+RULES = {"EP": EP, "BPTT": BPTT}
+
+
+def build_rule(name: str, **kw) -> LearningRule:
+    if name not in RULES:
+        raise unknown("learning rule", name, RULES)
+    return RULES[name](**kw)
