@@ -132,7 +132,7 @@ class BPTT:
         loss = model.loss(s, y).mean()
         names, params = zip(*model.named_parameters())
         write_grads(model, dict(zip(names, grads(loss, params))))
-        return {"free": [t.detach() for t in s], "loss": float(loss)}
+        return {"free": [t.detach() for t in s], "loss": loss.item()}
 
 
 RULES = {"EP": EP, "BPTT": BPTT}

@@ -98,7 +98,9 @@ class LayerGDU:
     rel_error: float  # ‖EP − BPTT‖ / ‖BPTT‖ over every step
     rel_error_step: float  # max over steps k of ‖EP_k − BPTT_k‖ / ‖BPTT_k‖
     rmse: float  # Laborieux's normalised RMSE (§A.11), mean over elements
-    sign_error: float  # fraction of (step, element) with EP·BPTT < 0
+    sign_error: float  # fraction of (step, element) with EP·BPTT < 0 (Laborieux §A.11)
+    live: int  # (step, element) pairs where EP and BPTT are both non-zero
+    live_opposite: int  # … of which EP and BPTT have opposite signs
 
 
 @dataclass
@@ -127,6 +129,18 @@ class GDUReport:
         return max(l.sign_error for l in self.layers)
 
     @property
+    def sign_error_live(self) -> float:
+        """Opposite signs among the (step, element) pairs where both are non-zero, pooled.
+
+        Over the weight updates (what learning uses). Laborieux's sign error counts every pair, so
+        saturated units (zero on both sides) dilute it; restricted to live pairs, chance is 1/2 and
+        a sign-flipped estimator scores 1 − this.
+        """
+        weights = [l for l in self.layers if l.kind == "weights"]
+        n = sum(l.live for l in weights)
+        return sum(l.live_opposite for l in weights) / n if n else 0.0
+
+    @property
     def passed(self) -> bool:
         if self.tol is None:
             raise ConfigError("this GDU report has no tolerance to judge against")
@@ -135,7 +149,8 @@ class GDUReport:
     def to_dict(self) -> dict:
         d = asdict(self)
         d["layers"] = {l.key: {k: v for k, v in asdict(l).items() if k != "key"} for l in self.layers}
-        d.update(rel_error=self.rel_error, rel_error_step=self.rel_error_step, sign_error=self.sign_error)
+        d.update(rel_error=self.rel_error, rel_error_step=self.rel_error_step, sign_error=self.sign_error,
+                 sign_error_live=self.sign_error_live)
         if self.tol is not None:
             d["passed"] = self.passed
         return d
@@ -166,6 +181,8 @@ def compare(ep: Series, bptt: Series, neuron_names: list[str]) -> list[LayerGDU]
             rel_error_step=rel_step,
             rmse=float(rmse.mean()),
             sign_error=float((e * b < 0).double().mean()),
+            live=int(((e != 0) & (b != 0)).sum()),
+            live_opposite=int((e * b < 0).sum()),
         ))
     return out
 
@@ -264,3 +281,20 @@ def beta_sweep(run: GDURun, rule: EP, betas=None) -> Sweep:
     one = [report(run, rule, b, "one_sided").rel_error for b in betas]
     sym = [report(run, rule, b, "symmetric").rel_error for b in betas]
     return Sweep(betas, one, sym)
+
+
+# What the theorem predicts for a converged free phase in float64 (Ernoult et al. 2019; the
+# bias orders of Laborieux et al. 2021): the fitted log–log slope of the relative error against
+# β over 1e-1 … 1e-4, and the symmetric error at β = 1e-3. The bands leave ±10 % around the
+# theoretical orders 1 and 2, which still separates them from each other and from the 0 (or
+# negative) slope of a broken estimator; C·β² with the C ≈ 2.5 measured on the embedded cases
+# gives 2.5e-6 at β = 1e-3, so the 1e-4 bound is loose for a correct engine and tight against an
+# O(β) bias (≈ 1.5e-3 there).
+SLOPE_ONE_SIDED = (0.9, 1.1)
+SLOPE_SYMMETRIC = (1.8, 2.2)
+SYMMETRIC_BETA, SYMMETRIC_BOUND = 1e-3, 1e-4
+
+# float32, clipping activation, the seed's gducheck settings (β = 0.1, T2 = 15): no limit is
+# reached, so the check is that EP's per-step signs beat chance (1/2) by a clear margin; measured
+# 0.10–0.26 over four seeds of the embedded MLP and CNN; a sign-flipped estimator scores ≥ 0.65.
+SIGN_ERROR_LIVE_BOUND = 0.35

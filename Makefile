@@ -1,0 +1,38 @@
+# Two commands do all the set-up: `make bench` and `make test` create .venv when it is missing
+# and install the project with the pinned dependency set (constraints.txt).
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: install test bench benchmarks asv lint clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml constraints.txt
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c constraints.txt -e ".[test,data,bench,dev]"
+	@touch $(STAMP)
+
+# tests/ and the CI tier of suites/ (benchmarks are skipped; hypothesis uses the derandomized ci profile)
+test: $(STAMP)
+	EQBENCH_HYPOTHESIS_PROFILE=$${EQBENCH_HYPOTHESIS_PROFILE:-ci} $(BIN)/python -m pytest
+
+# the main job: every check on embedded data, a table and a report folder (reports/bench)
+bench: $(STAMP)
+	$(BIN)/eqbench bench --out reports/bench
+
+# pytest-benchmark timings of suites/throughput (saved under .benchmarks/)
+benchmarks: $(STAMP)
+	$(BIN)/python -m pytest suites/throughput --benchmark-only --benchmark-autosave --benchmark-min-rounds=5
+
+# asv over the current checkout, in this environment
+asv: $(STAMP)
+	$(BIN)/asv machine --yes
+	$(BIN)/asv run --python=same --quick --show-stderr
+
+lint: $(STAMP)
+	$(BIN)/ruff check eqbench suites tests
+
+clean:
+	rm -rf $(VENV) reports .benchmarks .asv .hypothesis

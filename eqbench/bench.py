@@ -1,0 +1,184 @@
+"""The main job (``make bench`` / ``eqbench bench``): every check on embedded data, in minutes.
+
+Prints one table — model, check, measured value, bound, verdict — and writes a report folder:
+``report.md`` (the table and the figures), ``results.json`` and the PNGs. Negative controls are
+rows whose verdict is "pass" when the check *fails* on the broken variant, as it must. Exit status
+is 1 when any row fails.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+
+from .cases import (SIGN_BETA, SIGN_CASES, SIGN_T1, SIGN_T2, THEOREM_CASES, THEOREM_T1, THEOREM_T2, build_case,
+                    case)
+from .checks import energy as en
+from .checks.controls import FlippedSignEP
+from .checks.gdu import (SIGN_ERROR_LIVE_BOUND, SLOPE_ONE_SIDED, SLOPE_SYMMETRIC, SYMMETRIC_BETA, SYMMETRIC_BOUND,
+                         beta_sweep, ep_for, prepare, report, symmetric_mean)
+from .io import write_json, write_text
+from .plots import plot_gdu, plot_sweep
+from .rules import EP
+
+
+@dataclass
+class Row:
+    model: str
+    check: str
+    measured: str
+    bound: str
+    verdict: str  # "pass", "FAIL" or "info"
+
+
+def _band(v: float, band: tuple[float, float]) -> str:
+    return "pass" if band[0] <= v <= band[1] else "FAIL"
+
+
+def _le(v: float, bound: float) -> str:
+    return "pass" if v <= bound else "FAIL"
+
+
+def _slug(text: str) -> str:
+    return "".join(c if c.isalnum() else "_" for c in text).strip("_").lower()
+
+
+def gdu_rows(out: Path, figures: list[str]) -> list[Row]:
+    rows = []
+    for label, spec in THEOREM_CASES.items():
+        model, x, y = case(spec)
+        rule = EP(beta=SYMMETRIC_BETA, T1=THEOREM_T1, T2=THEOREM_T2, estimator="one_sided")
+        run = prepare(model, x, y, rule)
+        sw = beta_sweep(run, rule)
+        sym = report(run, rule, SYMMETRIC_BETA, "symmetric").rel_error
+        rows += [
+            Row(label, "GDU one-sided slope (float64)", f"{sw.slope_one_sided:.3f}", f"{SLOPE_ONE_SIDED}",
+                _band(sw.slope_one_sided, SLOPE_ONE_SIDED)),
+            Row(label, "GDU symmetric slope (float64)", f"{sw.slope_symmetric:.3f}", f"{SLOPE_SYMMETRIC}",
+                _band(sw.slope_symmetric, SLOPE_SYMMETRIC)),
+            Row(label, f"GDU symmetric rel. error at β={SYMMETRIC_BETA:g}", f"{sym:.2e}", f"≤ {SYMMETRIC_BOUND:g}",
+                _le(sym, SYMMETRIC_BOUND)),
+        ]
+        name = f"sweep_{_slug(label)}.png"
+        plot_sweep(sw, out / name, title=f"{label}: EP vs BPTT")
+        figures.append(name)
+        if label == "P_MLP":
+            ep = symmetric_mean(ep_for(run, rule, 0.01), ep_for(run, rule, -0.01))
+            plot_gdu(ep, run.bptt, out / "gdu_p_mlp.png", title="P_MLP: EP symmetric β=0.01 (dashed) vs BPTT (solid)")
+            figures.append("gdu_p_mlp.png")
+    for label, spec in SIGN_CASES.items():
+        model, x, y = case(spec)
+        rule = EP(beta=SIGN_BETA, T1=SIGN_T1, T2=SIGN_T2, estimator="symmetric")
+        rep = report(prepare(model, x, y, rule), rule, SIGN_BETA, "symmetric")
+        rows.append(Row(label, f"GDU sign error, live pairs (β={SIGN_BETA:g}, T2={SIGN_T2})",
+                        f"{rep.sign_error_live:.3f}", f"≤ {SIGN_ERROR_LIVE_BOUND}",
+                        _le(rep.sign_error_live, SIGN_ERROR_LIVE_BOUND)))
+        rows.append(Row(label, "GDU sign error, Laborieux (worst layer)", f"{rep.sign_error:.3f}", "—", "info"))
+    return rows
+
+
+def control_rows() -> list[Row]:
+    """Negative controls: each must fail the GDU bound (verdict pass = the check caught it)."""
+    rows = []
+    base = THEOREM_CASES["P_MLP"]
+    controls = [
+        ("VF_MLP, independent feedback", case({**base, "name": "VF_MLP"}), EP, THEOREM_T1),
+        ("VF_CNN, independent feedback", case({**THEOREM_CASES["P_CNN avg pool"], "name": "VF_CNN"}), EP, THEOREM_T1),
+        ("P_MLP, estimator sign flipped", case(base), FlippedSignEP, THEOREM_T1),
+        ("P_MLP, free phase of 3 steps", case(base), EP, 3),
+    ]
+    for label, (model, x, y), cls, T1 in controls:
+        rule = cls(beta=SYMMETRIC_BETA, T1=T1, T2=THEOREM_T2, estimator="one_sided")
+        err = report(prepare(model, x, y, rule), rule, SYMMETRIC_BETA, "symmetric").rel_error
+        rows.append(Row(label, f"negative control: GDU rel. error at β={SYMMETRIC_BETA:g} must exceed the bound",
+                        f"{err:.2e}", f"> {SYMMETRIC_BOUND:g}", "pass" if err > SYMMETRIC_BOUND else "FAIL"))
+    return rows
+
+
+def energy_rows() -> list[Row]:
+    rows = []
+    cases = {
+        "P_MLP hard_sigmoid": ("P_MLP", {"act": "hard_sigmoid", "sizes": [64, 32, 16, 10], "scale": 2.0}),
+        "P_CNN my_hard_sig, max pool": ("P_CNN", {"act": "my_hard_sig", "pools": "ma", "scale": 2.0}),
+    }
+    for label, (name, kw) in cases.items():
+        model, x, _ = build_case(name, **kw)
+        rep = en.energy_descent(model, x, 60, mode="async")
+        rows.append(Row(label, "async relaxation never increases E = (a/2)‖s‖² − Φ",
+                        f"max ΔE {rep.max_increase:.1e}", f"≤ {rep.tol:.0e}", "pass" if rep.passed else "FAIL"))
+        sync = en.energy_descent(model, x, 60, mode="sync")
+        rows.append(Row(label, "sync relaxation: steps with an E increase (reported)",
+                        f"{sync.n_increases} (max ΔE {sync.max_increase:.1e})", "—", "info"))
+    model, x, _ = build_case("P_MLP", act="my_sigmoid", sizes=[64, 32, 16, 10], scale=2.0)
+    neg = en.energy_descent(model, x, 60, mode="async", a=1.0)
+    rows.append(Row("P_MLP my_sigmoid, E with a=1", "negative control: E must increase (non-clip σ)",
+                    f"max ΔE {neg.max_increase:.1e}", f"> {neg.tol:.0e}", "pass" if not neg.passed else "FAIL"))
+    model, x, _ = build_case("P_MLP", act="my_hard_sig", sizes=[64, 32, 16, 10], scale=2.0)
+    neg = en.energy_descent(model, x, 60, mode="async", a=1.0)
+    rows.append(Row("P_MLP my_hard_sig, E with a=1", "negative control: E must increase (wrong a)",
+                    f"max ΔE {neg.max_increase:.1e}", f"> {neg.tol:.0e}", "pass" if not neg.passed else "FAIL"))
+    return rows
+
+
+def step_rows() -> list[Row]:
+    """The closed-form step against the generic autograd one: equality and speed (reported)."""
+    rows = []
+    for label, (name, kw) in {"P_MLP": ("P_MLP", {}), "P_CNN max pool": ("P_CNN", {"pools": "mm"})}.items():
+        model, x, y = build_case(name, act="my_hard_sig", **kw)
+        s = [torch.rand_like(t) for t in model.init_state(x)]
+        a = model.drive(x, s, 0.3, y, closed_form=True)
+        b = model.drive(x, s, 0.3, y, closed_form=False)
+        diff = max(float((p - q).abs().max()) for p, q in zip(a, b))
+        rows.append(Row(label, "closed-form step = autograd step (float64, max |Δu|)", f"{diff:.1e}", "≤ 1e-12",
+                        _le(diff, 1e-12)))
+    from .relaxation import relax
+
+    torch.manual_seed(0)
+    model, x, _ = build_case("P_MLP", sizes=[784, 512, 10], dtype="float32", batch=128, data="random",
+                             act="my_hard_sig")
+    rates = {}
+    for cf in (True, False, True, False):  # interleaved, second round kept (first warms up)
+        t = time.perf_counter()
+        relax(model, x, model.init_state(x), 30, closed_form=cf)
+        rates[cf] = 128 * 30 / (time.perf_counter() - t)
+    rows.append(Row("P_MLP 784-512-10", "free phase sample-steps/s, closed form vs autograd (reported)",
+                    f"{rates[True]:.3g} vs {rates[False]:.3g} (×{rates[True] / rates[False]:.1f})",
+                    "target ×3 (asv/pytest-benchmark)", "info"))
+    return rows
+
+
+def run_bench(out_dir: str = "reports/bench") -> int:
+    from rich.console import Console
+    from rich.table import Table
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    console = Console()
+    t0 = time.perf_counter()
+    figures: list[str] = []
+    rows: list[Row] = []
+    for title, fn in [("GDU", lambda: gdu_rows(out, figures)), ("negative controls", control_rows),
+                      ("energy", energy_rows), ("step", step_rows)]:
+        with console.status(f"running the {title} checks…"):
+            rows += fn()
+    elapsed = time.perf_counter() - t0
+    table = Table(title=f"eqbench bench ({elapsed:.0f} s)")
+    for col in ("model", "check", "measured", "bound", "verdict"):
+        table.add_column(col)
+    for r in rows:
+        style = {"pass": "green", "FAIL": "bold red", "info": "dim"}[r.verdict]
+        table.add_row(r.model, r.check, r.measured, r.bound, f"[{style}]{r.verdict}[/]")
+    console.print(table)
+    failed = [r for r in rows if r.verdict == "FAIL"]
+    md = ["# eqbench bench", "", f"{len(rows)} rows, {len(failed)} failed, {elapsed:.0f} s, torch {torch.__version__}.", "",
+          "| model | check | measured | bound | verdict |", "|---|---|---|---|---|"]
+    md += [f"| {r.model} | {r.check} | {r.measured} | {r.bound} | {r.verdict} |" for r in rows]
+    md += ["", "Negative controls pass when the check fails on the broken variant, as it must.", ""]
+    md += [f"![{f}]({f})" for f in figures]
+    write_text(out / "report.md", "\n".join(md) + "\n")
+    write_json(out / "results.json", {"elapsed_s": elapsed, "rows": [asdict(r) for r in rows]})
+    console.print(f"report: {out / 'report.md'}")
+    return 1 if failed else 0

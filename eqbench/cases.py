@@ -1,0 +1,78 @@
+"""The standard configurations the GDU command, ``make bench`` and suites/gdu share.
+
+Small models on scikit-learn's digits, so every check runs in seconds on a laptop CPU.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from .data import batch_for
+from .models import EnergyModel, build_model
+
+DTYPES = {"float64": torch.float64, "float32": torch.float32}
+
+#: default architecture per model for the embedded 8×8 digits
+DEFAULTS: dict[str, dict[str, Any]] = {
+    "P_MLP": {"sizes": [64, 32, 10]},
+    "VF_MLP": {"sizes": [64, 32, 10]},
+    "P_CNN": {"in_shape": (1, 8, 8), "channels": [4, 8], "kernels": [3, 3], "paddings": [1, 1],
+              "pools": "aa", "fc": [10]},
+    "VF_CNN": {"in_shape": (1, 8, 8), "channels": [4, 8], "kernels": [3, 3], "paddings": [1, 1],
+               "pools": "aa", "fc": [10]},
+}
+
+
+def model_config(name: str, sizes: list[int] | None = None, **overrides: Any) -> dict[str, Any]:
+    """The default config of a model, with ``sizes`` (MLP layers, or CNN channels) and overrides."""
+    cfg = dict(DEFAULTS.get(name, {}))
+    if sizes:
+        cfg["sizes" if "MLP" in name else "channels"] = list(sizes)
+    cfg.update(overrides)
+    return cfg
+
+
+def build_case(name: str, *, sizes: list[int] | None = None, dtype: str = "float64", batch: int = 20,
+               seed: int = 0, data: str = "digits", **overrides: Any):
+    """(model, x, y): a model seeded with ``seed`` and a batch of embedded data, in ``dtype``."""
+    if dtype not in DTYPES:
+        from .errors import ConfigError
+
+        raise ConfigError(f"unknown dtype {dtype!r}; known: {', '.join(DTYPES)}")
+    torch.manual_seed(seed)
+    model: EnergyModel = build_model(name, **model_config(name, sizes, **overrides)).to(DTYPES[dtype])
+    x, y = batch_for(data, model.in_shape, model.n_classes, batch, seed, DTYPES[dtype])
+    return model, model.check_input(x), y
+
+
+#: float64 cases on which the GDU theorem's orders are asserted (suites/gdu) and reported (bench):
+#: smooth activation, converged free phase, pooling that is smooth where the state sits
+THEOREM_CASES: dict[str, dict[str, Any]] = {
+    "P_MLP": {"name": "P_MLP", "act": "my_sigmoid"},
+    "P_MLP 2 hidden, CE + softmax readout": {"name": "P_MLP", "act": "my_sigmoid", "sizes": [64, 32, 16, 10],
+                                             "loss": "ce", "softmax": True},
+    "P_MLP tanh": {"name": "P_MLP", "act": "tanh"},
+    "P_CNN avg pool": {"name": "P_CNN", "act": "my_sigmoid", "pools": "aa"},
+    "P_CNN no pool": {"name": "P_CNN", "act": "my_sigmoid", "pools": "ii"},
+    "P_CNN max+avg pool": {"name": "P_CNN", "act": "my_sigmoid", "pools": "ma"},
+}
+#: free/nudged steps of the theorem cases: 300 free steps reach a residual below 1e-15 on all of them
+THEOREM_T1, THEOREM_T2 = 300, 10
+
+#: float32 with a clipping activation at the seed's gducheck settings (Laborieux README:
+#: --T1 250 --T2 15 --thirdphase --betas 0.0 0.1), on a batch of 128 digits
+SIGN_CASES: dict[str, dict[str, Any]] = {
+    "P_MLP my_hard_sig float32": {"name": "P_MLP", "act": "my_hard_sig", "sizes": [64, 64, 10],
+                                  "dtype": "float32", "batch": 128},
+    "P_CNN my_hard_sig float32": {"name": "P_CNN", "act": "my_hard_sig", "pools": "mm", "channels": [8, 16],
+                                  "dtype": "float32", "batch": 128},
+}
+SIGN_BETA, SIGN_T1, SIGN_T2 = 0.1, 250, 15
+
+
+def case(spec: dict[str, Any], **extra: Any):
+    """build_case from one of the tables above (``name`` plus build_case keywords)."""
+    spec = {**spec, **extra}
+    return build_case(spec.pop("name"), **spec)

@@ -1,0 +1,271 @@
+"""Energy, convergence and contraction checks of a relaxation (suites/energy, suites/properties).
+
+Energy (Laborieux et al. 2021, §A.3; Scellier & Bengio 2017, Eq. 1 with a hard-clipped ρ).
+For a clipping activation σ(u) = clip(u/a, 0, 1) the discrete-time dynamics s_l ← σ(∂Φ_β/∂s_l)
+descend the energy
+
+    E_β(x, s) = (a/2)·Σ_l ‖s_l‖² − Φ_β(x, s),        Φ_β = Φ − β·L,
+
+because, when Φ_β is linear (or convex) in s_l with the other layers held fixed, clip(u_l/a, 0, 1)
+with u_l = ∂Φ_β/∂s_l is the exact minimiser over s_l ∈ [0, 1]^n of (a/2)‖s_l‖² − ⟨u_l, s_l⟩ (or a
+majorise–minimise step of it). Layers couple only to their neighbours, so updating every other
+layer at once (``mode="async"``) is a block-coordinate descent step on E; updating all layers at
+once (``mode="sync"``, the authors' dynamics) is not, and may increase E.
+
+Contraction. When Φ is multilinear in the layers (no max pooling, symmetric weights), its drive at
+β = 0 is affine, u = H·s + c, with H = ∂²Φ/∂s² a constant symmetric block-tridiagonal operator.
+The synchronous map s ↦ σ(H·s + c) is then Lipschitz with constant L_σ·‖H‖₂, and scaling every
+weight by γ scales H by γ: `contraction_scale` returns the γ that makes the map a contraction of
+a chosen factor q, so that ‖s_{t+1} − s_t‖ ≤ q^t·‖s_1 − s_0‖ (Banach fixed-point theorem).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+
+import torch
+from torch import Tensor
+
+from ..errors import ConfigError
+from ..models.base import EnergyModel, State
+from ..relaxation import Trace, relax
+
+
+# --------------------------------------------------------------------------------------- energy
+def _clip_a(model: EnergyModel, a: float | None) -> float:
+    if a is not None:
+        a = float(a)
+        if not (math.isfinite(a) and a > 0):
+            raise ConfigError(f"the energy's slope parameter a must be finite and positive, got {a}")
+        return a
+    act = getattr(model, "act", None)
+    clip_a = getattr(act, "clip_a", None)
+    if clip_a is None:
+        name = getattr(act, "name", type(act).__name__)
+        raise ConfigError(
+            f"{model.name}'s activation {name!r} is not a clip σ(u) = clip(u/a, 0, 1), so it has no "
+            "energy slope a; pass a= explicitly to evaluate E = (a/2)·Σ‖s_l‖² − Φ anyway"
+        )
+    return float(clip_a)
+
+
+def laborieux_energy(model: EnergyModel, x: Tensor, s: State, a: float | None = None,
+                     beta: float = 0.0, y: Tensor | None = None) -> Tensor:
+    """E_β(x, s) = (a/2)·Σ_l ‖s_l‖² − Φ_β(x, s), one value per sample (shape ``(B,)``).
+
+    ``a`` defaults to the model's clip slope (``model.act.clip_a``: 1 for hard_sigmoid, 2 for
+    my_hard_sig); for an activation without one, ``a`` must be given or ConfigError is raised.
+    Laborieux et al. 2021 §A.3 (primitive Φ); Scellier & Bengio 2017 Eq. 1 (the ‖s‖²/2 term).
+    """
+    a = _clip_a(model, a)
+    x = model.check_input(x)
+    sq = x.new_zeros(x.shape[0])
+    for si in s:
+        sq = sq + (si.flatten(1) ** 2).sum(1)
+    return 0.5 * a * sq - model.phi(x, s, beta, y)
+
+
+def _default_energy_tol(dtype: torch.dtype, max_abs_energy: float) -> float:
+    # E is a sum of O(n) products (the Φ terms ⟨f(s_l), s_{l+1}⟩ and the squares); summing n
+    # numbers of size ≤ |E|-ish in floating point errs by about log2(n)·eps·Σ|terms| (pairwise /
+    # blocked BLAS summation), and a difference E_{t+1} − E_t carries the error of two such sums.
+    # For the small networks the suites use (n ≲ 10^3) a factor 64 covers the log factor, the two
+    # evaluations and the spread between |E| and Σ|terms|; the "1 +" keeps the bound meaningful
+    # when E ≈ 0. In float64 that is ~1.4e-14·(1 + max|E|): a real increase of the energy (sync
+    # updates, a wrong a, a non-clip activation) is many orders of magnitude larger.
+    return 64.0 * torch.finfo(dtype).eps * (1.0 + max_abs_energy)
+
+
+@dataclass
+class DescentReport:
+    """Whether a relaxation descended E = (a/2)·Σ‖s_l‖² − Φ_β at every state it visited."""
+
+    model: str
+    mode: str
+    a: float
+    n_steps: int
+    max_increase: float  # largest per-sample E_{t+1} − E_t over the run (negative: strict descent)
+    n_increases: int  # number of (transition, sample) pairs with E_{t+1} − E_t > tol
+    tol: float
+    beta: float = 0.0
+    max_abs_energy: float = 0.0  # max |E| over the run, the scale of the default tolerance
+    energies: list[float] = field(default_factory=list, repr=False)  # batch-mean E per visited state
+
+    @property
+    def passed(self) -> bool:
+        return math.isfinite(self.max_increase) and self.max_increase <= self.tol
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["passed"] = self.passed
+        return d
+
+
+def energy_descent(model: EnergyModel, x: Tensor, steps: int, mode: str = "async", a: float | None = None,
+                   closed_form: bool = True, tol: float | None = None, *, beta: float = 0.0,
+                   y: Tensor | None = None) -> DescentReport:
+    """Relax ``steps`` steps from ``model.init_state(x)`` and record E_β at every visited state.
+
+    In ``mode="async"`` E is observed after every half-step (each block update), in ``"sync"``
+    after every step. ``tol`` defaults to a round-off bound 64·eps·(1 + max|E|) (see
+    `_default_energy_tol`). With a clip activation, the matching ``a`` and β = 0, the asynchronous
+    relaxation must pass (the block-coordinate argument in this module's docstring).
+    """
+    a = _clip_a(model, a)
+    x = model.check_input(x)
+    trace = Trace(observe=lambda xx, s: laborieux_energy(model, xx, s, a, beta, y))
+    relax(model, x, model.init_state(x), steps, beta=beta, y=y, mode=mode, closed_form=closed_form, trace=trace)
+    values = torch.stack(trace.values).double()  # (visits, B)
+    max_abs = float(values.abs().max()) if values.numel() else 0.0
+    if tol is None:
+        tol = _default_energy_tol(x.dtype, max_abs)
+    if values.shape[0] > 1:
+        diff = values[1:] - values[:-1]
+        max_inc = float(diff.max())
+        n_inc = int((diff > tol).sum())
+        if not bool(torch.isfinite(values).all()):
+            max_inc = math.inf
+    else:
+        max_inc, n_inc = -math.inf, 0
+    return DescentReport(model.name, mode, a, steps, max_inc, n_inc, float(tol), float(beta), max_abs,
+                         [float(v) for v in values.mean(1)])
+
+
+# --------------------------------------------------------------------------------------- convergence
+def _default_residual_tol(dtype: torch.dtype, state_norm: float) -> float:
+    # At a fixed point one more step recomputes s from sums of O(n) products and lands within a
+    # few ulps per element: ‖s_{t+1} − s_t‖ ≲ c·eps·‖s‖. 64·eps·(1 + ‖s‖) covers c with margin
+    # for small networks; ≈ 1.4e-14·(1 + ‖s‖) in float64.
+    return 64.0 * torch.finfo(dtype).eps * (1.0 + state_norm)
+
+
+@dataclass
+class ConvergenceReport:
+    """Per-step residuals ‖s_{t+1} − s_t‖₂ (worst sample) of a relaxation from the zero state."""
+
+    model: str
+    mode: str
+    n_steps: int
+    residuals: list[float]
+    final_residual: float
+    first_converged_step: int | None  # first t (1-based step count) with residual ≤ tol, or None
+    tol: float
+
+    @property
+    def passed(self) -> bool:
+        return math.isfinite(self.final_residual) and self.final_residual <= self.tol
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["passed"] = self.passed
+        return d
+
+
+def convergence(model: EnergyModel, x: Tensor, steps: int, mode: str = "sync", closed_form: bool = True,
+                tol: float | None = None) -> ConvergenceReport:
+    """Relax from zeros and report the residual of every step (`Trace.residual`)."""
+    if steps < 1:
+        raise ConfigError(f"a convergence check needs at least one step, got {steps}")
+    x = model.check_input(x)
+    trace = Trace()
+    s = relax(model, x, model.init_state(x), steps, mode=mode, closed_form=closed_form, trace=trace)
+    norm = float(sum((si.flatten(1) ** 2).sum(1) for si in s).sqrt().max())
+    if tol is None:
+        tol = _default_residual_tol(x.dtype, norm)
+    res = list(trace.residual)
+    first = next((t + 1 for t, r in enumerate(res) if r <= tol), None)
+    return ConvergenceReport(model.name, mode, steps, res, res[-1], first, float(tol))
+
+
+def phi_trace(model: EnergyModel, x: Tensor, steps: int, beta: float = 0.0, y: Tensor | None = None,
+              mode: str = "sync") -> list[float]:
+    """Batch-mean Φ_β at every state a relaxation from zeros visits (after each half-step if async)."""
+    trace = Trace(observe=lambda xx, s: model.phi(xx, s, beta, y))
+    relax(model, x, model.init_state(x), steps, beta=beta, y=y, mode=mode, trace=trace)
+    return [float(v.mean()) for v in trace.values]
+
+
+# --------------------------------------------------------------------------------------- contraction
+def _check_multilinear(model: EnergyModel) -> None:
+    if getattr(model, "feedback", False):
+        raise ConfigError(f"{model.name} has feedback weights: its drive is not the gradient of a "
+                          "primitive, so there is no symmetric coupling H to bound")
+    for c in getattr(model, "conns", []):
+        if getattr(c, "pool", "i") == "m":
+            raise ConfigError(f"{model.name} has max pooling: Φ is not multilinear in the layers and the "
+                              "drive is not affine in s; contraction_scale needs avg or no pooling")
+    if not getattr(model, "conns", None):
+        raise ConfigError(f"contraction_scale knows the layered models only, not {model.name}")
+
+
+def _activation_lipschitz(model: EnergyModel) -> float:
+    out = 0.0
+    for act in model.activations():
+        lip = getattr(act, "lipschitz", None)
+        out = max(out, 1.0 if lip is None else float(lip))  # a plain callable is the identity layer
+    return out
+
+
+def coupling_norm(model: EnergyModel, x: Tensor, iters: int = 100, seed: int = 0) -> float:
+    """‖H‖₂ of the coupling H = ∂²Φ/∂s² (β = 0) by power iteration, H·v = drive(x, v) − drive(x, 0).
+
+    The layer graph is a chain, hence bipartite: H's spectrum is symmetric about 0 and plain power
+    iteration on H would alternate between ±λ; the estimate is ‖H·v_k‖ with v_k the normalised
+    iterate, a non-decreasing sequence converging to ‖H‖₂ from below (H symmetric).
+    """
+    _check_multilinear(model)
+    x = model.check_input(x)[:1]
+    with torch.no_grad():
+        zero = model.init_state(x)
+        c = model.drive(x, zero, closed_form=False)
+        gen = torch.Generator().manual_seed(seed)
+        v = [torch.randn(z.shape, generator=gen, dtype=torch.float64).to(z) for z in zero]
+
+        def matvec(w: State) -> State:
+            return [ui - ci for ui, ci in zip(model.drive(x, w, closed_form=False), c)]
+
+        def norm(w: State) -> Tensor:
+            return torch.sqrt(sum((wi.double() ** 2).sum() for wi in w))
+
+        n0 = norm(v)
+        v = [vi / n0 for vi in v]
+        est = 0.0
+        for _ in range(iters):
+            hv = matvec(v)
+            nh = float(norm(hv))
+            if nh == 0.0:  # H v = 0: v in the kernel (e.g. all weights zero past the input)
+                break
+            est = max(est, nh)
+            v = [hi / nh for hi in hv]
+    return est
+
+
+def contraction_scale(model: EnergyModel, x: Tensor, target: float = 0.5, iters: int = 100) -> float:
+    """The factor γ for every weight (not bias) that makes L_σ·γ·‖H‖₂ = ``target``.
+
+    L_σ is the largest per-layer Lipschitz constant of `model.activations()` (an identity output
+    layer counts 1). After ``w ← γ·w`` the synchronous map s ↦ σ(H·s + c) is a contraction with
+    factor q ≤ target, so residual_t ≤ q^t·residual_0. Raises ConfigError for max pooling or a
+    feedback (VF) model, whose drive is not an affine symmetric map. ``x`` fixes the input shape
+    (H does not depend on x); ‖H‖ is estimated by power iteration (`coupling_norm`). When H = 0
+    (a single state layer) the map is constant and γ = 1 is returned.
+    """
+    if not (math.isfinite(target) and target > 0):
+        raise ConfigError(f"the contraction factor must be positive and finite, got {target}")
+    h = coupling_norm(model, x, iters)
+    if h == 0.0:  # one state layer (or zero weights): s ↦ σ(c) is constant, q = 0 already
+        return 1.0
+    return target / (_activation_lipschitz(model) * h)
+
+
+def scale_weights(model: EnergyModel, gamma: float) -> None:
+    """Multiply every ``*.weight`` parameter by γ in place (biases unchanged)."""
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if name.endswith("weight"):
+                p.mul_(gamma)
+
+
+__all__ = ["ConvergenceReport", "DescentReport", "contraction_scale", "convergence",
+           "coupling_norm", "energy_descent", "laborieux_energy", "phi_trace", "scale_weights"]

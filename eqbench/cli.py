@@ -1,0 +1,116 @@
+"""The ``eqbench`` command: thin parsing and printing over the library.
+
+    eqbench gdu MODEL [--sizes ...] [--dtype float64] [--sweep] --json OUT [--plot OUT.png]
+    eqbench bench [--out DIR] [--quick]
+
+Errors that eqbench raises on purpose print as one line, ``eqbench: error: …``, exit status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Sequence
+
+import yaml
+
+from .errors import ConfigError, EqbenchError
+
+
+def _kv(text: str) -> tuple[str, object]:
+    if "=" not in text:
+        raise argparse.ArgumentTypeError(f"--set takes KEY=VALUE, got {text!r}")
+    k, v = text.split("=", 1)
+    return k.strip(), yaml.safe_load(v)
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="eqbench", description=__doc__.split("\n\n")[0])
+    sub = p.add_subparsers(dest="command", required=True)
+
+    g = sub.add_parser("gdu", help="compare EP updates with BPTT gradients on one batch (GDU check)")
+    g.add_argument("model", help="registered model: P_MLP, P_CNN, VF_MLP, VF_CNN")
+    g.add_argument("--sizes", type=int, nargs="+", help="MLP layer sizes (input first), or CNN channels")
+    g.add_argument("--act", default="my_sigmoid", help="activation (default my_sigmoid: smooth)")
+    g.add_argument("--loss", default="mse", choices=["mse", "ce"])
+    g.add_argument("--softmax", action="store_true", help="softmax readout outside the dynamics (ce)")
+    g.add_argument("--set", dest="overrides", type=_kv, action="append", default=[], metavar="KEY=VALUE",
+                   help="any other model option, value in YAML (e.g. pools=mm, kernels=[5,5], scale=0.5)")
+    g.add_argument("--dtype", default="float64", choices=["float64", "float32"])
+    g.add_argument("--beta", type=float, default=0.01)
+    g.add_argument("--estimator", default="symmetric", choices=["symmetric", "one_sided"])
+    g.add_argument("--T1", type=int, default=300, help="free-phase steps (default 300)")
+    g.add_argument("--T2", type=int, default=10, help="nudged / BPTT steps compared (default 10)")
+    g.add_argument("--batch", type=int, default=20)
+    g.add_argument("--seed", type=int, default=0)
+    g.add_argument("--data", default="digits", choices=["digits", "random"])
+    g.add_argument("--sweep", action="store_true", help="also sweep β over 1e-1 … 1e-4 and fit slopes")
+    g.add_argument("--json", required=True, help="where to write the JSON report")
+    g.add_argument("--plot", help="PNG: EP (dashed) vs BPTT (solid) per layer")
+
+    b = sub.add_parser("bench", help="the main job: every check on embedded data, table + report folder")
+    b.add_argument("--out", default="reports/bench", help="report folder (default reports/bench)")
+    return p
+
+
+def _gdu(a: argparse.Namespace) -> int:
+    from rich.console import Console
+    from rich.table import Table
+
+    from .cases import build_case
+    from .checks.gdu import beta_sweep, prepare, report
+    from .io import write_json
+    from .rules import EP
+
+    overrides = dict(a.overrides)
+    model, x, y = build_case(a.model, sizes=a.sizes, dtype=a.dtype, batch=a.batch, seed=a.seed, data=a.data,
+                             act=a.act, loss=a.loss, softmax=a.softmax, **overrides)
+    rule = EP(beta=a.beta, T1=a.T1, T2=a.T2, estimator="one_sided")
+    run = prepare(model, x, y, rule)
+    rep = report(run, rule, a.beta, a.estimator)
+    out = {"model": a.model, "dtype": a.dtype, "estimator": a.estimator, "beta": a.beta, "T1": a.T1,
+           "T2": a.T2, "batch": a.batch, "seed": a.seed, "data": a.data,
+           "config": {"sizes": a.sizes, "act": a.act, "loss": a.loss, "softmax": a.softmax, **overrides}}
+    d = rep.to_dict()
+    out.update({k: d[k] for k in ("free_residual", "rel_error", "rel_error_step", "sign_error", "sign_error_live", "layers")})
+    table = Table(title=f"GDU {a.model} ({a.dtype}, {a.estimator}, β={a.beta:g}, T1={a.T1}, T2={a.T2})")
+    for col in ("layer", "kind", "rel. error", "RMSE (Laborieux)", "sign error"):
+        table.add_column(col, justify="right" if col != "layer" else "left")
+    for layer in rep.layers:
+        table.add_row(layer.key, layer.kind, f"{layer.rel_error:.2e}", f"{layer.rmse:.2e}", f"{layer.sign_error:.3f}")
+    console = Console()
+    console.print(table)
+    console.print(f"free-phase residual {rep.free_residual:.1e}; worst relative error {rep.rel_error:.2e}")
+    if a.sweep:
+        sw = beta_sweep(run, rule)
+        out["sweep"] = sw.to_dict()
+        console.print(f"β-sweep slopes: one-sided {sw.slope_one_sided:.3f}, symmetric {sw.slope_symmetric:.3f}")
+    write_json(a.json, out)
+    if a.plot:
+        from .checks.gdu import ep_for, symmetric_mean
+        from .plots import plot_gdu
+
+        ep = ep_for(run, rule, a.beta)
+        if a.estimator == "symmetric":
+            ep = symmetric_mean(ep, ep_for(run, rule, -a.beta))
+        plot_gdu(ep, run.bptt, a.plot, title=f"{a.model}: EP (dashed) vs BPTT (solid), {a.estimator} β={a.beta:g}")
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        if args.command == "gdu":
+            return _gdu(args)
+        if args.command == "bench":
+            from .bench import run_bench
+
+            return run_bench(args.out)
+        raise ConfigError(f"unknown command {args.command!r}")
+    except EqbenchError as e:
+        print(f"eqbench: error: {e}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,60 @@
+"""Figures drawn from the checks' reports (matplotlib, non-interactive backend)."""
+
+from __future__ import annotations
+
+import math
+import os
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import torch  # noqa: E402
+
+from .checks.gdu import Series, Sweep  # noqa: E402
+from .io import save_figure  # noqa: E402
+
+
+def plot_gdu(ep: Series, bptt: Series, path: str | os.PathLike, title: str = "", n_elements: int = 4,
+             seed: int = 0) -> None:
+    """EP updates (dashed) against BPTT gradients (solid) over the nudged steps, one panel per layer,
+    a few random elements each — the figure of Laborieux's ``gducheck``."""
+    keys = [k for k in bptt if bptt[k].abs().sum() > 0]
+    cols = min(3, len(keys))
+    rows = math.ceil(len(keys) / cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols, 3.0 * rows), squeeze=False)
+    g = torch.Generator().manual_seed(seed)
+    for ax, key in zip(axes.flat, keys):
+        b, e = bptt[key].flatten(1), ep[key].flatten(1)
+        live = torch.nonzero(b.abs().sum(0) > 0).flatten()
+        pick = live[torch.randperm(len(live), generator=g)[:n_elements]]
+        first = 1 if key.startswith("s") and key[1:].isdigit() else 0
+        steps = range(first, first + b.shape[0])
+        for j, idx in enumerate(pick.tolist()):
+            color = f"C{j}"
+            ax.plot(steps, b[:, idx].cpu().numpy(), color=color, lw=1.5)
+            ax.plot(steps, e[:, idx].cpu().numpy(), color=color, lw=1.5, ls="--")
+        ax.set_title(key, fontsize=9)
+        ax.set_xlabel("step k before the end")
+        ax.axhline(0, color="0.8", lw=0.5)
+    for ax in list(axes.flat)[len(keys):]:
+        ax.axis("off")
+    fig.suptitle(title or "EP (dashed) vs BPTT (solid)", fontsize=10)
+    fig.tight_layout()
+    save_figure(fig, path)
+    plt.close(fig)
+
+
+def plot_sweep(sweep: Sweep, path: str | os.PathLike, title: str = "") -> None:
+    """Relative EP-vs-BPTT error against β, log–log, with the fitted slopes."""
+    fig, ax = plt.subplots(figsize=(4.8, 3.6))
+    ax.loglog(sweep.betas, sweep.one_sided, "o-", label=f"one-sided (slope {sweep.slope_one_sided:.2f})")
+    ax.loglog(sweep.betas, sweep.symmetric, "s-", label=f"symmetric (slope {sweep.slope_symmetric:.2f})")
+    ax.set_xlabel("β")
+    ax.set_ylabel("relative error ‖EP − BPTT‖ / ‖BPTT‖")
+    ax.set_title(title, fontsize=10)
+    ax.grid(True, which="both", lw=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    save_figure(fig, path)
+    plt.close(fig)

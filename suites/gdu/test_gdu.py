@@ -1,0 +1,112 @@
+"""GDU suite: EP updates against BPTT gradients (Ernoult et al. 2019; Laborieux et al. 2021).
+
+In float64, with a smooth activation and a converged free phase, the relative error between the
+EP updates and the BPTT gradients — every layer, every step k ≤ T2, as one norm per layer, worst
+layer kept — must fall as O(β) for the one-sided estimator and O(β²) for the symmetric one. In
+float32 with a clipping activation at the seed's gducheck settings no limit is reached; the sign
+agreement is bounded instead. Every claim has a negative control that must fail it.
+
+A new model joins the suite by adding a case to ``eqbench.cases.THEOREM_CASES``.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import pytest
+
+from eqbench import EP
+from eqbench.cases import (SIGN_BETA, SIGN_CASES, SIGN_T1, SIGN_T2, THEOREM_CASES, THEOREM_T1, THEOREM_T2, case)
+from eqbench.checks.controls import FlippedSignEP
+from eqbench.checks.gdu import (SIGN_ERROR_LIVE_BOUND, SLOPE_ONE_SIDED, SLOPE_SYMMETRIC, SYMMETRIC_BETA,
+                                SYMMETRIC_BOUND, beta_sweep, gdu_check, prepare, report)
+
+
+def _rule(cls=EP, T1=THEOREM_T1):
+    return cls(beta=SYMMETRIC_BETA, T1=T1, T2=THEOREM_T2, estimator="one_sided")
+
+
+@functools.cache
+def _theorem(label: str):
+    model, x, y = case(THEOREM_CASES[label])
+    rule = _rule()
+    run = prepare(model, x, y, rule)
+    return run, rule, beta_sweep(run, rule)
+
+
+@pytest.mark.parametrize("label", list(THEOREM_CASES))
+def test_free_phase_converged(label):
+    # the theorem's premise: a fixed point, to float64 round-off
+    run, _, _ = _theorem(label)
+    assert run.free_residual < 1e-12
+
+
+@pytest.mark.parametrize("label", list(THEOREM_CASES))
+def test_one_sided_error_is_first_order(label, record_property):
+    _, _, sweep = _theorem(label)
+    record_property("slope_one_sided", sweep.slope_one_sided)
+    assert SLOPE_ONE_SIDED[0] <= sweep.slope_one_sided <= SLOPE_ONE_SIDED[1], sweep.to_dict()
+
+
+@pytest.mark.parametrize("label", list(THEOREM_CASES))
+def test_symmetric_error_is_second_order(label, record_property):
+    run, rule, sweep = _theorem(label)
+    record_property("slope_symmetric", sweep.slope_symmetric)
+    assert SLOPE_SYMMETRIC[0] <= sweep.slope_symmetric <= SLOPE_SYMMETRIC[1], sweep.to_dict()
+    rep = report(run, rule, SYMMETRIC_BETA, "symmetric", tol=SYMMETRIC_BOUND)
+    record_property("symmetric_rel_error_1e-3", rep.rel_error)
+    assert rep.passed, rep.to_dict()
+
+
+@functools.cache
+def _sign(label: str, flipped: bool = False):
+    model, x, y = case(SIGN_CASES[label])
+    rule = (FlippedSignEP if flipped else EP)(beta=SIGN_BETA, T1=SIGN_T1, T2=SIGN_T2, estimator="symmetric")
+    return gdu_check(model, x, y, rule, variant="symmetric")
+
+
+@pytest.mark.parametrize("label", list(SIGN_CASES))
+def test_float32_sign_error_bounded(label, record_property):
+    rep = _sign(label)
+    record_property("sign_error_live", rep.sign_error_live)
+    record_property("sign_error_laborieux", rep.sign_error)
+    assert rep.sign_error_live <= SIGN_ERROR_LIVE_BOUND
+
+
+# ----------------------------------------------------------------------------- negative controls
+@pytest.mark.parametrize("label", list(SIGN_CASES))
+def test_control_flipped_sign_fails_sign_bound(label):
+    assert _sign(label, flipped=True).sign_error_live > SIGN_ERROR_LIVE_BOUND
+
+
+@pytest.mark.parametrize("name, base", [("VF_MLP", "P_MLP"), ("VF_CNN", "P_CNN avg pool")])
+def test_control_independent_feedback_fails(name, base):
+    # without symmetric weights the dynamics are no gradient flow and the theorem has no premise
+    model, x, y = case({**THEOREM_CASES[base], "name": name})
+    run = prepare(model, x, y, _rule())
+    assert not report(run, _rule(), SYMMETRIC_BETA, "symmetric", tol=SYMMETRIC_BOUND).passed
+    sweep = beta_sweep(run, _rule())
+    assert not SLOPE_SYMMETRIC[0] <= sweep.slope_symmetric <= SLOPE_SYMMETRIC[1]
+
+
+@pytest.mark.parametrize("name, base", [("VF_MLP", "P_MLP"), ("VF_CNN", "P_CNN avg pool")])
+def test_tied_feedback_passes(name, base):
+    # the positive twin of the control above: the VF machinery itself is right
+    model, x, y = case({**THEOREM_CASES[base], "name": name}, tied_init=True)
+    assert gdu_check(model, x, y, _rule(), tol=SYMMETRIC_BOUND).passed
+
+
+def test_control_flipped_estimator_fails():
+    model, x, y = case(THEOREM_CASES["P_MLP"])
+    rep = gdu_check(model, x, y, _rule(FlippedSignEP), tol=SYMMETRIC_BOUND)
+    assert not rep.passed
+    assert rep.rel_error > 1.9  # EP = −BPTT on the weights: ‖−g − g‖/‖g‖ = 2
+
+
+def test_control_unconverged_free_phase_fails():
+    model, x, y = case(THEOREM_CASES["P_MLP"])
+    run = prepare(model, x, y, _rule(T1=3))
+    assert run.free_residual > 1e-3
+    assert not report(run, _rule(T1=3), SYMMETRIC_BETA, "symmetric", tol=SYMMETRIC_BOUND).passed
+    # the drift of a non-fixed point divided by β grows as β → 0: the fitted slope is negative
+    assert beta_sweep(run, _rule(T1=3)).slope_one_sided < 0

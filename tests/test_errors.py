@@ -1,0 +1,110 @@
+"""Bad input gets one clear line naming the problem, never a traceback from inside torch."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from eqbench import BPTT, EP, ConfigError, DivergenceError, ShapeError, build_model, relax
+from eqbench.cli import main
+from eqbench.rules import build_rule
+
+
+def test_unknown_model():
+    with pytest.raises(ConfigError, match=r"unknown model 'P_XYZ'; known: P_CNN, P_MLP, VF_CNN, VF_MLP"):
+        build_model("P_XYZ")
+
+
+def test_unknown_activation():
+    with pytest.raises(ConfigError, match=r"unknown activation 'relu6'; known: .*my_hard_sig"):
+        build_model("P_MLP", sizes=[4, 3, 2], act="relu6")
+
+
+def test_unknown_option_names_the_model():
+    with pytest.raises(ConfigError, match=r"P_MLP: .*unexpected keyword argument 'chanels'"):
+        build_model("P_MLP", sizes=[4, 3, 2], chanels=[3])
+
+
+@pytest.mark.parametrize("kw, msg", [
+    ({"pools": "m"}, r"2 conv layers need as many kernels"),
+    ({"pools": "mx"}, r"pool letters are m \(max\), a \(avg\), i \(none\)"),
+    ({"pools": "mm", "kernels": [11, 3]}, r"conv layer 1 \(k=11, stride=1, pad=1, pool=m\) does not fit a 8×8 input"),
+    ({"pools": "mm", "loss": "mse", "softmax": True}, r"softmax readout goes with loss='ce'"),
+])
+def test_bad_cnn_config(kw, msg):
+    base = {"in_shape": (1, 8, 8), "channels": [4, 8], "kernels": [3, 3], "paddings": [1, 1], "fc": [10]}
+    with pytest.raises(ConfigError, match=msg):
+        build_model("P_CNN", **{**base, **kw})
+
+
+def test_input_shape_mismatch_mlp():
+    m = build_model("P_MLP", sizes=[784, 16, 10])
+    with pytest.raises(ShapeError, match=r"input has shape \(5, 64\) but P_MLP expects \(batch, 784\)"):
+        relax(m, torch.zeros(5, 64), m.init_state(torch.zeros(5, 784)), 3)
+
+
+def test_input_shape_mismatch_cnn():
+    m = build_model("P_CNN", in_shape=(1, 8, 8), channels=[2], kernels=[3], paddings=[1], pools="m", fc=[10])
+    with pytest.raises(ShapeError, match=r"input has shape \(5, 3, 8, 8\) but P_CNN expects \(batch, 1, 8, 8\)"):
+        m.init_state(torch.zeros(5, 3, 8, 8))
+
+
+def test_images_into_mlp_are_flattened():
+    m = build_model("P_MLP", sizes=[64, 8, 10])
+    assert [tuple(s.shape) for s in m.init_state(torch.zeros(5, 1, 8, 8))] == [(5, 8), (5, 10)]
+
+
+def test_bad_targets():
+    m = build_model("P_MLP", sizes=[4, 3, 2])
+    x = torch.zeros(5, 4)
+    with pytest.raises(ShapeError, match=r"class targets must lie in \[0, 2\)"):
+        EP(beta=0.1, T1=2, T2=2).compute_gradients(m, x, torch.tensor([0, 1, 2, 0, 1]))
+    with pytest.raises(ShapeError, match=r"class targets have shape \(4,\), expected \(5,\)"):
+        EP(beta=0.1, T1=2, T2=2).compute_gradients(m, x, torch.zeros(4, dtype=torch.long))
+
+
+@pytest.mark.parametrize("beta", [0.0, math.inf, math.nan])
+def test_estimator_rejects_beta_it_divides_by(beta):
+    with pytest.raises(ConfigError, match=r"the EP estimator divides by β; β must be finite and non-zero"):
+        EP(beta=beta, T1=10, T2=5)
+
+
+def test_unknown_estimator_and_rule():
+    with pytest.raises(ConfigError, match=r"unknown estimator 'two_sided'; known: one_sided, random_sign, symmetric"):
+        EP(beta=0.1, T1=10, T2=5, estimator="two_sided")
+    with pytest.raises(ConfigError, match=r"unknown learning rule 'CEP'"):
+        build_rule("CEP")
+    with pytest.raises(ConfigError, match=r"T2=20 > T1=10"):
+        BPTT(T1=10, T2=20)
+
+
+def test_non_finite_state_is_reported():
+    m = build_model("P_MLP", sizes=[4, 3, 2], act="tanh", loss="ce")  # identity output: can blow up
+    with torch.no_grad():
+        m.synapses[1].weight.fill_(float("inf"))
+    x = torch.ones(2, 4)
+    with pytest.raises(DivergenceError, match=r"non-finite state in layer 1 at step 1 of the free phase: the dynamics diverged"):
+        relax(m, x, m.init_state(x), 5)
+
+
+def test_nudged_phase_needs_targets():
+    m = build_model("P_MLP", sizes=[4, 3, 2])
+    x = torch.ones(2, 4)
+    with pytest.raises(ConfigError, match=r"needs targets y"):
+        relax(m, x, m.init_state(x), 2, beta=0.5)
+
+
+@pytest.mark.parametrize("argv, msg", [
+    (["gdu", "P_NOPE", "--json", "x.json"], "eqbench: error: unknown model 'P_NOPE'"),
+    (["gdu", "P_MLP", "--sizes", "784", "32", "10", "--json", "x.json"],
+     "eqbench: error: input has shape (20, 64) but P_MLP expects (batch, 784)"),
+    (["gdu", "P_MLP", "--act", "swish", "--json", "x.json"], "eqbench: error: unknown activation 'swish'"),
+    (["gdu", "P_MLP", "--beta", "0", "--json", "x.json"], "eqbench: error: the EP estimator divides by β"),
+])
+def test_cli_prints_one_line(argv, msg, capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(msg) and err.count("\n") == 1 and "Traceback" not in err
