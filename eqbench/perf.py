@@ -15,8 +15,9 @@ Timing lives in the benchmark tools, not here; this module only builds what they
 from __future__ import annotations
 
 import os
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any, Callable, Iterable, NamedTuple
+from typing import Any, NamedTuple
 
 import torch
 from torch import Tensor

@@ -102,9 +102,15 @@ def relax(
 
 
 def _check_finite(s: State, t: int, beta: float) -> None:
-    for i, si in enumerate(s):
-        if not bool(torch.isfinite(si).all()):
-            phase = "free phase" if beta == 0 else f"nudged phase (β={beta:g})"
-            raise DivergenceError(
-                f"non-finite state in layer {i + 1} at step {t + 1} of the {phase}: the dynamics diverged"
-            )
+    # One reduction per layer and one host read per step: a sum is non-finite as soon as one of
+    # its terms is (isfinite().all() per layer cost a third of the closed-form free phase).
+    sums = torch.stack([si.detach().sum() for si in s])
+    if bool(torch.isfinite(sums.sum())):
+        return
+    bad = next((i for i, si in enumerate(s) if not bool(torch.isfinite(si).all())), None)
+    if bad is None:  # huge but finite values whose sum overflowed
+        return
+    phase = "free phase" if beta == 0 else f"nudged phase (β={beta:g})"
+    raise DivergenceError(
+        f"non-finite state in layer {bad + 1} at step {t + 1} of the {phase}: the dynamics diverged"
+    )

@@ -37,8 +37,9 @@ from eqbench.perf import (
 )
 from eqbench.relaxation import relax
 
-requires_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device (torch.cuda.is_available() is False)")
-DEVICES = ["cpu", pytest.param("cuda", marks=requires_cuda)]
+requires_cuda = pytest.mark.skipif(not torch.cuda.is_available(),
+                                   reason="needs a CUDA device (torch.cuda.is_available() is False)")
+DEVICES = ["cpu", pytest.param("cuda", marks=[pytest.mark.gpu, requires_cuda])]
 STEPS = {"closed_form": True, "autograd": False}
 T2S = [5, 10, 20, 40]
 
@@ -171,6 +172,7 @@ def test_graph_bytes_counts_the_peak_not_the_total(one_thread):
     assert graph_bytes(lambda: relax(model, x, model.init_state(x), 8, closed_form=True)) == 0
 
 
+@pytest.mark.gpu
 @requires_cuda
 def test_graph_bytes_device_independent(one_thread):
     """The same step saves the same bytes on the GPU as on the CPU."""
