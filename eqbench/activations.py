@@ -7,8 +7,8 @@ that makes the update s ← σ(∂Φ/∂s) the exact minimiser of E = (a/2)‖s�
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import torch
 

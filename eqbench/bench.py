@@ -14,12 +14,21 @@ from pathlib import Path
 
 import torch
 
-from .cases import (SIGN_BETA, SIGN_CASES, SIGN_T1, SIGN_T2, THEOREM_CASES, THEOREM_T1, THEOREM_T2, build_case,
-                    case)
+from .cases import SIGN_BETA, SIGN_CASES, SIGN_T1, SIGN_T2, THEOREM_CASES, THEOREM_T1, THEOREM_T2, build_case, case
 from .checks import energy as en
 from .checks.controls import FlippedSignEP
-from .checks.gdu import (SIGN_ERROR_LIVE_BOUND, SLOPE_ONE_SIDED, SLOPE_SYMMETRIC, SYMMETRIC_BETA, SYMMETRIC_BOUND,
-                         beta_sweep, ep_for, prepare, report, symmetric_mean)
+from .checks.gdu import (
+    SIGN_ERROR_LIVE_BOUND,
+    SLOPE_ONE_SIDED,
+    SLOPE_SYMMETRIC,
+    SYMMETRIC_BETA,
+    SYMMETRIC_BOUND,
+    beta_sweep,
+    ep_for,
+    prepare,
+    report,
+    symmetric_mean,
+)
 from .io import write_json, write_text
 from .plots import plot_gdu, plot_sweep
 from .rules import EP
@@ -173,7 +182,8 @@ def run_bench(out_dir: str = "reports/bench") -> int:
         table.add_row(r.model, r.check, r.measured, r.bound, f"[{style}]{r.verdict}[/]")
     console.print(table)
     failed = [r for r in rows if r.verdict == "FAIL"]
-    md = ["# eqbench bench", "", f"{len(rows)} rows, {len(failed)} failed, {elapsed:.0f} s, torch {torch.__version__}.", "",
+    summary = f"{len(rows)} rows, {len(failed)} failed, {elapsed:.0f} s, torch {torch.__version__}."
+    md = ["# eqbench bench", "", summary, "",
           "| model | check | measured | bound | verdict |", "|---|---|---|---|---|"]
     md += [f"| {r.model} | {r.check} | {r.measured} | {r.bound} | {r.verdict} |" for r in rows]
     md += ["", "Negative controls pass when the check fails on the broken variant, as it must.", ""]

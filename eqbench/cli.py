@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import Sequence
+from collections.abc import Sequence
 
 import yaml
 
@@ -72,7 +72,8 @@ def _gdu(a: argparse.Namespace) -> int:
            "T2": a.T2, "batch": a.batch, "seed": a.seed, "data": a.data,
            "config": {"sizes": a.sizes, "act": a.act, "loss": a.loss, "softmax": a.softmax, **overrides}}
     d = rep.to_dict()
-    out.update({k: d[k] for k in ("free_residual", "rel_error", "rel_error_step", "sign_error", "sign_error_live", "layers")})
+    keys = ("free_residual", "rel_error", "rel_error_step", "sign_error", "sign_error_live", "layers")
+    out.update({k: d[k] for k in keys})
     table = Table(title=f"GDU {a.model} ({a.dtype}, {a.estimator}, β={a.beta:g}, T1={a.T1}, T2={a.T2})")
     for col in ("layer", "kind", "rel. error", "RMSE (Laborieux)", "sign error"):
         table.add_column(col, justify="right" if col != "layer" else "left")

@@ -9,8 +9,9 @@ is a block-coordinate step (the energy-descent argument of suites/energy).
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable, Literal
+from typing import Literal
 
 import torch
 from torch import Tensor

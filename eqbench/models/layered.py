@@ -22,8 +22,8 @@ exactly the P model (pinned by a test).
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import torch
 import torch.nn.functional as F
@@ -246,7 +246,8 @@ class LayeredEP(EnergyModel):
             g = F.max_unpool2d(g, idx, 2, 2, output_size=(h, w))
         elif c.pool == "a":
             up = g.repeat_interleave(2, -1).repeat_interleave(2, -2) / 4.0
-            g = F.pad(up, (0, w - up.shape[-1], 0, h - up.shape[-2]))  # odd sizes: the last row/col is dropped by pooling
+            # odd sizes: pooling drops the last row/column, whose adjoint is zero
+            g = F.pad(up, (0, w - up.shape[-1], 0, h - up.shape[-2]))
         conv = self.synapses[l]
         stride, pad, k = conv.stride[0], conv.padding[0], conv.kernel_size[0]
         out_pad = [c.in_shape[1 + i] - ((d - 1) * stride - 2 * pad + k) for i, d in enumerate((h, w))]

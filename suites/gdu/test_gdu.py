@@ -16,10 +16,19 @@ import functools
 import pytest
 
 from eqbench import EP
-from eqbench.cases import (SIGN_BETA, SIGN_CASES, SIGN_T1, SIGN_T2, THEOREM_CASES, THEOREM_T1, THEOREM_T2, case)
+from eqbench.cases import SIGN_BETA, SIGN_CASES, SIGN_T1, SIGN_T2, THEOREM_CASES, THEOREM_T1, THEOREM_T2, case
 from eqbench.checks.controls import FlippedSignEP
-from eqbench.checks.gdu import (SIGN_ERROR_LIVE_BOUND, SLOPE_ONE_SIDED, SLOPE_SYMMETRIC, SYMMETRIC_BETA,
-                                SYMMETRIC_BOUND, beta_sweep, gdu_check, prepare, report)
+from eqbench.checks.gdu import (
+    SIGN_ERROR_LIVE_BOUND,
+    SLOPE_ONE_SIDED,
+    SLOPE_SYMMETRIC,
+    SYMMETRIC_BETA,
+    SYMMETRIC_BOUND,
+    beta_sweep,
+    gdu_check,
+    prepare,
+    report,
+)
 
 
 def _rule(cls=EP, T1=THEOREM_T1):
