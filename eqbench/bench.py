@@ -8,6 +8,7 @@ is 1 when any row fails.
 
 from __future__ import annotations
 
+import sys
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -165,7 +166,7 @@ def run_bench(out_dir: str = "reports/bench") -> int:
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    console = Console()
+    console = Console(width=None if sys.stdout.isatty() else 160)  # logs get the whole table
     t0 = time.perf_counter()
     figures: list[str] = []
     rows: list[Row] = []

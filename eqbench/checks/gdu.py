@@ -295,6 +295,9 @@ SLOPE_SYMMETRIC = (1.8, 2.2)
 SYMMETRIC_BETA, SYMMETRIC_BOUND = 1e-3, 1e-4
 
 # float32, clipping activation, the seed's gducheck settings (β = 0.1, T2 = 15): no limit is
-# reached, so the check is that EP's per-step signs beat chance (1/2) by a clear margin; measured
-# 0.10–0.26 over four seeds of the embedded MLP and CNN; a sign-flipped estimator scores ≥ 0.65.
-SIGN_ERROR_LIVE_BOUND = 0.35
+# reached — at β = 0.1 the nudge moves units across the clip's kinks and max-pool argmaxes — so the
+# check is that EP's per-step signs beat chance (1/2). Measured over seeds 0–3 of the embedded
+# cases: MLP 0.13–0.28, max-pool CNN 0.28–0.38, and for the sign-flipped estimator 1 − those
+# (≥ 0.62). The same CNN falls to 0.04 (β = 0.01) and 0.02 (β = 1e-3) in float64, so the
+# disagreement is the finite β on a non-smooth map, not a defect. 0.45 sits between both groups.
+SIGN_ERROR_LIVE_BOUND = 0.45
