@@ -17,7 +17,7 @@ import math
 
 import pytest
 import torch
-from hypothesis import assume, given, settings
+from hypothesis import assume, event, given, settings
 from hypothesis import strategies as st
 
 from eqbench import BPTT, EP, Trace, build_model, relax
@@ -95,14 +95,14 @@ def _build(name: str, cfg: dict, seed: int, scale: float | None = None, **extra)
 
 
 def _inputs(draw, model, in_shape, batch=None):
+    """x in [0, 1], class targets y, and two states: random in [0, 1], and the zero state (the
+    free phase's start, where max pooling sees ties: every window holds the same bias)."""
     batch = batch or draw(st.integers(1, 3))
     g = torch.Generator().manual_seed(draw(st.integers(0, 2**31 - 1)))
     x = torch.rand(batch, *in_shape, generator=g, dtype=torch.float64)
     y = torch.randint(0, model.n_classes, (batch,), generator=g)
-    zero = draw(st.booleans())
-    s = [torch.zeros(batch, *sh) if zero else torch.rand(batch, *sh, generator=g, dtype=torch.float64)
-         for sh in model.state_shapes()]
-    return x, y, s
+    s = [torch.rand(batch, *sh, generator=g, dtype=torch.float64) for sh in model.state_shapes()]
+    return x, y, [s, model.init_state(x)]
 
 
 betas = st.one_of(st.just(0.0), st.floats(-2.0, 2.0, allow_nan=False).filter(lambda b: b != 0.0))
@@ -122,30 +122,42 @@ def _assert_drives_close(a, b, what: str, rel: float = 1e-12) -> None:
         assert err <= rel * scale, f"{what}: layer {i + 1} differs by {err:.3g} (scale {scale:.3g})"
 
 
+def _events(model, beta) -> None:
+    """Label the example (shown by ``--hypothesis-show-statistics``) to keep the coverage visible."""
+    pools = "".join(c.pool for c in model.conns if c.kind == "conv")
+    event(f"{model.name} pools={pools or '-'}")
+    event(f"loss={model.loss_name}{'+softmax' if model.softmax else ''}")
+    event("beta=0" if beta == 0 else "beta!=0")
+
+
 # ------------------------------------------------------------------------------------ closed form = autograd
-@settings(max_examples=_examples(50))
+@settings(max_examples=_examples(100))
 @given(arch=archs(), seed=st.integers(0, 2**31 - 1), scale=st.one_of(st.none(), st.floats(0.5, 3.0)),
        beta=betas, data=st.data())
 def test_closed_form_drive_equals_autograd(arch, seed, scale, beta, data):
     name, cfg, in_shape = arch
     model = _build(name, cfg, seed, scale)
-    x, y, s = _inputs(data.draw, model, in_shape)
-    with torch.no_grad():
-        cf = model.drive(x, s, beta, y, closed_form=True)
-    ag = model.drive(x, s, beta, y, closed_form=False)
-    _assert_drives_close([u.detach() for u in cf], ag, f"{name} {cfg} β={beta}")
+    x, y, states = _inputs(data.draw, model, in_shape)
+    _events(model, beta)
+    for s, label in zip(states, ("random", "zero")):
+        with torch.no_grad():
+            cf = model.drive(x, s, beta, y, closed_form=True)
+        ag = model.drive(x, s, beta, y, closed_form=False)
+        _assert_drives_close([u.detach() for u in cf], ag, f"{name} {cfg} β={beta} {label} state")
 
 
-@settings(max_examples=_examples(25))
+@settings(max_examples=_examples(50))
 @given(arch=archs(), seed=st.integers(0, 2**31 - 1), beta=betas, data=st.data())
 def test_vf_closed_form_drive_equals_autograd(arch, seed, beta, data):
     name, cfg, in_shape = arch
     vf = _build("VF" + name[1:], cfg, seed)  # independent feedback weights
-    x, y, s = _inputs(data.draw, vf, in_shape)
-    with torch.no_grad():
-        cf = vf.drive(x, s, beta, y, closed_form=True)
-    ag = vf.drive(x, s, beta, y, closed_form=False)
-    _assert_drives_close([u.detach() for u in cf], ag, f"VF {cfg} β={beta}")
+    x, y, states = _inputs(data.draw, vf, in_shape)
+    _events(vf, beta)
+    for s, label in zip(states, ("random", "zero")):
+        with torch.no_grad():
+            cf = vf.drive(x, s, beta, y, closed_form=True)
+        ag = vf.drive(x, s, beta, y, closed_form=False)
+        _assert_drives_close([u.detach() for u in cf], ag, f"VF {cfg} β={beta} {label} state")
 
 
 @settings(max_examples=_examples(25))
@@ -161,14 +173,15 @@ def test_tied_vf_model_is_the_p_model(arch, seed, beta, data):
     with torch.no_grad():  # the loaded synapses are P's: tie the feedback to them again
         for g, f in zip(vf.feedbacks, list(vf.synapses)[1:]):
             g.weight.copy_(f.weight)
-    x, y, s = _inputs(data.draw, p, in_shape)
-    with torch.no_grad():
-        # the same closed-form code path on bitwise equal weights: identical, not merely close
-        for a, b in zip(vf.drive(x, s, beta, y), p.drive(x, s, beta, y)):
-            assert torch.equal(a, b)
-    # autograd builds different graphs (mixed primitive vs Φ): equal up to accumulation order
-    _assert_drives_close(vf.drive(x, s, beta, y, closed_form=False), p.drive(x, s, beta, y, closed_form=False),
-                         "tied VF vs P (autograd)")
+    x, y, states = _inputs(data.draw, p, in_shape)
+    for s in states:
+        with torch.no_grad():
+            # the same closed-form code path on bitwise equal weights: identical, not merely close
+            for a, b in zip(vf.drive(x, s, beta, y), p.drive(x, s, beta, y)):
+                assert torch.equal(a, b)
+        # autograd builds different graphs (mixed primitive vs Φ): equal up to accumulation order
+        _assert_drives_close(vf.drive(x, s, beta, y, closed_form=False), p.drive(x, s, beta, y, closed_form=False),
+                             "tied VF vs P (autograd)")
 
 
 def test_closed_form_negative_control():
@@ -221,7 +234,9 @@ def test_symmetric_gdu_error_below_one_sided(case, beta):
     one = report(run, rule, beta, "one_sided").rel_error
     sym = report(run, rule, beta, "symmetric").rel_error
     assert math.isfinite(one) and math.isfinite(sym)
-    assert sym <= one, f"symmetric {sym:.3g} > one-sided {one:.3g} at β={beta:g}"
+    # strict: equality would mean the −β phase contributes nothing (e.g. a symmetric estimator
+    # that silently reuses the +β phase); the expected ratio sym/one is O(β), ≤ ~0.1 here
+    assert sym < one, f"symmetric {sym:.3g} ≥ one-sided {one:.3g} at β={beta:g}"
 
 
 # ------------------------------------------------------------------------------------ batch permutation
@@ -265,7 +280,7 @@ CONTRACT_STEPS = 80  # q^80 = 8e-25: far below 1e-12 from any residual_0 ≤ √
 def test_contraction_scale_makes_relaxation_contract(arch, seed, scale, data):
     name, cfg, in_shape = arch
     model = _build(name, cfg, seed, scale)
-    x, _, _ = _inputs(data.draw, model, in_shape)
+    x = _inputs(data.draw, model, in_shape)[0]
     gamma = contraction_scale(model, x, target=TARGET)
     assert math.isfinite(gamma) and gamma > 0
     scale_weights(model, gamma)
@@ -273,9 +288,11 @@ def test_contraction_scale_makes_relaxation_contract(arch, seed, scale, data):
     relax(model, x, model.init_state(x), CONTRACT_STEPS, mode="sync", trace=trace)
     r = trace.residual
     for t, rt in enumerate(r):
-        # Banach: r_t ≤ q^t·r_0 with q ≤ TARGET. The 1e-6 relative slack covers the power
-        # iteration's estimate of ‖H‖ from below (converged to ~1e-9 here); 1e-14 absolute covers
-        # the round-off floor of a residual at the fixed point (a few ulps of ‖s‖ ≤ √n).
+        # Banach: r_t ≤ q^t·r_0 with q ≤ TARGET. The 1e-6 relative slack covers the estimate of
+        # ‖H‖ (a Ritz value, ≤ ‖H‖, within ~1e-14 of it on these sizes: see
+        # test_coupling_norm_matches_dense_spectrum) compounded over t ≤ 80 steps and round-off in
+        # the residuals; 1e-14 absolute covers the round-off floor of a residual at the fixed point
+        # (a few ulps of ‖s‖ ≤ √n with n ≲ 10^3).
         assert rt <= TARGET ** t * r[0] * (1 + 1e-6) + 1e-14, f"step {t}: {rt:.3g} > {TARGET}^{t}·{r[0]:.3g}"
     assert r[-1] < 1e-12
     rep = convergence(model, x, CONTRACT_STEPS)
@@ -325,12 +342,15 @@ def test_coupling_norm_matches_dense_spectrum(arch, seed):
     # H = ∂²Φ/∂s²: symmetric up to round-off of O(1) entries
     assert torch.allclose(H, H.T, rtol=0, atol=1e-13)
     exact = float(torch.linalg.eigvalsh(0.5 * (H + H.T)).abs().max())
-    est = coupling_norm(model, x, iters=300)
+    est = coupling_norm(model, x)  # default 100 Krylov steps: exhaustive when n ≤ 100
     assume(exact > 0)
-    # power iteration approaches ‖H‖ from below; 300 iterations on these sizes: ≤ 1e-6 relative
-    # unless the top two |eigenvalues| nearly coincide (then the estimate is still a lower bound)
+    # A Ritz value never exceeds ‖H‖ (up to the round-off of two eigensolvers, ~n·eps ≈ 1e-13);
+    # with m = n steps Lanczos is exact to round-off, and for n > m the extreme Ritz values
+    # converge superlinearly (Kaniel–Paige): measured ≤ 1e-14 relative on these sizes. 1e-10
+    # leaves margin and still fails plain 100-step power iteration, which lands ~1e-3 low on
+    # clustered CNN spectra.
     assert est <= exact * (1 + 1e-12)
-    assert est >= exact * (1 - 1e-3)
+    assert est >= exact * (1 - 1e-10)
 
 
 def test_contraction_scale_rejects_non_multilinear_models():
