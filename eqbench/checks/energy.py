@@ -71,7 +71,7 @@ def laborieux_energy(model: EnergyModel, x: Tensor, s: State, a: float | None = 
     return 0.5 * a * sq - model.phi(x, s, beta, y)
 
 
-def _default_energy_tol(dtype: torch.dtype, max_abs_energy: float) -> float:
+def _roundoff_tol(dtype: torch.dtype, max_abs_energy: float) -> float:
     # E is a sum of O(n) products (the Φ terms ⟨f(s_l), s_{l+1}⟩ and the squares); summing n
     # numbers of size ≤ |E|-ish in floating point errs by about log2(n)·eps·Σ|terms| (pairwise /
     # blocked BLAS summation), and a difference E_{t+1} − E_t carries the error of two such sums.
@@ -79,6 +79,8 @@ def _default_energy_tol(dtype: torch.dtype, max_abs_energy: float) -> float:
     # evaluations and the spread between |E| and Σ|terms|; the "1 +" keeps the bound meaningful
     # when E ≈ 0. In float64 that is ~1.4e-14·(1 + max|E|): a real increase of the energy (sync
     # updates, a wrong a, a non-clip activation) is many orders of magnitude larger.
+    # The same bound serves the convergence residual: at a fixed point one more step recomputes s
+    # from such sums and lands within a few ulps per element, ‖s_{t+1} − s_t‖ ≲ c·eps·(1 + ‖s‖).
     return 64.0 * torch.finfo(dtype).eps * (1.0 + max_abs_energy)
 
 
@@ -114,7 +116,7 @@ def energy_descent(model: EnergyModel, x: Tensor, steps: int, mode: str = "async
 
     In ``mode="async"`` E is observed after every half-step (each block update), in ``"sync"``
     after every step. ``tol`` defaults to a round-off bound 64·eps·(1 + max|E|) (see
-    `_default_energy_tol`). With a clip activation, the matching ``a`` and β = 0, the asynchronous
+    `_roundoff_tol`). With a clip activation, the matching ``a`` and β = 0, the asynchronous
     relaxation must pass (the block-coordinate argument in this module's docstring).
     """
     a = _clip_a(model, a)
@@ -125,7 +127,7 @@ def energy_descent(model: EnergyModel, x: Tensor, steps: int, mode: str = "async
     values = torch.stack(trace.values).double()  # (visits, B)
     max_abs = float(values.abs().max()) if values.numel() else 0.0
     if tol is None:
-        tol = _default_energy_tol(dtype, max_abs)
+        tol = _roundoff_tol(dtype, max_abs)
     if values.shape[0] > 1:
         diff = values[1:] - values[:-1]
         max_inc = float(diff.max())
@@ -139,13 +141,6 @@ def energy_descent(model: EnergyModel, x: Tensor, steps: int, mode: str = "async
 
 
 # --------------------------------------------------------------------------------------- convergence
-def _default_residual_tol(dtype: torch.dtype, state_norm: float) -> float:
-    # At a fixed point one more step recomputes s from sums of O(n) products and lands within a
-    # few ulps per element: ‖s_{t+1} − s_t‖ ≲ c·eps·‖s‖. 64·eps·(1 + ‖s‖) covers c with margin
-    # for small networks; ≈ 1.4e-14·(1 + ‖s‖) in float64.
-    return 64.0 * torch.finfo(dtype).eps * (1.0 + state_norm)
-
-
 @dataclass
 class ConvergenceReport:
     """Per-step residuals ‖s_{t+1} − s_t‖₂ (worst sample) of a relaxation from the zero state."""
@@ -178,7 +173,7 @@ def convergence(model: EnergyModel, x: Tensor, steps: int, mode: str = "sync", c
     s = relax(model, x, model.init_state(x), steps, mode=mode, closed_form=closed_form, trace=trace)
     norm = float(sum((si.flatten(1) ** 2).sum(1) for si in s).sqrt().max())
     if tol is None:
-        tol = _default_residual_tol(s[0].dtype, norm)
+        tol = _roundoff_tol(s[0].dtype, norm)
     res = list(trace.residual)
     first = next((t + 1 for t, r in enumerate(res) if r <= tol), None)
     return ConvergenceReport(model.name, mode, steps, res, res[-1], first, float(tol))

@@ -43,32 +43,13 @@ from hypothesis import strategies as st
 from eqbench import Trace, build_model, relax
 from eqbench.checks.energy import DescentReport, convergence, energy_descent, laborieux_energy, phi_trace
 from eqbench.errors import ConfigError
+from eqbench.testing import scaled_examples
 
 CLIP_ACTS = ("hard_sigmoid", "my_hard_sig")
 STEPS = 30  # enough for the small networks below to reach (or cycle near) their fixed point
 
 
-def _examples(n: int) -> int:
-    """Scale a per-test example count with the active Hypothesis profile (ci: 25 examples)."""
-    return max(2, settings.default.max_examples * n // 25)
-
-
-@pytest.fixture(autouse=True)
-def _float64():
-    old = torch.get_default_dtype()
-    torch.set_default_dtype(torch.float64)
-    yield
-    torch.set_default_dtype(old)
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    # The tensors here are tiny: one intra-op thread is fastest, and it does not spin against
-    # other processes on a small CI machine. Restored after the module.
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
+pytestmark = pytest.mark.usefixtures("float64_default", "one_thread")
 
 
 # ------------------------------------------------------------------------------------ strategies
@@ -154,7 +135,7 @@ def test_async_relaxation_never_increases_energy(case):
     assert r.n_increases == 0
 
 
-@settings(max_examples=_examples(15))
+@settings(max_examples=scaled_examples(15))
 @given(cases(archs=cnn_configs(pools="m")))
 def test_async_descent_with_max_pooling(case):
     """The majorise–minimise case on its own, so that max pooling is always exercised."""
@@ -163,7 +144,7 @@ def test_async_descent_with_max_pooling(case):
     assert r.passed, _describe(model, r)
 
 
-@settings(max_examples=_examples(8))
+@settings(max_examples=scaled_examples(8))
 @given(cases())
 def test_async_descent_with_autograd_drive(case):
     """The same descent with the generic autograd drive instead of the closed form."""
@@ -297,7 +278,7 @@ def test_sync_increase_fraction(population, record_property):
     assert math.isfinite(frac) and 0.0 <= frac <= 1.0
 
 
-@settings(max_examples=_examples(15))
+@settings(max_examples=scaled_examples(15))
 @given(st.integers(0, 2**31 - 1))
 def test_async_descent_strong_coupling(seed):
     """The theorem on the strongly coupled population, where sync dynamics often increase E."""

@@ -24,32 +24,13 @@ from eqbench import BPTT, EP, Trace, build_model, relax
 from eqbench.checks.energy import contraction_scale, convergence, coupling_norm, scale_weights
 from eqbench.checks.gdu import prepare, report
 from eqbench.errors import ConfigError
+from eqbench.testing import scaled_examples
 
 ACTS = ("my_hard_sig", "hard_sigmoid", "my_sigmoid", "tanh", "sigmoid")
 LOSSES = (("mse", False), ("ce", False), ("ce", True))  # (loss, softmax readout)
 
 
-def _examples(n: int) -> int:
-    """Scale a per-test example count with the active Hypothesis profile (ci: 25 examples)."""
-    return max(2, settings.default.max_examples * n // 25)
-
-
-@pytest.fixture(autouse=True)
-def _float64():
-    old = torch.get_default_dtype()
-    torch.set_default_dtype(torch.float64)
-    yield
-    torch.set_default_dtype(old)
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    # Tiny tensors: one intra-op thread is fastest and does not spin against other processes on a
-    # small CI machine. Restored after the module.
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
+pytestmark = pytest.mark.usefixtures("float64_default", "one_thread")
 
 
 # ------------------------------------------------------------------------------------ strategies
@@ -131,7 +112,7 @@ def _events(model, beta) -> None:
 
 
 # ------------------------------------------------------------------------------------ closed form = autograd
-@settings(max_examples=_examples(100))
+@settings(max_examples=scaled_examples(100))
 @given(arch=archs(), seed=st.integers(0, 2**31 - 1), scale=st.one_of(st.none(), st.floats(0.5, 3.0)),
        beta=betas, data=st.data())
 def test_closed_form_drive_equals_autograd(arch, seed, scale, beta, data):
@@ -146,7 +127,7 @@ def test_closed_form_drive_equals_autograd(arch, seed, scale, beta, data):
         _assert_drives_close([u.detach() for u in cf], ag, f"{name} {cfg} β={beta} {label} state")
 
 
-@settings(max_examples=_examples(50))
+@settings(max_examples=scaled_examples(50))
 @given(arch=archs(), seed=st.integers(0, 2**31 - 1), beta=betas, data=st.data())
 def test_vf_closed_form_drive_equals_autograd(arch, seed, beta, data):
     name, cfg, in_shape = arch
@@ -160,7 +141,7 @@ def test_vf_closed_form_drive_equals_autograd(arch, seed, beta, data):
         _assert_drives_close([u.detach() for u in cf], ag, f"VF {cfg} β={beta} {label} state")
 
 
-@settings(max_examples=_examples(25))
+@settings(max_examples=scaled_examples(25))
 @given(arch=archs(), seed=st.integers(0, 2**31 - 1), beta=betas, data=st.data())
 def test_tied_vf_model_is_the_p_model(arch, seed, beta, data):
     name, cfg, in_shape = arch
@@ -222,7 +203,7 @@ def gdu_cases(draw):
     return model, x, y
 
 
-@settings(max_examples=_examples(10))
+@settings(max_examples=scaled_examples(10))
 @given(case=gdu_cases(), beta=st.floats(1e-3, 5e-2))
 def test_symmetric_gdu_error_below_one_sided(case, beta):
     """Symmetric: bias O(β²); one-sided: O(β) (Laborieux et al. 2021, §3.1, Fig. 2)."""
@@ -249,7 +230,7 @@ def _rules():
     ]
 
 
-@settings(max_examples=_examples(10))
+@settings(max_examples=scaled_examples(10))
 @given(arch=archs(pools="mai", sizes=(7,), channels=(1,)), seed=st.integers(0, 2**31 - 1),
        batch=st.integers(2, 5), data=st.data())
 def test_updates_equivariant_to_batch_permutation(arch, seed, batch, data):
@@ -274,7 +255,7 @@ TARGET = 0.5
 CONTRACT_STEPS = 80  # q^80 = 8e-25: far below 1e-12 from any residual_0 ≤ √n ≲ 20
 
 
-@settings(max_examples=_examples(20))
+@settings(max_examples=scaled_examples(20))
 @given(arch=archs(pools="ai", acts=("tanh", "my_sigmoid", "hard_sigmoid", "my_hard_sig"), sizes=(7, 9)),
        seed=st.integers(0, 2**31 - 1), scale=st.one_of(st.none(), st.floats(0.5, 3.0)), data=st.data())
 def test_contraction_scale_makes_relaxation_contract(arch, seed, scale, data):
@@ -319,7 +300,7 @@ def test_contraction_negative_control():
     assert max(violations) > 1 + 1e-6
 
 
-@settings(max_examples=_examples(8))
+@settings(max_examples=scaled_examples(8))
 @given(arch=archs(pools="ai", sizes=(7,), channels=(1,)), seed=st.integers(0, 2**31 - 1))
 def test_coupling_norm_matches_dense_spectrum(arch, seed):
     """Power iteration against the dense H = [drive(e_j) − drive(0)]_j: symmetric, same ‖H‖₂."""
