@@ -1,0 +1,162 @@
+"""Run configurations: typed dataclasses, read from YAML with ``yaml.safe_load`` and validated.
+
+A run config names a model, a learning rule, an optimizer (with per-layer learning rates and
+weight decays, Laborieux §A.8), an optional schedule, a dataset and a number of epochs::
+
+    model:     {name: P_MLP, sizes: [784, 512, 10], act: my_sigmoid}
+    rule:      {name: EP, beta: 0.1, T1: 30, T2: 10, estimator: symmetric}   # or {name: BPTT, T1, T2}
+    optimizer: {name: adam, lrs: [5.0e-4, 5.0e-4]}           # sgd: momentum, wds
+    schedule:  {name: cosine, T_max: 100, eta_min: 1.0e-5}   # optional
+    data:      {name: mnist5k, batch_size: 50, test_batch_size: 200, augment: false}
+    epochs: 10
+    seed: 0
+    dtype: float32
+
+Every error names the field (``optimizer.lrs``) and what is wrong with it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from .errors import ConfigError
+
+OPTIMIZERS = ("sgd", "adam")
+SCHEDULES = ("cosine",)
+
+
+def _require(d: Any, where: str, keys: tuple[str, ...], optional: tuple[str, ...] = ()) -> dict:
+    if not isinstance(d, dict):
+        raise ConfigError(f"{where} must be a mapping, got {type(d).__name__}")
+    missing = [k for k in keys if k not in d]
+    if missing:
+        raise ConfigError(f"{where} is missing {', '.join(missing)}")
+    extra = [k for k in d if k not in keys + optional]
+    if extra:
+        raise ConfigError(f"{where} has unknown field(s) {', '.join(map(str, extra))}; "
+                          f"known: {', '.join(keys + optional)}")
+    return d
+
+
+def _number(v: Any, where: str, positive: bool = False, integer: bool = False) -> float:
+    ok = isinstance(v, int) if integer else isinstance(v, (int, float))
+    if isinstance(v, bool) or not ok or (positive and v <= 0):
+        kind = "integer" if integer else "number"
+        raise ConfigError(f"{where} must be a {'positive ' if positive else ''}{kind}, got {v!r}")
+    return v
+
+
+@dataclass
+class OptimizerConfig:
+    name: str
+    lrs: list[float]
+    wds: list[float] | None = None
+    momentum: float = 0.0
+
+    @classmethod
+    def from_dict(cls, d: Any, where: str = "optimizer") -> OptimizerConfig:
+        d = _require(d, where, ("name", "lrs"), ("wds", "momentum"))
+        if d["name"] not in OPTIMIZERS:
+            raise ConfigError(f"{where}.name must be one of {', '.join(OPTIMIZERS)}, got {d['name']!r}")
+        for key in ("lrs", "wds"):
+            v = d.get(key)
+            if v is None and key == "wds":
+                continue
+            if not isinstance(v, list) or not v:
+                raise ConfigError(f"{where}.{key} must be a non-empty list of numbers, got {v!r}")
+            for i, x in enumerate(v):
+                _number(x, f"{where}.{key}[{i}]")
+        if d.get("wds") is not None and len(d["wds"]) != len(d["lrs"]):
+            raise ConfigError(f"{where}.wds has {len(d['wds'])} entries but lrs has {len(d['lrs'])}")
+        _number(d.get("momentum", 0.0), f"{where}.momentum")
+        return cls(**d)
+
+
+@dataclass
+class ScheduleConfig:
+    name: str
+    T_max: int
+    eta_min: float = 0.0
+
+    @classmethod
+    def from_dict(cls, d: Any, where: str = "schedule") -> ScheduleConfig:
+        d = _require(d, where, ("name", "T_max"), ("eta_min",))
+        if d["name"] not in SCHEDULES:
+            raise ConfigError(f"{where}.name must be one of {', '.join(SCHEDULES)}, got {d['name']!r}")
+        _number(d["T_max"], f"{where}.T_max", positive=True, integer=True)
+        _number(d.get("eta_min", 0.0), f"{where}.eta_min")
+        return cls(**d)
+
+
+@dataclass
+class DataConfig:
+    name: str
+    batch_size: int
+    test_batch_size: int = 200
+    augment: bool = False
+
+    @classmethod
+    def from_dict(cls, d: Any, where: str = "data") -> DataConfig:
+        d = _require(d, where, ("name", "batch_size"), ("test_batch_size", "augment"))
+        _number(d["batch_size"], f"{where}.batch_size", positive=True, integer=True)
+        _number(d.get("test_batch_size", 200), f"{where}.test_batch_size", positive=True, integer=True)
+        if not isinstance(d.get("augment", False), bool):
+            raise ConfigError(f"{where}.augment must be true or false, got {d['augment']!r}")
+        return cls(**d)
+
+
+@dataclass
+class RunConfig:
+    model: dict[str, Any]
+    rule: dict[str, Any]
+    optimizer: OptimizerConfig
+    data: DataConfig
+    epochs: int
+    schedule: ScheduleConfig | None = None
+    seed: int = 0
+    dtype: str = "float32"
+    device: str = "cpu"
+    extra: dict[str, Any] = field(default_factory=dict)  # free-form notes carried to the run folder
+
+    @classmethod
+    def from_dict(cls, d: Any, where: str = "config") -> RunConfig:
+        names = tuple(f.name for f in fields(cls))
+        d = _require(d, where, ("model", "rule", "optimizer", "data", "epochs"), names)
+        for key in ("model", "rule"):
+            _require(d[key], f"{where}.{key}", ("name",), tuple(d[key]) if isinstance(d[key], dict) else ())
+        _number(d["epochs"], f"{where}.epochs", positive=True, integer=True)
+        _number(d.get("seed", 0), f"{where}.seed", integer=True)
+        if d.get("dtype", "float32") not in ("float32", "float64"):
+            raise ConfigError(f"{where}.dtype must be float32 or float64, got {d['dtype']!r}")
+        sched = d.get("schedule")
+        return cls(
+            model=dict(d["model"]),
+            rule=dict(d["rule"]),
+            optimizer=OptimizerConfig.from_dict(d["optimizer"], f"{where}.optimizer"),
+            data=DataConfig.from_dict(d["data"], f"{where}.data"),
+            epochs=d["epochs"],
+            schedule=None if sched is None else ScheduleConfig.from_dict(sched, f"{where}.schedule"),
+            seed=d.get("seed", 0),
+            dtype=d.get("dtype", "float32"),
+            device=d.get("device", "cpu"),
+            extra=dict(d.get("extra") or {}),
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def load_config(path: str | Path) -> RunConfig:
+    """Read a run config from a YAML file (``yaml.safe_load``)."""
+    path = Path(path)
+    try:
+        data = yaml.safe_load(path.read_text())
+    except FileNotFoundError:
+        raise ConfigError(f"config file {path} does not exist") from None
+    except yaml.YAMLError as e:
+        raise ConfigError(f"{path}: not valid YAML ({str(e).splitlines()[0]})") from None
+    return RunConfig.from_dict(data, where=str(path))
