@@ -15,12 +15,20 @@ class ConfigError(EqbenchError, ValueError):
     """An unknown name (model, activation, estimator) or an invalid setting."""
 
 
+class RegistryError(ConfigError):
+    """A malformed baselines registry file; the message names the file, the entry and the field."""
+
+
 class ShapeError(EqbenchError, ValueError):
     """An input or target whose shape does not match the model."""
 
 
 class DivergenceError(EqbenchError, FloatingPointError):
     """A relaxation produced a non-finite state."""
+
+
+class DatasetMissingError(EqbenchError, FileNotFoundError):
+    """A dataset's files are not where they are expected, or cannot be read (or downloaded)."""
 
 
 def unknown(kind: str, name: str, known) -> ConfigError:

