@@ -2,6 +2,7 @@
 
     eqbench gdu MODEL [--sizes ...] [--dtype float64] [--sweep] --json OUT [--plot OUT.png]
     eqbench bench [--out DIR] [--quick]
+    eqbench baselines [--json]
 
 Errors that eqbench raises on purpose print as one line, ``eqbench: error: …``, exit status 2.
 """
@@ -9,6 +10,7 @@ Errors that eqbench raises on purpose print as one line, ``eqbench: error: …``
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from collections.abc import Sequence
 
@@ -50,6 +52,9 @@ def _parser() -> argparse.ArgumentParser:
 
     b = sub.add_parser("bench", help="the main job: every check on embedded data, table + report folder")
     b.add_argument("--out", default="reports/bench", help="report folder (default reports/bench)")
+
+    r = sub.add_parser("baselines", help="list the published baselines of the registry (baselines/*.yaml)")
+    r.add_argument("--json", action="store_true", help="print a JSON list of entry summaries instead of a table")
     return p
 
 
@@ -98,6 +103,40 @@ def _gdu(a: argparse.Namespace) -> int:
     return 0
 
 
+def _value(b) -> str:
+    if b.value is None:
+        return "NOT FOUND"
+    if isinstance(b.value, str):
+        return b.value
+    unit = {"percent": " %", "ratio": "", "cost": ""}[b.unit]
+    return f"{b.value:g}" + (f" ± {b.std:g}" if b.std is not None else "") + unit
+
+
+def _baselines(a: argparse.Namespace) -> int:
+    from .registry import load_registry
+
+    registry = load_registry()
+    if a.json:
+        print(json.dumps([b.to_summary() for b in registry.values()], indent=2))
+        return 0
+    from rich import box
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"Published baselines ({len(registry)} entries; value null = NOT FOUND in baselines.md)",
+                  box=box.SIMPLE_HEAD)
+    for col in ("id", "dataset", "metric", "value ± std", "provenance", "scales"):
+        value = col == "value ± std"  # a relative claim is a sentence: cut here, whole in --json
+        table.add_column(col, justify="right" if value else "left", no_wrap=True, max_width=32 if value else None)
+    for b in registry.values():
+        table.add_row(b.id, b.dataset, b.metric, _value(b), b.provenance, ", ".join(b.scales) or "–")
+    console = Console()
+    if not console.is_terminal:  # piped or captured: every column whole rather than squeezed into 80 columns
+        console = Console(width=200)
+    console.print(table)
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
@@ -107,6 +146,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             from .bench import run_bench
 
             return run_bench(args.out)
+        if args.command == "baselines":
+            return _baselines(args)
         raise ConfigError(f"unknown command {args.command!r}")
     except EqbenchError as e:
         print(f"eqbench: error: {e}", file=sys.stderr)
