@@ -1,7 +1,11 @@
 """The ``eqbench`` command: thin parsing and printing over the library.
 
     eqbench gdu MODEL [--sizes ...] [--dtype float64] [--sweep] --json OUT [--plot OUT.png]
-    eqbench bench [--out DIR] [--quick]
+    eqbench bench [--out DIR]
+    eqbench baselines [--json]
+    eqbench train CONFIG.yaml [--out DIR] | eqbench train --resume DIR
+    eqbench run ID --scale ci|paper [--seeds N] [--device cuda] [--json OUT]
+    eqbench report [--results DIR] [--out FILE]
     eqbench baselines [--json]
 
 Errors that eqbench raises on purpose print as one line, ``eqbench: error: …``, exit status 2.
@@ -55,7 +59,73 @@ def _parser() -> argparse.ArgumentParser:
 
     r = sub.add_parser("baselines", help="list the published baselines of the registry (baselines/*.yaml)")
     r.add_argument("--json", action="store_true", help="print a JSON list of entry summaries instead of a table")
+
+    t = sub.add_parser("train", help="train a run config (YAML) into a run folder, or resume one")
+    t.add_argument("config", nargs="?", help="run config YAML (see eqbench/config.py)")
+    t.add_argument("--out", help="run folder (default results/train/<config stem>)")
+    t.add_argument("--resume", metavar="DIR", help="continue the interrupted run in DIR")
+    _data_args(t)
+
+    u = sub.add_parser("run", help="train a registry baseline over seeds and compare with what is expected")
+    u.add_argument("id", help="baseline id (eqbench baselines lists them)")
+    u.add_argument("--scale", required=True, choices=["ci", "paper"])
+    u.add_argument("--seeds", type=int, default=1)
+    u.add_argument("--device", help="override the config's device (cpu, cuda)")
+    u.add_argument("--results", default="results", help="results folder (default results/)")
+    u.add_argument("--json", help="also write the run's JSON here")
+    _data_args(u)
+
+    o = sub.add_parser("report", help="Markdown 'paper / eqbench' table of every baseline that has been run")
+    o.add_argument("--results", default="results")
+    o.add_argument("--out", default="reports/report.md")
     return p
+
+
+def _data_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--data-dir", help="folder of the full datasets (default $EQBENCH_DATA_DIR or ~/.eqbench/data)")
+    p.add_argument("--download", action="store_true", help="let torchvision download a missing dataset")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+
+
+def _train(a: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from .config import load_config
+    from .train import Trainer
+
+    kw = {"data_dir": a.data_dir, "download": a.download, "progress": not a.quiet}
+    if a.resume:
+        trainer = Trainer.resume(a.resume, **kw)
+    elif a.config:
+        out = a.out or str(Path("results") / "train" / Path(a.config).stem)
+        trainer = Trainer(load_config(a.config), out, **kw)
+    else:
+        raise ConfigError("eqbench train needs a config file or --resume DIR")
+    result = trainer.fit()
+    print(f"final test accuracy {result['final']['test_acc']:.2f}% (best {result['best_test_acc']:.2f}%); "
+          f"run folder {trainer.out}")
+    return 0
+
+
+def _run(a: argparse.Namespace) -> int:
+    from rich.console import Console
+
+    from .io import write_json
+    from .runner import run_baseline
+
+    r = run_baseline(a.id, a.scale, seeds=a.seeds, device=a.device, results=a.results, data_dir=a.data_dir,
+                     download=a.download, progress=not a.quiet)
+    if a.json:
+        write_json(a.json, r)
+    m, e = r["measured"], r["expected"]
+    expected = f"band [{e['band'][0]}, {e['band'][1]}] (eqbench's own measurement)" if "band" in e else (
+        f"{e['value']}" + (f" ± {e['std']}" if e["std"] is not None else "") + f" [{e['provenance']}]"
+        if e["value"] is not None else f"no published value [{e['provenance']}]")
+    verdict = {True: "[green]pass[/]", False: "[bold red]FAIL[/]", None: "no verdict (nothing to compare)"}[r["pass"]]
+    seeds = ", ".join(f"{v:.2f}" for v in m["per_seed"])
+    Console().print(f"{r['id']} ({r['scale']}): {r['metric']} measured {m['mean']:.2f} ± {m['std']:.2f} over "
+                    f"{len(m['per_seed'])} seed(s) [{seeds}]; expected {expected}: {verdict}")
+    return 1 if r["pass"] is False else 0
 
 
 def _gdu(a: argparse.Namespace) -> int:
@@ -148,6 +218,15 @@ def main(argv: Sequence[str] | None = None) -> int:
             return run_bench(args.out)
         if args.command == "baselines":
             return _baselines(args)
+        if args.command == "train":
+            return _train(args)
+        if args.command == "run":
+            return _run(args)
+        if args.command == "report":
+            from .runner import write_report
+
+            print(f"report: {write_report(args.results, args.out)}")
+            return 0
         raise ConfigError(f"unknown command {args.command!r}")
     except EqbenchError as e:
         print(f"eqbench: error: {e}", file=sys.stderr)
