@@ -1,5 +1,8 @@
 """The main job (``make bench`` / ``eqbench bench``): every check on embedded data, in minutes.
 
+The GDU, energy and step checks of the engine, then every ``ci``-scale reproduction of the
+registry trained for one seed against its band.
+
 Prints one table — model, check, measured value, bound, verdict — and writes a report folder:
 ``report.md`` (the table and the figures), ``results.json`` and the PNGs. Negative controls are
 rows whose verdict is "pass" when the check *fails* on the broken variant, as it must. Exit status
@@ -160,6 +163,28 @@ def step_rows() -> list[Row]:
     return rows
 
 
+def accuracy_rows(out: Path) -> list[Row]:
+    """Every ci-scale reproduction of the registry, one seed each, against its band."""
+    import shutil
+
+    from .registry import load_registry
+    from .runner import run_baseline
+
+    runs = out / "runs"
+    shutil.rmtree(runs, ignore_errors=True)  # the bench measures this checkout, never an old run
+    rows = []
+    for bid, b in load_registry().items():
+        if "ci" not in b.scales:
+            continue
+        r = run_baseline(bid, "ci", seeds=1, results=str(runs), progress=False)
+        low, high = r["expected"]["band"]
+        rows.append(Row(bid, f"ci {r['metric']}, 1 seed, {r['measured']['epochs']} epochs "
+                             f"({r['measured']['mean_epoch_s']:.1f} s/epoch)",
+                        f"{r['measured']['mean']:.2f}", f"[{low}, {high}] (eqbench band)",
+                        "pass" if r["pass"] else "FAIL"))
+    return rows
+
+
 def run_bench(out_dir: str = "reports/bench") -> int:
     from rich.console import Console
     from rich.table import Table
@@ -171,7 +196,8 @@ def run_bench(out_dir: str = "reports/bench") -> int:
     figures: list[str] = []
     rows: list[Row] = []
     for title, fn in [("GDU", lambda: gdu_rows(out, figures)), ("negative controls", control_rows),
-                      ("energy", energy_rows), ("step", step_rows)]:
+                      ("energy", energy_rows), ("step", step_rows),
+                      ("accuracy (training the ci configs)", lambda: accuracy_rows(out))]:
         with console.status(f"running the {title} checks…"):
             rows += fn()
     elapsed = time.perf_counter() - t0
