@@ -124,17 +124,6 @@ def test_laborieux2021_paper_scale_follows_section_1b(registry, row):
     assert (scale.tolerance is not None) == (entry.value is not None)
 
 
-def test_ci_bands_are_labelled_as_eqbench_measurements(registry):
-    ci = [b for b in registry.values() if "ci" in b.scales]
-    assert len(ci) >= 6
-    for b in ci:
-        band = b.scales["ci"].band
-        assert band.low < band.high and band.seeds >= 3
-        assert "eqbench" in band.measured and "not a published number" in band.note
-        # a ci reproduction is never presented as a published value
-        assert b.value is None or b.provenance != "NOT-FOUND"
-
-
 @pytest.mark.parametrize("row", sorted(TABLE1))
 def test_laborieux2021_paper_scale_builds(registry, row):
     pytest.importorskip("torch")
