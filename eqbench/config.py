@@ -6,7 +6,7 @@ weight decays, Laborieux §A.8), an optional schedule, a dataset and a number of
     model:     {name: P_MLP, sizes: [784, 512, 10], act: my_sigmoid}
     rule:      {name: EP, beta: 0.1, T1: 30, T2: 10, estimator: symmetric}   # or {name: BPTT, T1, T2}
     optimizer: {name: adam, lrs: [5.0e-4, 5.0e-4]}           # sgd: momentum, wds
-    schedule:  {name: cosine, T_max: 100, eta_min: 1.0e-5}   # optional
+    schedule:  {name: cosine, T_max: 100, eta_min: 1.0e-5}   # optional; or {name: multistep, milestones: [60, 90]}
     data:      {name: mnist5k, batch_size: 50, test_batch_size: 200, augment: false}
     epochs: 10
     seed: 0
@@ -26,7 +26,7 @@ import yaml
 from .errors import ConfigError
 
 OPTIMIZERS = ("sgd", "adam")
-SCHEDULES = ("cosine",)
+SCHEDULES = ("cosine", "multistep")
 
 
 def _require(d: Any, where: str, keys: tuple[str, ...], optional: tuple[str, ...] = ()) -> dict:
@@ -78,12 +78,24 @@ class OptimizerConfig:
 
 @dataclass
 class ScheduleConfig:
+    """``cosine`` (T_max, eta_min; Laborieux) or ``multistep`` (milestones, gamma; PEPITA's ×0.1 at 60, 90)."""
+
     name: str
-    T_max: int
+    T_max: int | None = None
     eta_min: float = 0.0
+    milestones: list[int] | None = None
+    gamma: float = 0.1
 
     @classmethod
     def from_dict(cls, d: Any, where: str = "schedule") -> ScheduleConfig:
+        if isinstance(d, dict) and d.get("name") == "multistep":
+            d = _require(d, where, ("name", "milestones"), ("gamma",))
+            if not isinstance(d["milestones"], list) or not d["milestones"]:
+                raise ConfigError(f"{where}.milestones must be a non-empty list of epochs, got {d['milestones']!r}")
+            for i, m in enumerate(d["milestones"]):
+                _number(m, f"{where}.milestones[{i}]", positive=True, integer=True)
+            _number(d.get("gamma", 0.1), f"{where}.gamma", positive=True)
+            return cls(**d)
         d = _require(d, where, ("name", "T_max"), ("eta_min",))
         if d["name"] not in SCHEDULES:
             raise ConfigError(f"{where}.name must be one of {', '.join(SCHEDULES)}, got {d['name']!r}")
@@ -98,14 +110,16 @@ class DataConfig:
     batch_size: int
     test_batch_size: int = 200
     augment: bool = False
+    normalize: bool = True
 
     @classmethod
     def from_dict(cls, d: Any, where: str = "data") -> DataConfig:
-        d = _require(d, where, ("name", "batch_size"), ("test_batch_size", "augment"))
+        d = _require(d, where, ("name", "batch_size"), ("test_batch_size", "augment", "normalize"))
         _number(d["batch_size"], f"{where}.batch_size", positive=True, integer=True)
         _number(d.get("test_batch_size", 200), f"{where}.test_batch_size", positive=True, integer=True)
-        if not isinstance(d.get("augment", False), bool):
-            raise ConfigError(f"{where}.augment must be true or false, got {d['augment']!r}")
+        for key in ("augment", "normalize"):
+            if not isinstance(d.get(key, False), bool):
+                raise ConfigError(f"{where}.{key} must be true or false, got {d[key]!r}")
         return cls(**d)
 
 
@@ -147,7 +161,12 @@ class RunConfig:
         )
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        d = asdict(self)
+        if self.schedule is not None:  # only the fields of its kind, so that the dict reads back
+            multistep = self.schedule.name == "multistep"
+            keep = ("name", "milestones", "gamma") if multistep else ("name", "T_max", "eta_min")
+            d["schedule"] = {k: d["schedule"][k] for k in keep}
+        return d
 
 
 def load_config(path: str | Path) -> RunConfig:

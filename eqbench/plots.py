@@ -85,3 +85,21 @@ def plot_activations(state: list[torch.Tensor], path: str | os.PathLike) -> None
     fig.tight_layout()
     save_figure(fig, path)
     plt.close(fig)
+
+
+def plot_angles(history: list[dict], path: str | os.PathLike, title: str = "") -> None:
+    """Angle (degrees) between each layer's update and the BP gradient, per epoch."""
+    keys = sorted(k for k in history[-1] if k.startswith("angle/"))
+    fig, ax = plt.subplots(figsize=(4.8, 3.4))
+    epochs = [h["epoch"] for h in history]
+    for k in keys:
+        ax.plot(epochs, [h.get(k, float("nan")) for h in history], "o-", ms=3, label=k.split("/", 1)[1])
+    ax.axhline(90, color="0.7", lw=0.6, ls="--")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("angle to BP gradient (°)")
+    ax.set_title(title, fontsize=9)
+    ax.grid(True, lw=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    save_figure(fig, path)
+    plt.close(fig)

@@ -31,7 +31,15 @@ ESTIMATORS = ("one_sided", "random_sign", "symmetric")
 
 
 class LearningRule(Protocol):
-    def compute_gradients(self, model: EnergyModel, x: Tensor, y: Tensor) -> dict: ...
+    """What the trainer needs of a rule (EP, BPTT, and the forward-only rules of eqbench.forward)."""
+
+    def compute_gradients(self, model, x: Tensor, y: Tensor) -> dict:
+        """Write ``.grad`` (descent form) and return at least ``output`` (class scores) and ``loss`` (B,)."""
+        ...
+
+    def predict(self, model, x: Tensor) -> tuple[Tensor, list[Tensor]]:
+        """Class scores for evaluation, and the activations they came from."""
+        ...
 
 
 def write_grads(model: EnergyModel, grads: dict[str, Tensor]) -> None:
@@ -107,7 +115,14 @@ class EP:
         s1, b1, s2, b2 = self.phases(model, x, y, free)
         grads = model.postprocess_grads(self.pair_grads(model, x, y, free, s1, b1, s2, b2))
         write_grads(model, grads)
-        return {"free": free, "beta": b2}
+        with torch.no_grad():
+            return {"free": free, "beta": b2, "output": model.output(free), "loss": model.loss(free, y)}
+
+    def predict(self, model: EnergyModel, x: Tensor) -> tuple[Tensor, State]:
+        """Evaluation with the free phase only (Laborieux §A.9)."""
+        free = self.free_phase(model, model.check_input(x))
+        with torch.no_grad():
+            return model.output(free), free
 
 
 @dataclass
@@ -129,10 +144,18 @@ class BPTT:
         y = model.check_target(y, x.shape[0])
         s = relax(model, x, model.init_state(x), self.T1 - self.T2, mode=self.mode, closed_form=self.closed_form)
         s = relax(model, x, s, self.T2, mode=self.mode, closed_form=self.closed_form, graph=True)
-        loss = model.loss(s, y).mean()
+        per_sample = model.loss(s, y)
         names, params = zip(*model.named_parameters())
-        write_grads(model, dict(zip(names, grads(loss, params))))
-        return {"free": [t.detach() for t in s], "loss": loss.item()}
+        write_grads(model, dict(zip(names, grads(per_sample.mean(), params))))
+        final = [t.detach() for t in s]
+        with torch.no_grad():
+            return {"free": final, "output": model.output(final), "loss": per_sample.detach()}
+
+    def predict(self, model: EnergyModel, x: Tensor) -> tuple[Tensor, State]:
+        x = model.check_input(x)
+        s = relax(model, x, model.init_state(x), self.T1, mode=self.mode, closed_form=self.closed_form)
+        with torch.no_grad():
+            return model.output(s), s
 
 
 RULES = {"EP": EP, "BPTT": BPTT}

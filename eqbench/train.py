@@ -12,6 +12,7 @@ The run folder::
     metrics.jsonl    one JSON line per finished epoch
     accuracy.png     train / test accuracy per epoch, redrawn every epoch
     activations.png  histogram of the free-phase activations of each layer (first test batch)
+    alignment.png    per-layer angle of the update to BP's gradient, for rules that report one
     last.pt, best.pt checkpoints (model, optimizer, scheduler, RNG states, history)
     result.json      written when the last epoch is done
 
@@ -91,11 +92,15 @@ def build_run(cfg: RunConfig, data_dir: str | None = None, download: bool = Fals
     rule = build_rule(rule_name, **rule_cfg)
     optimizer = build_optimizer(model, cfg.optimizer)
     scheduler = None
-    if cfg.schedule is not None:
+    if cfg.schedule is not None and cfg.schedule.name == "cosine":
         scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=cfg.schedule.T_max,
                                                                eta_min=cfg.schedule.eta_min)
+    elif cfg.schedule is not None:
+        scheduler = torch.optim.lr_scheduler.MultiStepLR(optimizer, milestones=cfg.schedule.milestones,
+                                                         gamma=cfg.schedule.gamma)
     train, test = make_loaders(cfg.data.name, batch_size=cfg.data.batch_size, test_batch_size=cfg.data.test_batch_size,
-                               data_dir=data_dir, download=download, augment=cfg.data.augment, seed=cfg.seed)
+                               data_dir=data_dir, download=download, augment=cfg.data.augment,
+                               normalize=cfg.data.normalize, seed=cfg.seed)
     return Run(model, rule, optimizer, scheduler, train, test)
 
 
@@ -188,8 +193,8 @@ class Trainer:
         correct = total = 0
         for x, y in self.run.test_loader:
             x, y = self._to(x, y)
-            s = _free_phase(model, rule, x)
-            correct += int((model.output(s).argmax(1) == y).sum())
+            scores, _ = rule.predict(model, x)
+            correct += int((scores.argmax(1) == y).sum())
             total += len(y)
         return 100.0 * correct / total
 
@@ -207,14 +212,13 @@ class Trainer:
             except DivergenceError as e:
                 raise TrainingDiverged(f"training diverged at epoch {self.epoch + 1}, batch {b + 1}: {e}; "
                                        f"the last good checkpoint is in {self.out}") from None
-            with torch.no_grad():
-                loss = model.loss(info["free"], y)
+            loss = info["loss"]
             if not bool(torch.isfinite(loss).all()):
                 raise TrainingDiverged(f"training diverged at epoch {self.epoch + 1}, batch {b + 1}: non-finite "
                                        f"loss; the last good checkpoint is in {self.out}")
             opt.step()
             loss_sum += float(loss.sum())
-            correct += int((model.output(info["free"]).argmax(1) == y).sum())
+            correct += int((info["output"].argmax(1) == y).sum())
             total += len(y)
             progress.update(task, advance=1, stats=f"loss {loss_sum / total:.4f}  acc {100 * correct / total:.2f}%")
         progress.remove_task(task)
@@ -232,15 +236,17 @@ class Trainer:
             while self.epoch < self.cfg.epochs:
                 t0 = time.perf_counter()
                 train_loss, train_acc = self._train_epoch(progress)
-                if self.run.scheduler is not None and self.epoch < self.cfg.schedule.T_max:
+                lrs = [g["lr"] for g in self.run.optimizer.param_groups]
+                if self.run.scheduler is not None and (self.cfg.schedule.name != "cosine"
+                                                       or self.epoch < self.cfg.schedule.T_max):
                     self.run.scheduler.step()
                 test_acc = self.evaluate()
                 self.epoch += 1
                 improved = test_acc > self.best
                 self.best = max(self.best, test_acc)
                 self.history.append({"epoch": self.epoch, "train_loss": train_loss, "train_acc": train_acc,
-                                     "test_acc": test_acc, "lr": [g["lr"] for g in self.run.optimizer.param_groups],
-                                     "time_s": time.perf_counter() - t0})
+                                     "test_acc": test_acc, "lr": lrs, "time_s": time.perf_counter() - t0,
+                                     **self._diagnostics()})
                 self._checkpoint(improved)
                 self._write_metrics()
                 if self.progress:
@@ -253,18 +259,20 @@ class Trainer:
         write_json(self.out / "result.json", result)
         return result
 
+    def _diagnostics(self) -> dict[str, float]:
+        """A rule's per-epoch diagnostics (e.g. the angle of each layer's update to BP's gradient) on the
+        first test batch; rules without any return nothing."""
+        if not hasattr(self.run.rule, "diagnostics"):
+            return {}
+        x, y = self._to(*next(iter(self.run.test_loader)))
+        return dict(self.run.rule.diagnostics(self.run.model, x, y))
+
     def _write_metrics(self) -> None:
         write_text(self.out / "metrics.jsonl", "".join(json.dumps(h) + "\n" for h in self.history))
-        from .plots import plot_accuracy, plot_activations
+        from .plots import plot_accuracy, plot_activations, plot_angles
 
         plot_accuracy(self.history, self.out / "accuracy.png", title=str(self.out.name))
         x, _ = self._to(*next(iter(self.run.test_loader)))
-        plot_activations(_free_phase(self.run.model, self.run.rule, x), self.out / "activations.png")
-
-
-def _free_phase(model: EnergyModel, rule: Any, x: torch.Tensor):
-    """The free phase of any rule with T1 steps (EP and BPTT both declare T1)."""
-    from .relaxation import relax
-
-    return relax(model, x, model.init_state(x), rule.T1, mode=getattr(rule, "mode", "sync"),
-                 closed_form=getattr(rule, "closed_form", True))
+        plot_activations(self.run.rule.predict(self.run.model, x)[1], self.out / "activations.png")
+        if any(k.startswith("angle/") for k in self.history[-1]):
+            plot_angles(self.history, self.out / "alignment.png", title=str(self.out.name))

@@ -13,7 +13,7 @@ from .info import DATASET_INFO, SPLITS, Split, default_data_dir
 
 
 def load_dataset(name: str, split: Split, *, data_dir: str | Path | None = None, download: bool = False,
-                 augment: bool = False) -> Dataset:
+                 augment: bool = False, normalize: bool = True) -> Dataset:
     """One split of a dataset, yielding ``(x, y)``: x a float32 tensor of ``DATASET_INFO[name].in_shape``, y a
     0-d long class index, or a float32 tensor of shape (1,) for regression (``diabetes``).
 
@@ -29,6 +29,7 @@ def load_dataset(name: str, split: Split, *, data_dir: str | Path | None = None,
     The others (``mnist``, ``fashion_mnist``, ``cifar10``, ``cifar100``) are read by torchvision from
     ``data_dir`` (default ``$EQBENCH_DATA_DIR``, else ``~/.eqbench/data``), fetched there first when
     ``download=True``, with the transforms of Laborieux et al. (2021) described in :mod:`eqbench.data.vision`.
+    ``normalize=False`` leaves CIFAR pixels in [0, 1].
     ``augment=True`` adds random flips and crops to the train split of CIFAR-10/100 (the only datasets with an
     augmentation); elsewhere it is a :class:`ConfigError`.
 
@@ -49,11 +50,11 @@ def load_dataset(name: str, split: Split, *, data_dir: str | Path | None = None,
     except ImportError as e:
         raise ConfigError(f"dataset {name!r} needs torchvision: pip install 'eqbench[data]'") from e
     return vision_dataset(name, split, Path(data_dir).expanduser() if data_dir is not None else default_data_dir(),
-                          download=download, augment=augment)
+                          download=download, augment=augment, normalize=normalize)
 
 
 def make_loaders(name: str, *, batch_size: int, test_batch_size: int = 200, data_dir: str | Path | None = None,
-                 download: bool = False, augment: bool = False, seed: int = 0,
+                 download: bool = False, augment: bool = False, normalize: bool = True, seed: int = 0,
                  num_workers: int = 0) -> tuple[DataLoader, DataLoader]:
     """(train loader, test loader) of dataset ``name`` (see :func:`load_dataset`).
 
@@ -67,8 +68,9 @@ def make_loaders(name: str, *, batch_size: int, test_batch_size: int = 200, data
             raise ConfigError(f"{label} must be a positive integer, got {v!r}")
     if not isinstance(num_workers, int) or num_workers < 0:
         raise ConfigError(f"num_workers must be a non-negative integer, got {num_workers!r}")
-    train = load_dataset(name, "train", data_dir=data_dir, download=download, augment=augment)
-    test = load_dataset(name, "test", data_dir=data_dir)  # a download for the train split fetched both splits
+    train = load_dataset(name, "train", data_dir=data_dir, download=download, augment=augment, normalize=normalize)
+    # a download for the train split fetched both splits
+    test = load_dataset(name, "test", data_dir=data_dir, normalize=normalize)
     generator = torch.Generator().manual_seed(seed)
     return (DataLoader(train, batch_size=batch_size, shuffle=True, generator=generator, num_workers=num_workers),
             DataLoader(test, batch_size=test_batch_size, shuffle=False, num_workers=num_workers))

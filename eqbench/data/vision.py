@@ -75,15 +75,16 @@ def expected_files(name: str, data_dir: Path) -> tuple[Path, tuple[str, ...]]:
     return Path(data_dir) / sub, files
 
 
-def vision_transform(name: str, train: bool, augment: bool = False) -> transforms.Compose:
-    """The input transform of ``name`` (see the module doc); ``augment`` acts on the train split only."""
+def vision_transform(name: str, train: bool, augment: bool = False, normalize: bool = True) -> transforms.Compose:
+    """The input transform of ``name`` (see the module doc); ``augment`` acts on the train split only;
+    ``normalize=False`` keeps pixels in [0, 1] (``ToTensor`` only, as PEPITA's code does)."""
     if augment and name not in AUGMENTED:
         raise ConfigError(f"augmentation is defined for {', '.join(AUGMENTED)} only, not {name!r}")
     steps: list = []
     if augment and train:
         steps += [transforms.RandomHorizontalFlip(0.5), transforms.RandomCrop(32, padding=4, padding_mode="edge")]
     steps.append(transforms.ToTensor())
-    if name in ("cifar10", "cifar100"):
+    if normalize and name in ("cifar10", "cifar100"):
         # std TRIPLED on purpose (Laborieux et al. 2021), same constants for CIFAR-100: see CIFAR_STD.
         steps.append(transforms.Normalize(mean=CIFAR_MEAN, std=CIFAR_STD))
     return transforms.Compose(steps)
@@ -100,11 +101,11 @@ def _one_line(e: BaseException) -> str:
 
 
 def vision_dataset(name: str, split: Split, data_dir: Path, download: bool = False,
-                   augment: bool = False) -> datasets.VisionDataset:
+                   augment: bool = False, normalize: bool = True) -> datasets.VisionDataset:
     """One split of a torchvision dataset read from ``data_dir``, yielding (float32 image, long class)."""
     stock, files_only, _, _ = _SOURCES[name]
     folder, files = expected_files(name, data_dir)
-    transform = vision_transform(name, split == "train", augment)
+    transform = vision_transform(name, split == "train", augment, normalize)
     if not download:
         missing = [f for f in files if not (folder / f).is_file()]
         if missing:

@@ -7,6 +7,7 @@ from typing import Any
 
 from ..errors import unknown
 from .base import EnergyModel, State
+from .feedforward import conv1fc, fc
 from .layered import LayeredEP
 
 
@@ -35,6 +36,8 @@ MODELS: dict[str, Callable[..., EnergyModel]] = {
     "P_CNN": p_cnn,
     "VF_MLP": vf_mlp,
     "VF_CNN": vf_cnn,
+    "FC": fc,
+    "CONV1FC": conv1fc,
 }
 
 
