@@ -161,7 +161,18 @@ class BPTT:
 RULES = {"EP": EP, "BPTT": BPTT}
 
 
+def all_rules() -> dict[str, type]:
+    """EP and BPTT, plus the forward-only rules (PEPITA, BP, FA, DFA) of eqbench.forward."""
+    from .forward import RULES_FORWARD  # imported here: eqbench.forward builds on this module
+
+    return {**RULES, **RULES_FORWARD}
+
+
 def build_rule(name: str, **kw) -> LearningRule:
-    if name not in RULES:
-        raise unknown("learning rule", name, RULES)
-    return RULES[name](**kw)
+    rules = all_rules()
+    if name not in rules:
+        raise unknown("learning rule", name, rules)
+    try:
+        return rules[name](**kw)
+    except TypeError as e:
+        raise ConfigError(f"rule {name}: {str(e).replace(rules[name].__name__ + '.__init__() ', '')}") from None
