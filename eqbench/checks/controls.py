@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ..forward import PEPITA
 from ..rules import EP
 
 
@@ -17,3 +18,12 @@ class FlippedSignEP(EP):
 
     def pair_grads(self, *args, **kwargs):
         return {k: -v for k, v in super().pair_grads(*args, **kwargs).items()}
+
+
+@dataclass
+class FlippedPEPITA(PEPITA):
+    """PEPITA with every layer's update negated: training with it must not lower the loss."""
+
+    def layer_updates(self, *args, **kwargs):
+        updates, logits = super().layer_updates(*args, **kwargs)
+        return [-u for u in updates], logits
