@@ -60,20 +60,28 @@ def plot_sweep(sweep: Sweep, path: str | os.PathLike, title: str = "") -> None:
     plt.close(fig)
 
 
-def plot_accuracy(history: list[dict], path: str | os.PathLike, title: str = "") -> None:
-    """Train and test accuracy per epoch."""
+def _per_epoch(history: list[dict], path: str | os.PathLike, series: dict[str, str], ylabel: str, title: str,
+               hline: float | None = None) -> None:
+    """One line per (label → metric key) against the epoch."""
     fig, ax = plt.subplots(figsize=(4.8, 3.4))
     epochs = [h["epoch"] for h in history]
-    ax.plot(epochs, [h["train_acc"] for h in history], "o-", ms=3, label="train")
-    ax.plot(epochs, [h["test_acc"] for h in history], "s-", ms=3, label="test")
+    for marker, (label, key) in zip("os^v<>", series.items()):
+        ax.plot(epochs, [h.get(key, float("nan")) for h in history], f"{marker}-", ms=3, label=label)
+    if hline is not None:
+        ax.axhline(hline, color="0.7", lw=0.6, ls="--")
     ax.set_xlabel("epoch")
-    ax.set_ylabel("accuracy (%)")
+    ax.set_ylabel(ylabel)
     ax.set_title(title, fontsize=9)
     ax.grid(True, lw=0.3)
     ax.legend(fontsize=8)
     fig.tight_layout()
     save_figure(fig, path)
     plt.close(fig)
+
+
+def plot_accuracy(history: list[dict], path: str | os.PathLike, title: str = "") -> None:
+    """Train and test accuracy per epoch."""
+    _per_epoch(history, path, {"train": "train_acc", "test": "test_acc"}, "accuracy (%)", title)
 
 
 def plot_activations(state: list[torch.Tensor], path: str | os.PathLike) -> None:
@@ -90,16 +98,4 @@ def plot_activations(state: list[torch.Tensor], path: str | os.PathLike) -> None
 def plot_angles(history: list[dict], path: str | os.PathLike, title: str = "") -> None:
     """Angle (degrees) between each layer's update and the BP gradient, per epoch."""
     keys = sorted(k for k in history[-1] if k.startswith("angle/"))
-    fig, ax = plt.subplots(figsize=(4.8, 3.4))
-    epochs = [h["epoch"] for h in history]
-    for k in keys:
-        ax.plot(epochs, [h.get(k, float("nan")) for h in history], "o-", ms=3, label=k.split("/", 1)[1])
-    ax.axhline(90, color="0.7", lw=0.6, ls="--")
-    ax.set_xlabel("epoch")
-    ax.set_ylabel("angle to BP gradient (°)")
-    ax.set_title(title, fontsize=9)
-    ax.grid(True, lw=0.3)
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    save_figure(fig, path)
-    plt.close(fig)
+    _per_epoch(history, path, {k.split("/", 1)[1]: k for k in keys}, "angle to BP gradient (°)", title, hline=90)
