@@ -144,7 +144,7 @@ def step_rows() -> list[Row]:
         s = [torch.rand_like(t) for t in model.init_state(x)]
         a = model.drive(x, s, 0.3, y, closed_form=True)
         b = model.drive(x, s, 0.3, y, closed_form=False)
-        diff = max(float((p - q).abs().max()) for p, q in zip(a, b))
+        diff = max(float((p - q).detach().abs().max()) for p, q in zip(a, b))
         rows.append(Row(label, "closed-form step = autograd step (float64, max |Δu|)", f"{diff:.1e}", "≤ 1e-12",
                         _le(diff, 1e-12)))
     from .relaxation import relax
