@@ -33,6 +33,13 @@ def write_json(path: str | os.PathLike, obj: Any) -> Path:
     return write_text(path, json.dumps(obj, indent=2, default=float) + "\n")
 
 
+def save_torch(obj: Any, path: str | os.PathLike) -> Path:
+    """``torch.save`` made atomic (checkpoints)."""
+    import torch
+
+    return _atomic(path, lambda f: torch.save(obj, f))
+
+
 def save_figure(fig, path: str | os.PathLike) -> Path:
     fmt = Path(path).suffix.lstrip(".") or "png"
     return _atomic(path, lambda f: fig.savefig(f, format=fmt, dpi=110, bbox_inches="tight"))

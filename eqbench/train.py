@@ -24,7 +24,6 @@ same numbers as an uninterrupted one.
 
 from __future__ import annotations
 
-import io
 import json
 import math
 import time
@@ -38,8 +37,8 @@ import yaml
 
 from .config import RunConfig
 from .errors import ConfigError, DivergenceError, EqbenchError
-from .io import _atomic, write_text
-from .models import EnergyModel, build_model
+from .io import save_torch, write_json, write_text
+from .models import build_model
 from .rules import build_rule
 
 
@@ -50,7 +49,7 @@ class TrainingDiverged(EqbenchError):
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
 
 
-def build_optimizer(model: EnergyModel, cfg) -> torch.optim.Optimizer:
+def build_optimizer(model: torch.nn.Module, cfg) -> torch.optim.Optimizer:
     """One parameter group per layer with its own learning rate and weight decay (Laborieux §A.8)."""
     groups = model.layer_parameters()
     if len(groups) != len(cfg.lrs):
@@ -67,7 +66,7 @@ def build_optimizer(model: EnergyModel, cfg) -> torch.optim.Optimizer:
 class Run:
     """What ``build_run`` assembles from a config."""
 
-    model: EnergyModel
+    model: torch.nn.Module  # an EnergyModel, or a feed-forward model of eqbench.forward's rules
     rule: Any
     optimizer: torch.optim.Optimizer
     scheduler: torch.optim.lr_scheduler.LRScheduler | None
@@ -102,12 +101,6 @@ def build_run(cfg: RunConfig, data_dir: str | None = None, download: bool = Fals
                                data_dir=data_dir, download=download, augment=cfg.data.augment,
                                normalize=cfg.data.normalize, seed=cfg.seed)
     return Run(model, rule, optimizer, scheduler, train, test)
-
-
-def _save(obj: Any, path: Path) -> None:
-    buf = io.BytesIO()
-    torch.save(obj, buf)
-    _atomic(path, lambda f: f.write(buf.getvalue()))
 
 
 def _rng_state(run: Run) -> dict[str, Any]:
@@ -177,9 +170,9 @@ class Trainer:
             "best": self.best,
             "history": [json.dumps(h) for h in self.history],
         }
-        _save(state, self.out / "last.pt")
+        save_torch(state, self.out / "last.pt")
         if improved:
-            _save({"model": state["model"], "epoch": self.epoch, "test_acc": self.best}, self.out / "best.pt")
+            save_torch({"model": state["model"], "epoch": self.epoch, "test_acc": self.best}, self.out / "best.pt")
 
     # ----------------------------------------------------------------------------- loop
     def _to(self, x: torch.Tensor, y: torch.Tensor):
@@ -254,8 +247,6 @@ class Trainer:
                                            f"test {test_acc:.2f}%")
         result = {"epochs": self.epoch, "final": self.history[-1], "best_test_acc": self.best,
                   "mean_epoch_s": sum(h["time_s"] for h in self.history) / len(self.history)}
-        from .io import write_json
-
         write_json(self.out / "result.json", result)
         return result
 

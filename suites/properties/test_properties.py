@@ -112,6 +112,15 @@ def _events(model, beta) -> None:
 
 
 # ------------------------------------------------------------------------------------ closed form = autograd
+def _check_closed_form(model, x, y, states, beta, what: str) -> None:
+    """The closed-form drive equals the autograd drive at the random and at the zero state."""
+    for s, label in zip(states, ("random", "zero")):
+        with torch.no_grad():
+            cf = model.drive(x, s, beta, y, closed_form=True)
+        ag = model.drive(x, s, beta, y, closed_form=False)
+        _assert_drives_close([u.detach() for u in cf], ag, f"{what} {label} state")
+
+
 @settings(max_examples=scaled_examples(100))
 @given(arch=archs(), seed=st.integers(0, 2**31 - 1), scale=st.one_of(st.none(), st.floats(0.5, 3.0)),
        beta=betas, data=st.data())
@@ -120,11 +129,7 @@ def test_closed_form_drive_equals_autograd(arch, seed, scale, beta, data):
     model = _build(name, cfg, seed, scale)
     x, y, states = _inputs(data.draw, model, in_shape)
     _events(model, beta)
-    for s, label in zip(states, ("random", "zero")):
-        with torch.no_grad():
-            cf = model.drive(x, s, beta, y, closed_form=True)
-        ag = model.drive(x, s, beta, y, closed_form=False)
-        _assert_drives_close([u.detach() for u in cf], ag, f"{name} {cfg} β={beta} {label} state")
+    _check_closed_form(model, x, y, states, beta, f"{name} {cfg} β={beta}")
 
 
 @settings(max_examples=scaled_examples(50))
@@ -134,11 +139,7 @@ def test_vf_closed_form_drive_equals_autograd(arch, seed, beta, data):
     vf = _build("VF" + name[1:], cfg, seed)  # independent feedback weights
     x, y, states = _inputs(data.draw, vf, in_shape)
     _events(vf, beta)
-    for s, label in zip(states, ("random", "zero")):
-        with torch.no_grad():
-            cf = vf.drive(x, s, beta, y, closed_form=True)
-        ag = vf.drive(x, s, beta, y, closed_form=False)
-        _assert_drives_close([u.detach() for u in cf], ag, f"VF {cfg} β={beta} {label} state")
+    _check_closed_form(vf, x, y, states, beta, f"VF {cfg} β={beta}")
 
 
 @settings(max_examples=scaled_examples(25))
