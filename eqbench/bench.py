@@ -18,7 +18,8 @@ from pathlib import Path
 
 import torch
 
-from .cases import SIGN_BETA, SIGN_CASES, SIGN_T1, SIGN_T2, THEOREM_CASES, THEOREM_T1, THEOREM_T2, build_case, case
+from .cases import SIGN_BETA, SIGN_CASES, SIGN_T1, SIGN_T2, THEOREM_CASES, THEOREM_T1, THEOREM_T2, build_case, case,
+                    theorem_settings
 from .checks import energy as en
 from .checks.controls import FlippedSignEP
 from .checks.gdu import (
@@ -63,9 +64,10 @@ def gdu_rows(out: Path, figures: list[str]) -> list[Row]:
     rows = []
     for label, spec in THEOREM_CASES.items():
         model, x, y = case(spec)
-        rule = EP(beta=SYMMETRIC_BETA, T1=THEOREM_T1, T2=THEOREM_T2, estimator="one_sided")
+        T1, betas = theorem_settings(label)
+        rule = EP(beta=SYMMETRIC_BETA, T1=T1, T2=THEOREM_T2, estimator="one_sided")
         run = prepare(model, x, y, rule)
-        sw = beta_sweep(run, rule)
+        sw = beta_sweep(run, rule, betas)
         sym = report(run, rule, SYMMETRIC_BETA, "symmetric").rel_error
         rows += [
             Row(label, "GDU one-sided slope (float64)", f"{sw.slope_one_sided:.3f}", f"{SLOPE_ONE_SIDED}",

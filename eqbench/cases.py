@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
 import torch
 
 from .data import batch_for
@@ -22,6 +23,7 @@ DEFAULTS: dict[str, dict[str, Any]] = {
               "pools": "aa", "fc": [10]},
     "VF_CNN": {"in_shape": (1, 8, 8), "channels": [4, 8], "kernels": [3, 3], "paddings": [1, 1],
                "pools": "aa", "fc": [10]},
+    "HOPFIELD": {"sizes": [64, 32, 16, 10]},
 }
 
 
@@ -57,9 +59,27 @@ THEOREM_CASES: dict[str, dict[str, Any]] = {
     "P_CNN avg pool": {"name": "P_CNN", "act": "my_sigmoid", "pools": "aa"},
     "P_CNN no pool": {"name": "P_CNN", "act": "my_sigmoid", "pools": "ii"},
     "P_CNN max+avg pool": {"name": "P_CNN", "act": "my_sigmoid", "pools": "ma"},
+    "HOPFIELD SW_no_intra, gradient nudge": {"name": "HOPFIELD", "topology_type": "SW_no_intra", "p": 0.1,
+                                             "bypass_mag": 0.3, "nudge": "gradient"},
 }
-#: free/nudged steps of the theorem cases: 300 free steps reach a residual below 1e-15 on all of them
+#: free/nudged steps of the theorem cases: 300 free steps reach a residual below 1e-15 on the layered ones
 THEOREM_T1, THEOREM_T2 = 300, 10
+#: β-sweep of the theorem cases (Sweep fits the log–log slope over it)
+THEOREM_BETAS = [float(b) for b in np.logspace(-1, -4, 7)]
+#: per-case overrides. Gammell's clamp ρ has kinks at 0 and 1 where ~74 % of this batch's units sit:
+#: at β ≥ 3e-3 the nudge moves units across them (one-sided error 0.68 at β = 0.1, 1.1e-3 at 1e-3),
+#: so the limit is read over β = 1e-3 … 1e-4, where no unit crosses (below 3e-5 the symmetric error
+#: reaches its float64 round-off floor, ~1e-9). Its free phase needs 3000 steps (residual 3e-3
+#: after 300, 0 after 3000).
+THEOREM_OVERRIDES: dict[str, dict[str, Any]] = {
+    "HOPFIELD SW_no_intra, gradient nudge": {"T1": 3000, "betas": [float(b) for b in np.logspace(-3, -4, 5)]},
+}
+
+
+def theorem_settings(label: str) -> tuple[int, list[float]]:
+    """(T1, β-sweep) of theorem case ``label``."""
+    o = THEOREM_OVERRIDES.get(label, {})
+    return o.get("T1", THEOREM_T1), o.get("betas", THEOREM_BETAS)
 
 #: float32 with a clipping activation at the seed's gducheck settings (Laborieux README:
 #: --T1 250 --T2 15 --thirdphase --betas 0.0 0.1), on a batch of 128 digits

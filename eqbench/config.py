@@ -106,20 +106,29 @@ class ScheduleConfig:
 
 @dataclass
 class DataConfig:
+    """``shuffle``: ``epoch`` (reshuffle the train examples every epoch) or ``once`` (Gammell et al. 2021:
+    consecutive batches in an order drawn once from the seed and replayed every epoch); see
+    :func:`eqbench.data.make_loaders`."""
+
     name: str
     batch_size: int
     test_batch_size: int = 200
     augment: bool = False
     normalize: bool = True
+    shuffle: str = "epoch"
 
     @classmethod
     def from_dict(cls, d: Any, where: str = "data") -> DataConfig:
-        d = _require(d, where, ("name", "batch_size"), ("test_batch_size", "augment", "normalize"))
+        from .data.info import SHUFFLES
+
+        d = _require(d, where, ("name", "batch_size"), ("test_batch_size", "augment", "normalize", "shuffle"))
         _number(d["batch_size"], f"{where}.batch_size", positive=True, integer=True)
         _number(d.get("test_batch_size", 200), f"{where}.test_batch_size", positive=True, integer=True)
         for key in ("augment", "normalize"):
             if not isinstance(d.get(key, False), bool):
                 raise ConfigError(f"{where}.{key} must be true or false, got {d[key]!r}")
+        if d.get("shuffle", "epoch") not in SHUFFLES:
+            raise ConfigError(f"{where}.shuffle must be one of {', '.join(SHUFFLES)}, got {d['shuffle']!r}")
         return cls(**d)
 
 

@@ -80,8 +80,27 @@ def _per_epoch(history: list[dict], path: str | os.PathLike, series: dict[str, s
 
 
 def plot_accuracy(history: list[dict], path: str | os.PathLike, title: str = "") -> None:
-    """Train and test accuracy per epoch."""
-    _per_epoch(history, path, {"train": "train_acc", "test": "test_acc"}, "accuracy (%)", title)
+    """Train and test accuracy per epoch (the mean cost for a regression run)."""
+    if "test_cost" in history[-1]:
+        _per_epoch(history, path, {"train": "train_cost", "test": "test_cost"}, "cost ½‖y − ŷ‖²", title)
+    else:
+        _per_epoch(history, path, {"train": "train_acc", "test": "test_acc"}, "accuracy (%)", title)
+
+
+def plot_rates(rates: list[list[float]], path: str | os.PathLike, title: str = "") -> None:
+    """Per-layer correction rate ‖dW_k‖/√n_k of every batch, log scale (Gammell et al. Figs. 3, 5)."""
+    fig, ax = plt.subplots(figsize=(5.4, 3.4))
+    r = torch.tensor(rates, dtype=torch.float64).clamp_min(1e-30)
+    for k in range(r.shape[1]):
+        ax.semilogy(r[:, k].numpy(), lw=0.6, label=f"layer {k + 1}")
+    ax.set_xlabel("batch")
+    ax.set_ylabel("correction rate")
+    ax.set_title(title, fontsize=9)
+    ax.grid(True, which="both", lw=0.3)
+    ax.legend(fontsize=7, ncol=2)
+    fig.tight_layout()
+    save_figure(fig, path)
+    plt.close(fig)
 
 
 def plot_activations(state: list[torch.Tensor], path: str | os.PathLike) -> None:

@@ -4,6 +4,10 @@ The step is ``s ← model.update(s, model.drive(x, s, β, y))``. ``mode="sync"``
 from the same state (the authors' dynamics); ``mode="async"`` updates the even layers, then the
 odd ones from the refreshed state — layers couple only to their neighbours, so each half-step
 is a block-coordinate step (the energy-descent argument of suites/energy).
+
+A model may offer ``fast_relax(x, s, steps, beta, y)``, an analytic version of the same closed-form
+steps (fused, no per-step bookkeeping); ``relax`` uses it when nothing per-step is asked for (no
+graph, trace or hook, synchronous, closed form) and a test pins it to the generic loop.
 """
 
 from __future__ import annotations
@@ -59,12 +63,14 @@ def relax(
     graph: bool = False,
     trace: Trace | None = None,
     drive_hook: Callable[[int, State], State] | None = None,
+    fast: bool = True,
 ) -> State:
     """Run ``steps`` steps of the model's dynamics from ``s`` and return the final state.
 
     ``graph=True`` keeps the autograd graph through every step (BPTT); otherwise each state is a
     fresh detached tensor. ``drive_hook(t, u)`` may replace the drive of step t (the GDU check
-    adds a zero perturbation there to read ∂L/∂u). Raises DivergenceError on a non-finite state.
+    adds a zero perturbation there to read ∂L/∂u). ``fast=False`` forces the generic loop over a
+    model's ``fast_relax``. Raises DivergenceError on a non-finite state.
     """
     if mode not in MODES:
         raise ConfigError(f"unknown relaxation mode {mode!r}; known: {', '.join(MODES)}")
@@ -76,6 +82,12 @@ def relax(
     shapes = [(x.shape[0], *sh) for sh in model.state_shapes()]
     if [tuple(si.shape) for si in s] != shapes:
         raise ConfigError(f"state shapes {[tuple(si.shape) for si in s]} do not match {model.name}'s {shapes}")
+    if (fast and closed_form and mode == "sync" and not graph and trace is None and drive_hook is None
+            and hasattr(model, "fast_relax")):
+        s = model.fast_relax(x, [si.detach() for si in s], steps, beta, y)
+        if steps:
+            _check_finite(s, steps - 1, beta)
+        return s
     groups = model.parity_groups() if mode == "async" else [list(range(len(s)))]
     cache: dict = {}
     s = list(s) if graph else [si.detach() for si in s]

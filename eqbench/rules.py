@@ -9,6 +9,11 @@ phases of T2 steps continuing from s*, and the estimator
 * ``random_sign``: one-sided with the sign of β drawn per batch             bias O(β), zero-mean first-order term
 * ``symmetric``:   (s^{−β}, −β, s^β, β), no free-state term                 bias O(β²)
 
+Persistent particles (Gammell et al. 2021, §C.4; ``persistent=True``): the free phase of a batch starts
+from where the last free phase of the same batch ended (zeros the first time) instead of from zeros;
+the trainer names batches by ``key`` (split and index over fixed batches), and the particles are part of
+the rule's ``state_dict`` so a resumed run continues from them.
+
 BPTT (§A.6): T1 − T2 free steps without graph, then T2 steps with graph, loss = batch mean of L,
 backpropagated through the last T2 steps only (truncated, as the reference code does).
 """
@@ -65,7 +70,9 @@ class EP:
     mode: str = "sync"
     closed_form: bool = True
     seed: int = 0
+    persistent: bool = False
     _gen: torch.Generator = field(init=False, repr=False)
+    _particles: dict[str, Tensor] = field(init=False, repr=False, default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.estimator not in ESTIMATORS:
@@ -82,8 +89,25 @@ class EP:
               y: Tensor | None = None) -> State:
         return relax(model, x, s, steps, beta=beta, y=y, mode=self.mode, closed_form=self.closed_form)
 
-    def free_phase(self, model: EnergyModel, x: Tensor) -> State:
-        return self.relax(model, x, model.init_state(x), self.T1)
+    def free_phase(self, model: EnergyModel, x: Tensor, key: str | None = None) -> State:
+        """T1 free steps from zeros, or from batch ``key``'s particle (which is then updated)."""
+        start = model.init_state(x)
+        if self.persistent and key is not None:
+            kept = self._particles.get(key)
+            if kept is not None and [tuple(k.shape) for k in kept] == [tuple(s.shape) for s in start]:
+                start = [k.to(s) for k, s in zip(kept, start)]
+        free = self.relax(model, x, start, self.T1)
+        if self.persistent and key is not None:
+            self._particles[key] = [f.detach().clone() for f in free]
+        return free
+
+    def state_dict(self) -> dict:
+        """The persistent particles (key → tensors) and the sign generator's state."""
+        return {"particles": {k: list(v) for k, v in self._particles.items()}, "gen": self._gen.get_state()}
+
+    def load_state_dict(self, state: dict) -> None:
+        self._particles = {k: list(v) for k, v in state["particles"].items()}
+        self._gen.set_state(state["gen"])
 
     def phases(self, model: EnergyModel, x: Tensor, y: Tensor, free: State):
         """The (s1, β1, s2, β2) pair of the estimator, nudged phases starting from ``free``."""
@@ -107,20 +131,25 @@ class EP:
                                      [t.detach() for t in s2], beta2)
         return {n: -g / denom for n, g in zip(names, grads(obj, params))}
 
-    def compute_gradients(self, model: EnergyModel, x: Tensor, y: Tensor) -> dict:
-        """Free phase, nudged phase(s), then ``.grad`` on every parameter; returns the free state."""
+    def compute_gradients(self, model: EnergyModel, x: Tensor, y: Tensor, key: str | None = None) -> dict:
+        """Free phase, nudged phase(s), then ``.grad`` on every parameter; returns the free state and,
+        for models that define ``correction_rates`` (Gammell's diagnostic), the per-layer ``rates``."""
         x = model.check_input(x)
         y = model.check_target(y, x.shape[0])
-        free = self.free_phase(model, x)
+        free = self.free_phase(model, x, key)
         s1, b1, s2, b2 = self.phases(model, x, y, free)
         grads = model.postprocess_grads(self.pair_grads(model, x, y, free, s1, b1, s2, b2))
         write_grads(model, grads)
         with torch.no_grad():
-            return {"free": free, "beta": b2, "output": model.output(free), "loss": model.loss(free, y)}
+            info = {"free": free, "beta": b2, "output": model.output(free), "loss": model.loss(free, y)}
+        if hasattr(model, "correction_rates"):
+            info["rates"] = model.correction_rates()
+        return info
 
-    def predict(self, model: EnergyModel, x: Tensor) -> tuple[Tensor, State]:
-        """Evaluation with the free phase only (Laborieux §A.9)."""
-        free = self.free_phase(model, model.check_input(x))
+    def predict(self, model: EnergyModel, x: Tensor, key: str | None = None) -> tuple[Tensor, State]:
+        """Evaluation with the free phase only (Laborieux §A.9); with persistent particles the test
+        batch's particle is used and updated, as Gammell's ``calculate_test_error`` does."""
+        free = self.free_phase(model, model.check_input(x), key)
         with torch.no_grad():
             return model.output(free), free
 

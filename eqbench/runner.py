@@ -27,13 +27,25 @@ def _folder(results: str | Path, bid: str, scale: str) -> Path:
     return Path(results) / bid.replace("/", "__") / scale
 
 
-def to_metric(test_acc: float, metric: str) -> float:
-    """A final test accuracy (percent) in the unit of a baseline's metric."""
-    if metric == "test_accuracy":
-        return test_acc
-    if metric == "test_error":
-        return 100.0 - test_acc
-    raise ConfigError(f"cannot measure metric {metric!r} from a training run (test_accuracy, test_error)")
+def to_metric(final: dict[str, Any], metric: str, unit: str = "percent") -> float:
+    """A run's final epoch (``metrics.jsonl`` entry) in a baseline's metric and unit.
+
+    Accuracies are recorded in percent (``unit: ratio`` divides by 100); a regression run records the
+    mean cost ``test_cost`` / ``train_cost``, whose ``test_error`` / ``train_error`` it is (Gammell et al.).
+    """
+    split, _, kind = metric.partition("_")
+    if split not in ("test", "train") or kind not in ("accuracy", "error"):
+        raise ConfigError(f"cannot measure metric {metric!r} from a training run "
+                          "(test_accuracy, test_error, train_accuracy, train_error)")
+    if f"{split}_cost" in final:
+        if unit != "cost" or kind != "error":
+            raise ConfigError(f"a regression run measures a cost, not {metric!r} in {unit!r}")
+        return final[f"{split}_cost"]
+    if unit not in ("percent", "ratio"):
+        raise ConfigError(f"a classification run measures a rate in percent or ratio, not in {unit!r}")
+    acc = final[f"{split}_acc"]
+    value = acc if kind == "accuracy" else 100.0 - acc
+    return value / 100.0 if unit == "ratio" else value
 
 
 def run_seed(cfg, folder: Path, *, data_dir: str | None = None, download: bool = False,
@@ -51,6 +63,7 @@ def run_seed(cfg, folder: Path, *, data_dir: str | None = None, download: bool =
 
 
 def expected_for(baseline, scale: str) -> tuple[str, dict[str, Any]]:
+    """(metric, what to compare with): the published value at the paper scale, the band at ci (in the entry's unit)."""
     sc = baseline.scales[scale]
     if scale == "ci":
         band = sc.band
@@ -99,11 +112,11 @@ def run_baseline(bid: str, scale: str, *, seeds: int = 1, device: str | None = N
     for k in range(seeds):
         cfg = replace(base, seed=base.seed + k, device=device)
         res = run_seed(cfg, folder / f"seed{cfg.seed}", data_dir=data_dir, download=download, progress=progress)
-        per_seed.append(to_metric(res["final"]["test_acc"], metric))
+        per_seed.append(to_metric(res["final"], metric, baseline.unit))
         epoch_s.append(res["mean_epoch_s"])
     mean = statistics.fmean(per_seed)
     out = {
-        "id": bid, "scale": scale, "metric": metric, "unit": "percent", "expected": expected,
+        "id": bid, "scale": scale, "metric": metric, "unit": baseline.unit, "expected": expected,
         "measured": {"mean": mean, "std": statistics.stdev(per_seed) if len(per_seed) > 1 else 0.0,
                      "per_seed": per_seed, "seeds": [base.seed + k for k in range(seeds)],
                      "epochs": base.epochs, "mean_epoch_s": statistics.fmean(epoch_s)},

