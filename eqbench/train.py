@@ -281,6 +281,8 @@ class Trainer:
                 self.best = max(self.best, score)
                 entry = {"epoch": self.epoch, "train_loss": train_loss, f"train_{key}": train_metric,
                          f"test_{key}": test_metric, "lr": lrs, "time_s": time.perf_counter() - t0}
+                if hasattr(self.run.model, "euler_step_bound"):  # ε must stay below it for E to descend
+                    entry["step_bound"] = self.run.model.euler_step_bound()
                 if rates:
                     from .models.hopfield import log_spread
 

@@ -14,6 +14,7 @@ import torch
 
 from eqbench.config import RunConfig, load_config
 from eqbench.errors import ConfigError
+from eqbench.testing import hopfield_config as hopfield
 from eqbench.train import Trainer, TrainingDiverged, build_optimizer
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -75,10 +76,10 @@ KILLER = textwrap.dedent("""
 """)
 
 
-def test_resume_after_kill_matches_uninterrupted_run(tmp_path):
+@pytest.mark.parametrize("cfg", [small(epochs=3), hopfield()], ids=["P_MLP", "HOPFIELD persistent"])
+def test_resume_after_kill_matches_uninterrupted_run(tmp_path, cfg):
     import yaml
 
-    cfg = small(epochs=3)
     (tmp_path / "cfg.yaml").write_text(yaml.safe_dump(cfg))
     (tmp_path / "killer.py").write_text(KILLER.format(root=str(ROOT)))
     proc = subprocess.run([sys.executable, str(tmp_path / "killer.py"), str(tmp_path / "cfg.yaml"),

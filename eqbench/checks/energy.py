@@ -111,18 +111,28 @@ class DescentReport:
 
 def energy_descent(model: EnergyModel, x: Tensor, steps: int, mode: str = "async", a: float | None = None,
                    closed_form: bool = True, tol: float | None = None, *, beta: float = 0.0,
-                   y: Tensor | None = None) -> DescentReport:
-    """Relax ``steps`` steps from ``model.init_state(x)`` and record E_β at every visited state.
+                   y: Tensor | None = None, start: State | None = None) -> DescentReport:
+    """Relax ``steps`` steps from ``start`` (default ``model.init_state(x)``) and record E_β at every
+    visited state.
 
     In ``mode="async"`` E is observed after every half-step (each block update), in ``"sync"``
     after every step. ``tol`` defaults to a round-off bound 64·eps·(1 + max|E|) (see
     `_roundoff_tol`). With a clip activation, the matching ``a`` and β = 0, the asynchronous
     relaxation must pass (the block-coordinate argument in this module's docstring).
+    A model that defines its own ``energy(x, s)`` (Gammell's Hopfield network, free phase only) is
+    observed with it; ``a`` is then unused (reported as NaN).
     """
-    a = _clip_a(model, a)
     x = model.check_input(x)
-    trace = Trace(observe=lambda xx, s: laborieux_energy(model, xx, s, a, beta, y))
-    relax(model, x, model.init_state(x), steps, beta=beta, y=y, mode=mode, closed_form=closed_form, trace=trace)
+    if hasattr(model, "energy"):
+        if beta != 0.0:
+            raise ConfigError(f"{model.name}'s energy check covers the free phase (β = 0), got β = {beta}")
+        a, observe = math.nan, model.energy
+    else:
+        a = _clip_a(model, a)
+        observe = lambda xx, s: laborieux_energy(model, xx, s, a, beta, y)  # noqa: E731
+    trace = Trace(observe=observe)
+    start = model.init_state(x) if start is None else start
+    relax(model, x, start, steps, beta=beta, y=y, mode=mode, closed_form=closed_form, trace=trace)
     dtype = trace.values[0].dtype
     values = torch.stack(trace.values).double()  # (visits, B)
     max_abs = float(values.abs().max()) if values.numel() else 0.0

@@ -247,6 +247,19 @@ class HopfieldEP(EnergyModel):
         return [(s[0] + self.epsilon * u[0]).clamp(0.0, 1.0)]
 
     @torch.no_grad()
+    def euler_step_bound(self) -> float:
+        """The step below which a free Euler step never increases E: 2 / λ_max(I − W_ss) (∞ if ≤ 0).
+
+        On the box E is quadratic with Hessian H = I − W_ss, and the step is projected gradient
+        descent s⁺ = Π(s − ε∇E); the descent lemma with the projection's variational inequality
+        gives E(s⁺) ≤ E(s) − (1/ε − λ_max(H)/2)·‖s⁺ − s‖² (suites/energy; Beck 2017, Lemma 10.4).
+        """
+        n0 = self.sizes[0]
+        W = self.weights()[n0:, n0:].double()
+        lam = 1.0 - float(torch.linalg.eigvalsh(W)[0])
+        return math.inf if lam <= 0 else 2.0 / lam
+
+    @torch.no_grad()
     def fast_relax(self, x: Tensor, s: State, steps: int, beta: float = 0.0, y: Tensor | None = None) -> State:
         """The same steps as ``relax`` with the closed form, one fused ``addmm`` and a clamp each.
 

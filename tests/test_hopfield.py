@@ -1,0 +1,205 @@
+"""Gammell et al.'s Hopfield model: topology as the authors draw it, the step three ways, the nudges,
+the EP update as the authors write it, per-layer rates, persistent particles, and its errors."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from eqbench import build_model, relax
+from eqbench.config import RunConfig
+from eqbench.errors import ConfigError
+from eqbench.models.hopfield import NUDGES, TOPOLOGIES, HopfieldEP, log_spread, topology
+from eqbench.rules import EP
+from eqbench.testing import hopfield_config
+from eqbench.train import Trainer, build_optimizer
+
+pytestmark = pytest.mark.usefixtures("float64_default")
+
+
+@pytest.fixture
+def float64_default():
+    old = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    yield
+    torch.set_default_dtype(old)
+
+
+def _model(**kw) -> HopfieldEP:
+    cfg = {"sizes": [6, 5, 4, 5, 3], "topology_type": "SW_no_intra", "p": 0.3, "bypass_mag": 0.5, "seed": 1, **kw}
+    return build_model("HOPFIELD", **cfg).double()
+
+
+def test_topology_reproduces_the_authors_log():
+    # results/diabetes_5layer_swni/log.txt of jgammell/equilibrium_propagation prints, for seed 0:
+    # "Actual p: 0.100", "RMS W element: 0.052179", "RMS W_mask element: 0.092645", where their
+    # rms(A) = sqrt(‖A‖_F / numel). The same RNG calls in the same order give the same matrix.
+    W, mask, p = topology([10] * 6 + [1], "SW_no_intra", 0.1, 0.579, 0)
+    rms = lambda a: np.sqrt(np.linalg.norm(a) / a.size)  # noqa: E731
+    assert p == pytest.approx(0.1, abs=5e-4)
+    assert rms(W) == pytest.approx(0.052179, abs=5e-7)
+    assert rms(mask) == pytest.approx(0.092645, abs=5e-7)
+
+
+@pytest.mark.parametrize("kind", TOPOLOGIES)
+def test_weights_symmetric_masked_zero_diagonal(kind):
+    m = _model(topology_type=kind)
+    W, M = m.weights(), m.mask()
+    assert torch.equal(W, W.T) and torch.equal(M, M.T)
+    assert torch.all(W.diagonal() == 0) and torch.all(W[M == 0] == 0)
+    o = m.offsets
+    assert torch.all(M[: o[1], : o[1]] == 0)  # no input-input connections
+    if kind == "MLFF":
+        assert m.p_actual == 0 and not len(m.skip)
+        for k in range(len(m.sizes) - 1):  # exactly the consecutive-layer blocks
+            assert torch.all(M[o[k + 1]:o[k + 2], o[k]:o[k + 1]] == 1)
+        assert int(M.sum()) == 2 * sum(a * b for a, b in zip(m.sizes[:-1], m.sizes[1:]))
+    else:
+        assert 0 < m.p_actual < 1 and len(m.skip)
+    if kind == "SW_no_intra":  # rewiring moves connections, it does not add any
+        assert int(M.sum()) == 2 * sum(a * b for a, b in zip(m.sizes[:-1], m.sizes[1:]))
+        for j in range(1, len(m.sizes)):
+            assert torch.all(M[o[j]:o[j + 1], o[j]:o[j + 1]] == 0)
+
+
+@settings(max_examples=20, deadline=None, derandomize=True)
+@given(st.sampled_from(TOPOLOGIES), st.sampled_from(NUDGES), st.floats(-1.0, 1.0), st.integers(0, 100))
+def test_fast_closed_form_and_autograd_steps_agree(kind, nudge, beta, seed):
+    torch.set_default_dtype(torch.float64)
+    m = _model(topology_type=kind, nudge=nudge, seed=seed)
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for b in m.bias:
+            b.copy_(torch.randn(b.shape, generator=g) * 0.5)
+    x, y = torch.rand(4, 6, generator=g), torch.randint(3, (4,), generator=g)
+    s0 = [torch.rand(4, m.state_shapes()[0][0], generator=g)]
+    fast = relax(m, x, s0, 25, beta=beta, y=y)
+    closed = relax(m, x, s0, 25, beta=beta, y=y, fast=False)
+    auto = relax(m, x, s0, 25, beta=beta, y=y, fast=False, closed_form=False)
+    # 25 steps of a map with Lipschitz constant ≲ 2 from ≈1e-16 differences: ≤ 1e-16·2^25 ≈ 3e-9 at
+    # worst; measured ≤ 1.5e-14
+    assert torch.allclose(fast[0], closed[0], atol=1e-10, rtol=0)
+    assert torch.allclose(auto[0], closed[0], atol=1e-10, rtol=0)
+
+
+def test_reference_nudge_clamps_the_output_at_the_paper_setting():
+    # ε = 0.5, β = +1: s_y ← s_y + 2εβ(y − s_y) = y after every step (baselines.md §2a)
+    m = _model(nudge="reference", epsilon=0.5)
+    x, y = torch.rand(3, 6), torch.tensor([0, 2, 1])
+    s = relax(m, x, m.init_state(x), 7, beta=1.0, y=y)
+    assert torch.equal(m.output(s), torch.eye(3)[y])
+
+
+def test_reference_nudge_is_the_gradient_nudge_with_a_larger_beta():
+    # at a fixed point (1 − 2εβ)u_y + 2β(y − s_y) = 0, i.e. the gradient nudge with β' = 2β / (1 − 2εβ)
+    ref = _model(nudge="reference", topology_type="MLFF", epsilon=0.5)
+    grad = _model(nudge="gradient", topology_type="MLFF", epsilon=0.5)
+    grad.load_state_dict(ref.state_dict())
+    with torch.no_grad():
+        for p in list(ref.parameters()) + list(grad.parameters()):
+            p.mul_(0.3)  # a contraction: the fixed point is unique and reached to round-off
+    x, y = torch.rand(4, 6), torch.tensor([0, 1, 2, 1])
+    for beta in (0.05, -0.2):
+        bp = 2 * beta / (1 - 2 * 0.5 * beta)
+        a = relax(ref, x, ref.init_state(x), 400, beta=beta, y=y)
+        b = relax(grad, x, grad.init_state(x), 400, beta=bp, y=y)
+        assert torch.allclose(a[0], b[0], atol=1e-12, rtol=0)
+        c = relax(grad, x, grad.init_state(x), 400, beta=beta, y=y)
+        assert not torch.allclose(a[0], c[0], atol=1e-4)  # and not the gradient nudge at β itself
+
+
+def test_ep_update_is_the_authors_formula():
+    # dW = mean_b (1/β)[ρ(s_c)ρ(s_c)ᵀ − ρ(s_f)ρ(s_f)ᵀ] ⊙ mask, dB = mean_b (1/β)(ρ(s_c) − ρ(s_f)), applied
+    # as W += lr·dW, so the descent-form .grad is −dW on the stored lower triangle (Gammell §C.5)
+    m = _model()
+    x, y = torch.rand(4, 6), torch.tensor([0, 1, 2, 1])
+    rule = EP(beta=0.7, T1=30, T2=6, estimator="one_sided")
+    info = rule.compute_gradients(m, x, y)
+    free = info["free"][0]
+    clamped = relax(m, x, info["free"], 6, beta=0.7, y=y)[0]
+    zc, zf = torch.cat([x, clamped], 1), torch.cat([x, free], 1)
+    dW = (zc.T @ zc - zf.T @ zf) / (0.7 * 4) * m.mask()
+    dB = (clamped - free).mean(0) / 0.7
+    o = m.offsets
+    for k, w in enumerate(m.inter):
+        assert torch.allclose(w.grad, -dW[o[k + 1]:o[k + 2], o[k]:o[k + 1]], atol=1e-12)
+    for j, w in m.skip.items():
+        j = int(j)
+        expected = torch.tril(-dW, -1)[o[j]:o[j + 1], :o[j + 1]] * getattr(m, f"skip_mask{j}")
+        assert torch.allclose(w.grad, expected, atol=1e-12)
+    assert torch.allclose(torch.cat([b.grad for b in m.bias]), -dB, atol=1e-12)
+    rates = info["rates"]
+    for k, w in enumerate(m.inter):
+        n = float(getattr(m, f"inter_mask{k}").sum())
+        assert rates[k] == pytest.approx(float(dW[o[k + 1]:o[k + 2], o[k]:o[k + 1]].norm()) / n**0.5)
+
+
+def test_log_spread():
+    assert log_spread([1e-3, 1e-3, 1e-3]) == 0.0
+    assert log_spread([1e-1, 1e-3]) == pytest.approx(1.0)  # std of (−1, −3)
+
+
+def _opt(reference: bool):
+    from eqbench.config import OptimizerConfig
+
+    m = _model(reference_rates=reference)
+    return m, build_optimizer(m, OptimizerConfig("sgd", [0.4, 0.3, 0.2, 0.1]))
+
+
+def test_per_layer_rates_apply_to_every_connection_into_a_layer():
+    m, opt = _opt(False)
+    lr = {id(p): g["lr"] for g in opt.param_groups for p in g["params"]}
+    for j in range(1, len(m.sizes)):
+        assert lr[id(m.inter[j - 1])] == lr[id(m.bias[j - 1])] == [0.4, 0.3, 0.2, 0.1][j - 1]
+        if str(j) in m.skip:
+            assert lr[id(m.skip[str(j)])] == [0.4, 0.3, 0.2, 0.1][j - 1]
+
+
+def test_reference_rates_leave_bypass_and_biases_at_one():
+    m, opt = _opt(True)
+    lr = {id(p): g["lr"] for g in opt.param_groups for p in g["params"]}
+    assert [lr[id(w)] for w in m.inter] == [0.4, 0.3, 0.2, 0.1]
+    assert all(lr[id(p)] == 1.0 for p in [*m.skip.values(), *m.bias])
+    assert len(lr) == len(list(m.parameters()))
+
+
+def test_persistent_particles_continue_where_they_stopped():
+    m = _model()
+    x = torch.rand(3, 6)
+    rule = EP(beta=1.0, T1=5, T2=2, persistent=True)
+    first = rule.free_phase(m, x, key="train/0")
+    second = rule.free_phase(m, x, key="train/0")
+    assert torch.allclose(second[0], relax(m, x, first, 5)[0])
+    assert torch.allclose(rule.free_phase(m, x, key="train/1")[0], first[0])  # another batch: from zeros
+    assert torch.allclose(rule.free_phase(m, x)[0], first[0])  # no key: from zeros, nothing stored
+    assert set(rule.state_dict()["particles"]) == {"train/0", "train/1"}
+
+
+def test_trainer_writes_costs_rates_and_spread(tmp_path):
+    res = Trainer(RunConfig.from_dict(hopfield_config(epochs=1)), tmp_path, progress=False).fit()
+    final = res["final"]
+    assert {"train_cost", "test_cost", "log_spread", "step_bound", "rate/1", "rate/3"} <= set(final)
+    assert "test_acc" not in final and 0 < final["test_cost"] < 0.5
+    assert (tmp_path / "rates.png").exists()
+
+
+@pytest.mark.parametrize("kw, msg", [
+    ({"topology_type": "SW"}, "unknown topology 'SW'; known: MLFF, SW_no_intra, SW_intra"),
+    ({"nudge": "half"}, "unknown nudge 'half'"),
+    ({"p": 1.5}, "rewiring probability p must lie in"),
+    ({"epsilon": 0.0}, "Euler step epsilon must be positive"),
+    ({"sizes": [5]}, "at least an input and an output layer"),
+])
+def test_model_errors(kw, msg):
+    with pytest.raises(ConfigError, match=msg):
+        _model(**kw)
+
+
+def test_persistent_needs_fixed_batches(tmp_path):
+    cfg = hopfield_config()
+    cfg["data"] = {**cfg["data"], "shuffle": "epoch"}
+    with pytest.raises(ConfigError, match="persistent particles belong to fixed batches"):
+        Trainer(RunConfig.from_dict(cfg), tmp_path, progress=False)
