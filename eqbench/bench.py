@@ -18,8 +18,18 @@ from pathlib import Path
 
 import torch
 
-from .cases import SIGN_BETA, SIGN_CASES, SIGN_T1, SIGN_T2, THEOREM_CASES, THEOREM_T1, THEOREM_T2, build_case, case,
-                    theorem_settings
+from .cases import (
+    SIGN_BETA,
+    SIGN_CASES,
+    SIGN_T1,
+    SIGN_T2,
+    THEOREM_CASES,
+    THEOREM_T1,
+    THEOREM_T2,
+    build_case,
+    case,
+    theorem_settings,
+)
 from .checks import energy as en
 from .checks.controls import FlippedSignEP
 from .checks.gdu import (

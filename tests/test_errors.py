@@ -13,7 +13,8 @@ from eqbench.rules import build_rule
 
 
 def test_unknown_model():
-    with pytest.raises(ConfigError, match=r"unknown model .P_XYZ.; known: CONV1FC, FC, HOPFIELD, P_CNN, P_MLP, VF_CNN, VF_MLP"):
+    known = "CONV1FC, FC, HOPFIELD, P_CNN, P_MLP, VF_CNN, VF_MLP"
+    with pytest.raises(ConfigError, match=rf"unknown model .P_XYZ.; known: {known}"):
         build_model("P_XYZ")
 
 

@@ -132,7 +132,7 @@ def test_ep_update_is_the_authors_formula():
         assert torch.allclose(w.grad, expected, atol=1e-12)
     assert torch.allclose(torch.cat([b.grad for b in m.bias]), -dB, atol=1e-12)
     rates = info["rates"]
-    for k, w in enumerate(m.inter):
+    for k in range(len(m.inter)):
         n = float(getattr(m, f"inter_mask{k}").sum())
         assert rates[k] == pytest.approx(float(dW[o[k + 1]:o[k + 2], o[k]:o[k + 1]].norm()) / n**0.5)
 
