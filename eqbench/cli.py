@@ -6,7 +6,7 @@
     eqbench train CONFIG.yaml [--out DIR] | eqbench train --resume DIR
     eqbench run ID --scale ci|paper [--seeds N] [--device cuda] [--json OUT]
     eqbench report [--results DIR] [--out FILE]
-    eqbench baselines [--json]
+    eqbench sweep-p [--id ID] [--scale paper] [--p P ...] [--seeds N] [--epochs 10] [--dataset NAME] [--out DIR]
 
 Errors that eqbench raises on purpose print as one line, ``eqbench: error: …``, exit status 2.
 """
@@ -78,6 +78,20 @@ def _parser() -> argparse.ArgumentParser:
     o = sub.add_parser("report", help="Markdown 'paper / eqbench' table of every baseline that has been run")
     o.add_argument("--results", default="results")
     o.add_argument("--out", default="reports/report.md")
+
+    from .sweep import FIG4_EPOCHS, FIG4_ID
+
+    w = sub.add_parser("sweep-p", help="Gammell et al.'s Figure 4: test error against the rewiring probability p")
+    w.add_argument("--id", default=FIG4_ID, help=f"a HOPFIELD baseline whose config is swept (default {FIG4_ID})")
+    w.add_argument("--scale", default="paper", choices=["ci", "paper"])
+    w.add_argument("--p", type=float, nargs="+", help="probabilities (default: the authors' 0 ∪ 1e-4 … 0.0788 grid)")
+    w.add_argument("--seeds", type=int, default=1)
+    w.add_argument("--epochs", type=int, default=FIG4_EPOCHS, help=f"epochs per point (default {FIG4_EPOCHS})")
+    w.add_argument("--dataset", help="train on another dataset (e.g. mnist5k) than the config's")
+    w.add_argument("--device", help="override the config's device (cpu, cuda)")
+    w.add_argument("--results", default="results", help="results folder (default results/)")
+    w.add_argument("--out", default="reports/fig4", help="where curve.json and curve.png go (default reports/fig4)")
+    _data_args(w)
     return p
 
 
@@ -102,8 +116,23 @@ def _train(a: argparse.Namespace) -> int:
     else:
         raise ConfigError("eqbench train needs a config file or --resume DIR")
     result = trainer.fit()
-    print(f"final test accuracy {result['final']['test_acc']:.2f}% (best {result['best_test_acc']:.2f}%); "
-          f"run folder {trainer.out}")
+    if "best_test_cost" in result:
+        print(f"final test cost {result['final']['test_cost']:.4g} (best {result['best_test_cost']:.4g}); "
+              f"run folder {trainer.out}")
+    else:
+        print(f"final test accuracy {result['final']['test_acc']:.2f}% (best {result['best_test_acc']:.2f}%); "
+              f"run folder {trainer.out}")
+    return 0
+
+
+def _sweep(a: argparse.Namespace) -> int:
+    from .sweep import p_sweep
+
+    curve = p_sweep(a.id, a.scale, a.p, seeds=a.seeds, epochs=a.epochs, dataset=a.dataset, results=a.results,
+                    out=a.out, device=a.device, data_dir=a.data_dir, download=a.download, progress=not a.quiet)
+    for d in curve["points"]:
+        print(f"p = {d['p']:<9g} test error {d['test_error']:.4g} ± {d['std']:.2g}")
+    print(f"curve: {a.out}/curve.json, {a.out}/curve.png")
     return 0
 
 
@@ -122,8 +151,8 @@ def _run(a: argparse.Namespace) -> int:
         f"{e['value']}" + (f" ± {e['std']}" if e["std"] is not None else "") + f" [{e['provenance']}]"
         if e["value"] is not None else f"no published value [{e['provenance']}]")
     verdict = {True: "[green]pass[/]", False: "[bold red]FAIL[/]", None: "no verdict (nothing to compare)"}[r["pass"]]
-    seeds = ", ".join(f"{v:.2f}" for v in m["per_seed"])
-    Console().print(f"{r['id']} ({r['scale']}): {r['metric']} measured {m['mean']:.2f} ± {m['std']:.2f} over "
+    seeds = ", ".join(f"{v:.4g}" for v in m["per_seed"])
+    Console().print(f"{r['id']} ({r['scale']}): {r['metric']} measured {m['mean']:.4g} ± {m['std']:.2g} over "
                     f"{len(m['per_seed'])} seed(s) [{seeds}]; expected {expected}: {verdict}")
     return 1 if r["pass"] is False else 0
 
@@ -222,6 +251,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _train(args)
         if args.command == "run":
             return _run(args)
+        if args.command == "sweep-p":
+            return _sweep(args)
         if args.command == "report":
             from .runner import write_report
 

@@ -14,6 +14,7 @@ published number.
 from __future__ import annotations
 
 import json
+import math
 import statistics
 from dataclasses import replace
 from pathlib import Path
@@ -126,20 +127,56 @@ def run_baseline(bid: str, scale: str, *, seeds: int = 1, device: str | None = N
     return out
 
 
+def compare_runs(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
+    """Is run ``a``'s metric lower than run ``b``'s? Means, difference and a one-sided t-test over seeds.
+
+    Used for Gammell et al.'s claim that the small-world network (``…-swni``) beats the layered one
+    (``…-mlff``): a lower test error (or cost) than MLFF's, with p < 0.05, "holds"; a higher mean "fails";
+    anything else is "not significant". When both ran the same seeds the test is paired (seed k gives both
+    the same data split and batch order, which is most of the seed-to-seed spread on 25–40 test
+    examples); otherwise Welch's. Needs at least two seeds on each side for a p-value.
+    """
+    from scipy import stats
+
+    x, y = a["measured"]["per_seed"], b["measured"]["per_seed"]
+    paired = a["measured"].get("seeds") == b["measured"].get("seeds")
+    p = math.nan
+    if len(x) > 1 and len(y) > 1:
+        test = stats.ttest_rel(x, y, alternative="less") if paired else \
+            stats.ttest_ind(x, y, equal_var=False, alternative="less")
+        p = float(test.pvalue)
+    diff = statistics.fmean(x) - statistics.fmean(y)
+    verdict = "holds" if p < 0.05 else ("fails" if diff > 0 else "not significant")
+    return {"a": a["id"], "b": b["id"], "scale": a["scale"], "metric": a["metric"], "unit": a["unit"],
+            "a_mean": statistics.fmean(x), "b_mean": statistics.fmean(y), "difference": diff, "p_value": p,
+            "seeds": [len(x), len(y)], "test": "paired t" if paired else "Welch t", "verdict": verdict}
+
+
+def topology_claims(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Every (…-swni, …-mlff) pair of finished runs at the same scale, compared with `compare_runs`."""
+    by_key = {(r["id"], r["scale"]): r for r in runs}
+    return [compare_runs(r, by_key[(r["id"].replace("swni", "mlff"), r["scale"])]) for r in runs
+            if "swni" in r["id"] and (r["id"].replace("swni", "mlff"), r["scale"]) in by_key]
+
+
+def _fmt(v: float) -> str:
+    return f"{v:.2f}" if abs(v) >= 1 else f"{v:.4g}"
+
+
 def write_report(results: str = "results", out: str = "reports/report.md") -> Path:
     """A Markdown "paper / eqbench" table of every baseline that has been run, with its plots."""
     from .registry import load_registry
 
     registry = load_registry()
     runs = sorted(Path(results).glob("*/*/run.json"))
+    loaded = [json.loads(p.read_text()) for p in runs]
     out_path = Path(out)
     lines = ["# eqbench report", "",
              "Published numbers carry their provenance tag; ci-scale bands are this project's own measurements.", "",
              "| baseline | scale | metric | paper | expected | eqbench (mean ± std, seeds) | s/epoch | verdict |",
              "|---|---|---|---|---|---|---|---|"]
     figures = []
-    for path in runs:
-        r = json.loads(path.read_text())
+    for path, r in zip(runs, loaded):
         b = registry.get(r["id"])
         paper = "—"
         if b is not None and b.value is not None:
@@ -148,17 +185,27 @@ def write_report(results: str = "results", out: str = "reports/report.md") -> Pa
             paper = f"[{b.provenance}]"
         e = r["expected"]
         exp = f"band {e['band'][0]}–{e['band'][1]} (eqbench)" if "band" in e else \
-            (f"{e['value']} ± tol {e['tolerance']}" if e.get("value") is not None else "no published value")
+            (f"{e['value']}" + (f" ± tol {e['tolerance']}" if e["tolerance"] is not None else " (no tolerance)")
+             if e.get("value") is not None else "no published value")
         m = r["measured"]
         verdict_txt = {True: "pass", False: "FAIL", None: "—"}[r["pass"]]
-        lines.append(f"| {r['id']} | {r['scale']} | {r['metric']} | {paper} | {exp} | {m['mean']:.2f} ± {m['std']:.2f} "
-                     f"({len(m['per_seed'])}) | {m['mean_epoch_s']:.1f} | {verdict_txt} |")
+        lines.append(f"| {r['id']} | {r['scale']} | {r['metric']} | {paper} | {exp} | {_fmt(m['mean'])} ± "
+                     f"{_fmt(m['std'])} ({len(m['per_seed'])}) | {m['mean_epoch_s']:.1f} | {verdict_txt} |")
         plot = path.parent / f"seed{m['seeds'][0]}" / "accuracy.png"
         if plot.exists():
             figures.append((r["id"], r["scale"], plot))
     if not runs:
         lines.append("| (no run yet: `eqbench run ID --scale ci`) | | | | | | | |")
     lines.append("")
+    claims = topology_claims(loaded)
+    if claims:
+        lines += ["## Small-world vs layered (Gammell et al.: SW has the lower error)", "",
+                  "| SW run | MLFF run | scale | SW mean | MLFF mean | SW − MLFF | p (one-sided) | claim |",
+                  "|---|---|---|---|---|---|---|---|"]
+        for c in claims:
+            lines.append(f"| {c['a']} | {c['b']} | {c['scale']} | {_fmt(c['a_mean'])} | {_fmt(c['b_mean'])} | "
+                         f"{_fmt(c['difference'])} | {c['p_value']:.3g} ({c['test']}) | {c['verdict']} |")
+        lines.append("")
     for bid, scale, plot in figures:
         rel = Path(*[".."] * (len(out_path.parent.parts))) / plot if not out_path.is_absolute() else plot.resolve()
         lines += [f"### {bid} ({scale})", "", f"![accuracy]({rel.as_posix()})", ""]

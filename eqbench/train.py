@@ -299,6 +299,8 @@ class Trainer:
         best = -self.best if self.regression else self.best
         result = {"epochs": self.epoch, "final": self.history[-1], f"best_test_{key}": best,
                   "mean_epoch_s": sum(h["time_s"] for h in self.history) / len(self.history)}
+        if hasattr(self.run.model, "p_actual"):  # the fraction of connections a small-world topology rewired
+            result["p_actual"] = self.run.model.p_actual
         write_json(self.out / "result.json", result)
         return result
 

@@ -203,3 +203,70 @@ def test_persistent_needs_fixed_batches(tmp_path):
     cfg["data"] = {**cfg["data"], "shuffle": "epoch"}
     with pytest.raises(ConfigError, match="persistent particles belong to fixed batches"):
         Trainer(RunConfig.from_dict(cfg), tmp_path, progress=False)
+
+
+def _tiny_registry(folder) -> str:
+    """A registry with one small HOPFIELD baseline (diabetes, 20 free steps), so a sweep takes seconds."""
+    import yaml
+
+    cfg = hopfield_config(epochs=1)
+    entry = {"id": "demo2021/diabetes_gammell/sw", "dataset": "diabetes_gammell", "architecture": "10-8-8-1 SW",
+             "algorithm": "EP", "variant": "small", "metric": "test_error", "value": 0.04, "unit": "cost",
+             "epochs": 1, "provenance": "REPO-LOG", "source": "made up for a test", "scales": {"paper": {"config": cfg}}}
+    paper = {"key": "demo2021", "title": "A demo", "authors": "Nobody", "year": 2021, "venue": "Nowhere"}
+    (folder / "demo2021.yaml").write_text(yaml.safe_dump({"paper": paper, "baselines": [entry]}))
+    return entry["id"]
+
+
+def test_p_sweep_writes_the_curve_and_reuses_finished_points(tmp_path, monkeypatch):
+    import json
+
+    from eqbench.sweep import FIG4_PS, p_sweep, published_points
+
+    assert FIG4_PS[:3] == [0.0, 0.0001, 0.000137] and FIG4_PS[-1] == 0.078805 and len(FIG4_PS) == 23
+    assert [d["p"] for d in published_points()][:2] == [0.0, 1e-4]  # the real registry's Figure-4 points
+    monkeypatch.setenv("EQBENCH_BASELINES_DIR", str(tmp_path))
+    bid = _tiny_registry(tmp_path)
+    kw = {"seeds": 2, "epochs": 1, "results": str(tmp_path / "res"), "out": str(tmp_path / "fig"), "progress": False}
+    curve = p_sweep(bid, "paper", [0.0, 0.3], **kw)
+    assert [d["p"] for d in curve["points"]] == [0.0, 0.3]
+    assert curve["points"][0]["p_actual"] == [0.0, 0.0] and 0.1 < curve["points"][1]["p_actual"][0] < 0.5
+    assert all(len(d["per_seed"]) == 2 and d["std"] > 0 for d in curve["points"])
+    assert curve["published"] == []  # no Figure-4 points for this dataset
+    assert json.loads((tmp_path / "fig" / "curve.json").read_text()) == json.loads(json.dumps(curve))
+    assert (tmp_path / "fig" / "curve.png").exists()
+    done = sorted((tmp_path / "res").rglob("result.json"))
+    assert len(done) == 4
+    stamps = [p.stat().st_mtime_ns for p in done]
+    assert p_sweep(bid, "paper", [0.0, 0.3], **kw) == curve
+    assert [p.stat().st_mtime_ns for p in done] == stamps  # finished points are not retrained
+
+
+def test_p_sweep_errors():
+    from eqbench.sweep import p_sweep
+
+    with pytest.raises(ConfigError, match="rewires a HOPFIELD model"):
+        p_sweep("laborieux2021/mnist5k/mlp-ep-symmetric-mse", "ci")
+    with pytest.raises(ConfigError, match=r"must lie in \[0, 1\]"):
+        p_sweep("gammell2021/diabetes/5layer-swni", "paper", [1.5])
+
+
+def _run_json(bid: str, values: list[float], seeds: list[int] | None = None) -> dict:
+    seeds = list(range(len(values))) if seeds is None else seeds
+    return {"id": bid, "scale": "paper", "metric": "test_error", "unit": "cost",
+            "measured": {"per_seed": values, "seeds": seeds}}
+
+
+def test_topology_claim_verdicts():
+    from eqbench.runner import compare_runs, topology_claims
+
+    mlff = _run_json("g/d/5layer-mlff", [0.050, 0.040, 0.060, 0.045])
+    better = _run_json("g/d/5layer-swni", [0.045, 0.036, 0.055, 0.041])  # lower on every paired seed
+    (c,) = topology_claims([mlff, better])
+    assert (c["a"], c["b"], c["test"], c["verdict"]) == ("g/d/5layer-swni", "g/d/5layer-mlff", "paired t", "holds")
+    assert c["difference"] == pytest.approx(-0.0045) and c["p_value"] < 0.01
+    # negative control: the same numbers the other way round cannot hold
+    assert compare_runs(mlff, better)["verdict"] == "fails"
+    # unpaired seeds: Welch's test, and this small a shift over a large spread is not significant
+    welch = compare_runs(_run_json("x-swni", [0.045, 0.06, 0.03], [5, 6, 7]), mlff)
+    assert welch["test"] == "Welch t" and welch["verdict"] == "not significant"
