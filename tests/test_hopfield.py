@@ -212,7 +212,8 @@ def _tiny_registry(folder) -> str:
     cfg = hopfield_config(epochs=1)
     entry = {"id": "demo2021/diabetes_gammell/sw", "dataset": "diabetes_gammell", "architecture": "10-8-8-1 SW",
              "algorithm": "EP", "variant": "small", "metric": "test_error", "value": 0.04, "unit": "cost",
-             "epochs": 1, "provenance": "REPO-LOG", "source": "made up for a test", "scales": {"paper": {"config": cfg}}}
+             "epochs": 1, "provenance": "REPO-LOG", "source": "made up for a test",
+             "scales": {"paper": {"config": cfg}}}
     paper = {"key": "demo2021", "title": "A demo", "authors": "Nobody", "year": 2021, "venue": "Nowhere"}
     (folder / "demo2021.yaml").write_text(yaml.safe_dump({"paper": paper, "baselines": [entry]}))
     return entry["id"]
