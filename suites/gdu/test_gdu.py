@@ -130,3 +130,19 @@ def test_control_unconverged_free_phase_fails():
     assert not report(run, _rule(T1=3), SYMMETRIC_BETA, "symmetric", tol=SYMMETRIC_BOUND).passed
     # the drift of a non-fixed point divided by β grows as β → 0: the fitted slope is negative
     assert beta_sweep(run, _rule(T1=3)).slope_one_sided < 0
+
+
+def test_hopfield_reference_nudge_is_twice_the_gradient():
+    # Gammell et al.'s nudge (s_y += 2εβ(y − s_y) after the step) is, at the fixed point, the gradient
+    # nudge with β' = 2β / (1 − 2εβ), while the update still divides by β: its EP updates are
+    # 2/(1 − 2εβ) ≈ 2 times the BPTT gradients, so ‖EP − BPTT‖/‖BPTT‖ ≈ 1 — a factor the learning rate
+    # absorbs, and a control that the check catches a factor-of-two error
+    label = "HOPFIELD SW_no_intra, gradient nudge"
+    model, x, y = case({**THEOREM_CASES[label], "nudge": "reference"})
+    T1, _ = theorem_settings(label)
+    rule, beta = _rule(T1=T1), 1e-4
+    run = prepare(model, x, y, rule)
+    rep = report(run, rule, beta, "one_sided", tol=SYMMETRIC_BOUND)
+    assert not rep.passed
+    # 2/(1 − 2εβ) − 1 = 1.0001 at ε = 0.5, plus the estimator's O(β) bias (≈ 1.1β measured with the gradient nudge)
+    assert rep.rel_error == pytest.approx(1.0, abs=5e-3)
