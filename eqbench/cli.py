@@ -35,7 +35,7 @@ def _parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True)
 
     g = sub.add_parser("gdu", help="compare EP updates with BPTT gradients on one batch (GDU check)")
-    g.add_argument("model", help="registered model: P_MLP, P_CNN, VF_MLP, VF_CNN")
+    g.add_argument("model", help="registered model: P_MLP, P_CNN, VF_MLP, VF_CNN, HOPFIELD")
     g.add_argument("--sizes", type=int, nargs="+", help="MLP layer sizes (input first), or CNN channels")
     g.add_argument("--act", default="my_sigmoid", help="activation (default my_sigmoid: smooth)")
     g.add_argument("--loss", default="mse", choices=["mse", "ce"])
@@ -166,9 +166,17 @@ def _gdu(a: argparse.Namespace) -> int:
     from .io import write_json
     from .rules import EP
 
+    import inspect
+
+    from .models import MODELS
+
     overrides = dict(a.overrides)
+    layered = {"act": a.act, "loss": a.loss, "softmax": a.softmax}  # options of Laborieux's models only
+    accepted = inspect.signature(MODELS[a.model]).parameters if a.model in MODELS else {}
+    if not any(p.kind is p.VAR_KEYWORD for p in accepted.values()):
+        layered = {k: v for k, v in layered.items() if k in accepted}
     model, x, y = build_case(a.model, sizes=a.sizes, dtype=a.dtype, batch=a.batch, seed=a.seed, data=a.data,
-                             act=a.act, loss=a.loss, softmax=a.softmax, **overrides)
+                             **layered, **overrides)
     rule = EP(beta=a.beta, T1=a.T1, T2=a.T2, estimator="one_sided")
     run = prepare(model, x, y, rule)
     rep = report(run, rule, a.beta, a.estimator)
