@@ -114,6 +114,8 @@ def control_rows() -> list[Row]:
         ("VF_CNN, independent feedback", case({**THEOREM_CASES["P_CNN avg pool"], "name": "VF_CNN"}), EP, THEOREM_T1),
         ("P_MLP, estimator sign flipped", case(base), FlippedSignEP, THEOREM_T1),
         ("P_MLP, free phase of 3 steps", case(base), EP, 3),
+        ("HOPFIELD, the authors' nudge (≈ 2× the gradient)",
+         case({**THEOREM_CASES[HOPFIELD_CASE], "nudge": "reference"}), EP, theorem_settings(HOPFIELD_CASE)[0]),
     ]
     for label, (model, x, y), cls, T1 in controls:
         rule = cls(beta=SYMMETRIC_BETA, T1=T1, T2=THEOREM_T2, estimator="one_sided")
@@ -137,6 +139,19 @@ def energy_rows() -> list[Row]:
         sync = en.energy_descent(model, x, 60, mode="sync")
         rows.append(Row(label, "sync relaxation: steps with an E increase (reported)",
                         f"{sync.n_increases} (max ΔE {sync.max_increase:.1e})", "—", "info"))
+    model, x = _paper_hopfield()
+    rep = en.energy_descent(model, x, 500, mode="sync")
+    label = "HOPFIELD diabetes 8-layer SW, ε = 0.5"
+    rows.append(Row(label, "free Euler phase never increases E (500 steps, paper init)",
+                    f"max ΔE {rep.max_increase:.1e}", f"≤ {rep.tol:.0e}", "pass" if rep.passed else "FAIL"))
+    bound = model.euler_step_bound()
+    rows.append(Row(label, "Euler step bound 2/λmax(I − W_ss) (reported; ε must stay below)", f"{bound:.3f}",
+                    "ε = 0.5", "info"))
+    start, predicted = en.euler_overshoot(model, x[:1], 1.5)
+    neg = en.energy_descent(model, x[:1], 1, mode="sync", start=start)
+    rows.append(Row("HOPFIELD, ε = 1.5 × bound", "negative control: E must increase (predicted "
+                    f"{predicted:.2e})", f"max ΔE {neg.max_increase:.2e}", f"> {neg.tol:.0e}",
+                    "pass" if not neg.passed else "FAIL"))
     model, x, _ = build_case("P_MLP", act="my_sigmoid", sizes=[64, 32, 16, 10], scale=2.0)
     neg = en.energy_descent(model, x, 60, mode="async", a=1.0)
     rows.append(Row("P_MLP my_sigmoid, E with a=1", "negative control: E must increase (non-clip σ)",
@@ -146,6 +161,20 @@ def energy_rows() -> list[Row]:
     rows.append(Row("P_MLP hard_sigmoid, E with a=2", "negative control: E must increase (wrong a)",
                     f"max ΔE {neg.max_increase:.1e}", f"> {neg.tol:.0e}", "pass" if not neg.passed else "FAIL"))
     return rows
+
+
+HOPFIELD_CASE = "HOPFIELD SW_no_intra, gradient nudge"
+
+
+def _paper_hopfield():
+    """Gammell et al.'s diabetes 8-layer SW network at its initialisation, with 5 training inputs (float64)."""
+    from .data import load_dataset
+    from .models import build_model
+
+    model = build_model("HOPFIELD", sizes=[10] * 9 + [1], topology_type="SW_no_intra", p=0.1,
+                        bypass_mag=0.569).double()
+    x = torch.stack([load_dataset("diabetes_gammell", "train")[i][0] for i in range(5)]).double()
+    return model, x
 
 
 def step_rows() -> list[Row]:
@@ -172,6 +201,19 @@ def step_rows() -> list[Row]:
     rows.append(Row("P_MLP 784-512-10", "free phase sample-steps/s, closed form vs autograd (reported)",
                     f"{rates[True]:.3g} vs {rates[False]:.3g} (×{rates[True] / rates[False]:.1f})",
                     "target ×3 (asv/pytest-benchmark)", "info"))
+    model, x = _paper_hopfield()
+    s0 = [torch.rand_like(t) for t in model.init_state(x)]
+    fast, slow = relax(model, x, s0, 100), relax(model, x, s0, 100, fast=False)
+    diff = float((fast[0] - slow[0]).abs().max())
+    rows.append(Row("HOPFIELD diabetes 8-layer SW", "fused Euler step = generic step, 100 steps (float64, max |Δs|)",
+                    f"{diff:.1e}", "≤ 1e-12", _le(diff, 1e-12)))
+    rates = {}
+    for fast_path in (True, False, True, False):
+        t = time.perf_counter()
+        relax(model, x, s0, 500, fast=fast_path)
+        rates[fast_path] = 5 * 500 / (time.perf_counter() - t)
+    rows.append(Row("HOPFIELD diabetes 8-layer SW", "free phase sample-steps/s, fused vs generic step (reported)",
+                    f"{rates[True]:.3g} vs {rates[False]:.3g} (×{rates[True] / rates[False]:.1f})", "—", "info"))
     return rows
 
 

@@ -151,6 +151,36 @@ def energy_descent(model: EnergyModel, x: Tensor, steps: int, mode: str = "async
 
 
 # --------------------------------------------------------------------------------------- convergence
+def euler_overshoot(model, x: Tensor, factor: float) -> tuple[State, float]:
+    """Biases and a start where one free Euler step of Gammell's Hopfield model must raise E (factor > 1).
+
+    With H = I − W_ss (E's Hessian on the box) and v its top eigenvector (eigenvalue λ), the biases are
+    set so that ∇E(s) = δ·v at s = ½·1, and ε = factor·2/λ; δ keeps the step inside the box, where it is
+    exact gradient descent on a quadratic: E(s⁺) − E(s) = δ²(−ε + ½ε²λ), positive iff factor > 1.
+    Sets ``model.epsilon`` and the biases (x must be one sample); returns (start, predicted ΔE).
+    """
+    if x.shape[0] != 1:
+        raise ConfigError(f"euler_overshoot sets the biases from one sample; got a batch of {x.shape[0]}")
+    n0 = model.sizes[0]
+    with torch.no_grad():
+        W = model.weights()
+        H = torch.eye(W.shape[0] - n0, dtype=W.dtype) - W[n0:, n0:]
+        lam, vecs = torch.linalg.eigh(H)
+        v, lam_max = vecs[:, -1], float(lam[-1])
+        if lam_max <= 0:
+            raise ConfigError("I − W_ss has no positive eigenvalue: every Euler step descends E")
+        eps = factor * 2.0 / lam_max
+        s = torch.full((1, H.shape[0]), 0.5, dtype=W.dtype)
+        delta = 0.4 / (eps * float(v.abs().max()))  # |εδv| ≤ 0.4: s⁺ stays inside (0, 1)
+        b = (s @ H - delta * v - x.clamp(0, 1) @ W[:n0, n0:])[0]  # ∇E(s) = Hs − (ρ(x)W_xs + b) = δv
+        start = 0
+        for bias in model.bias:
+            bias.copy_(b[start:start + bias.numel()])
+            start += bias.numel()
+    model.epsilon = eps
+    return [s], delta**2 * (-eps + 0.5 * eps**2 * lam_max)
+
+
 @dataclass
 class ConvergenceReport:
     """Per-step residuals ‖s_{t+1} − s_t‖₂ (worst sample) of a relaxation from the zero state."""

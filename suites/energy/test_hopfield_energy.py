@@ -29,7 +29,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from eqbench import build_model
-from eqbench.checks.energy import energy_descent
+from eqbench.checks.energy import energy_descent, euler_overshoot
 from eqbench.errors import ConfigError
 from eqbench.models.hopfield import TOPOLOGIES, HopfieldEP
 
@@ -70,25 +70,6 @@ def test_free_euler_steps_never_increase_energy_below_the_bound(net, fraction, s
     assert rep.passed, rep.to_dict()
 
 
-def _adversarial(model: HopfieldEP, x: torch.Tensor, factor: float) -> tuple[list[torch.Tensor], float]:
-    """Biases and a start with ∇E(s) = δ·v_max, and ε = factor · 2/λ_max; returns (start, predicted ΔE)."""
-    n0 = model.sizes[0]
-    with torch.no_grad():
-        W = model.weights()
-        H = torch.eye(W.shape[0] - n0) - W[n0:, n0:]
-        lam, vecs = torch.linalg.eigh(H)
-        v, lam_max = vecs[:, -1], float(lam[-1])
-        eps = factor * 2.0 / lam_max
-        s = torch.full((x.shape[0], H.shape[0]), 0.5)
-        delta = 0.4 / (eps * float(v.abs().max()))  # |εδv| ≤ 0.4: s⁺ stays inside (0, 1)
-        b = s @ H - delta * v - x.clamp(0, 1) @ W[:n0, n0:]  # ∇E(s) = Hs − (ρ(x)W_xs + b) = δv
-        o = [0, *torch.tensor(model.sizes[1:]).cumsum(0).tolist()]
-        for j, bias in enumerate(model.bias):
-            bias.copy_(b[0, o[j]:o[j + 1]])
-    model.epsilon = eps
-    return [s], delta**2 * (-eps + 0.5 * eps**2 * lam_max)
-
-
 @settings(max_examples=25)
 @given(st.lists(st.integers(2, 7), min_size=3, max_size=6), st.sampled_from(TOPOLOGIES), st.integers(0, 2**16),
        st.floats(1.2, 2.0))
@@ -99,7 +80,7 @@ def test_a_step_above_the_bound_is_caught(sizes, kind, seed, factor):
         with torch.no_grad():  # no positive curvature at these weights: give it some
             for p in model.parameters():
                 p.mul_(-1.0)
-    start, predicted = _adversarial(model, x, factor)
+    start, predicted = euler_overshoot(model, x, factor)
     rep = energy_descent(model, x, 1, mode="sync", start=start)
     assert not rep.passed
     # the increase is the one the quadratic predicts, to round-off (a wrong Hessian or step would miss it)
@@ -110,7 +91,7 @@ def test_the_same_construction_below_the_bound_descends():
     # positive twin of the control: the same adversarial state with ε at 0.8 × the bound
     model = build_model("HOPFIELD", sizes=[4, 6, 6, 3], topology_type="SW_no_intra", p=0.3, bypass_mag=0.5).double()
     x = torch.rand(1, 4, generator=torch.Generator().manual_seed(0))
-    start, predicted = _adversarial(model, x, 0.8)
+    start, predicted = euler_overshoot(model, x, 0.8)
     rep = energy_descent(model, x, 1, mode="sync", start=start)
     assert predicted < 0 and rep.passed and rep.max_increase == pytest.approx(predicted, rel=1e-9)
 
