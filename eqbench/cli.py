@@ -158,17 +158,16 @@ def _run(a: argparse.Namespace) -> int:
 
 
 def _gdu(a: argparse.Namespace) -> int:
+    import inspect
+
     from rich.console import Console
     from rich.table import Table
 
     from .cases import build_case
     from .checks.gdu import beta_sweep, prepare, report
     from .io import write_json
-    from .rules import EP
-
-    import inspect
-
     from .models import MODELS
+    from .rules import EP
 
     overrides = dict(a.overrides)
     layered = {"act": a.act, "loss": a.loss, "softmax": a.softmax}  # options of Laborieux's models only
