@@ -52,6 +52,17 @@ CASES: dict[str, CaseSpec] = {
         doc="P_CNN 1×28×28 → conv32 k5 maxpool → conv64 k5 maxpool → fc10, hard_sigmoid "
             "(Laborieux et al. 2021's MNIST CNN)",
     ),
+    "hopfield": CaseSpec(
+        "HOPFIELD", {"sizes": [10] * 9 + [1], "topology_type": "SW_no_intra", "p": 0.1, "bypass_mag": 0.569},
+        batch=5, T=1000,
+        doc="Gammell et al.'s diabetes 8-layer SW network (10-10×8-1, batch 5, 1000 free steps)",
+    ),
+    "hopfield_mnist": CaseSpec(
+        "HOPFIELD", {"sizes": [784] + [100] * 5 + [10], "topology_type": "SW_no_intra", "p": 0.1,
+                     "bypass_mag": 0.168},
+        batch=20, T=100,
+        doc="Gammell et al.'s MNIST 5-layer SW network (784-100×5-10, batch 20, 100 of its 1000 free steps)",
+    ),
     "small": CaseSpec(
         "P_MLP", {"sizes": [64, 32, 10], "act": "my_hard_sig"}, batch=16, T=10,
         doc="P_MLP 64-32-10: a fast case for tests of the memory accounting",
@@ -119,12 +130,13 @@ def sync(device: str | torch.device | Tensor) -> None:
         torch.cuda.synchronize(dev)
 
 
-def free_phase_fn(model: EnergyModel, x: Tensor, T: int, closed_form: bool) -> Callable[[], State]:
+def free_phase_fn(model: EnergyModel, x: Tensor, T: int, closed_form: bool, fast: bool = True) -> Callable[[], State]:
     """A callable running one free phase of T steps from zeros (``closed_form=False`` forces the
-    generic autograd step), synchronising CUDA before it returns."""
+    generic autograd step, ``fast=False`` the generic loop over a model's fused ``fast_relax``),
+    synchronising CUDA before it returns."""
 
     def run() -> State:
-        s = relax(model, x, model.init_state(x), T, closed_form=closed_form)
+        s = relax(model, x, model.init_state(x), T, closed_form=closed_form, fast=fast)
         sync(x)
         return s
 

@@ -70,3 +70,21 @@ class TrainStep:
         return graph_bytes(self.run)
 
     track_graph_bytes.unit = "bytes"
+
+
+class HopfieldFreePhase:
+    """One free phase of Gammell et al.'s Hopfield networks: the fused Euler step (one addmm + clamp)
+    against the engine's generic closed-form loop."""
+
+    params = (["hopfield", "hopfield_mnist"], ["fused", "generic"])
+    param_names = ["case", "step"]
+    timeout = 120
+
+    def setup(self, case: str, step: str) -> None:
+        spec = CASES[case]
+        model, x, _ = make_case(case)
+        self.sample_steps = x.shape[0] * spec.T
+        self.run = free_phase_fn(model, x, spec.T, closed_form=True, fast=step == "fused")
+
+    def time_free_phase(self, case: str, step: str) -> None:
+        self.run()

@@ -93,6 +93,32 @@ def test_closed_form_speedup(benchmark, device, throughput_report):
     benchmark.pedantic(runs["closed_form"], rounds=5, warmup_rounds=1)
 
 
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("step", ["fused", "generic"])
+@pytest.mark.parametrize("case", ["hopfield", "hopfield_mnist"])
+def test_hopfield_free_phase(benchmark, case, step, device, throughput_report):
+    # Gammell et al.'s networks: the fused Euler step (fast_relax) against the generic loop
+    spec = CASES[case]
+    model, x, _ = make_case(case, device=device)
+    runs = {s: free_phase_fn(model, x, spec.T, closed_form=True, fast=s == "fused") for s in ("fused", "generic")}
+    benchmark.group = f"hopfield free phase {case} {device}"
+    benchmark.extra_info.update(case=case, step=step, device=device, batch=x.shape[0], T=spec.T,
+                                sample_steps=x.shape[0] * spec.T)
+    if step == "fused":  # the ratio, timed side by side (reported, not asserted)
+        times = {s: [] for s in runs}
+        for _ in range(5):
+            for s, run in runs.items():
+                t0 = time.perf_counter()
+                run()
+                times[s].append(time.perf_counter() - t0)
+        ratio = statistics.median(times["generic"]) / statistics.median(times["fused"])
+        benchmark.extra_info["fused_over_generic"] = ratio
+        throughput_report(f"hopfield free phase {case} batch {x.shape[0]} T={spec.T} on {device}: fused step "
+                          f"{x.shape[0] * spec.T / statistics.median(times['fused']):,.0f} sample-steps/s, "
+                          f"×{ratio:.1f} the generic loop")
+    benchmark.pedantic(runs[step], rounds=3, warmup_rounds=1)
+
+
 # ------------------------------------------------------------------------------------ memory
 @pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("T2", T2S)
