@@ -4,7 +4,9 @@ Every point trains a baseline's config with ``model.p`` replaced (SW_no_intra: p
 network with the same initial draws), over seeds, into ``<results>/sweep-p/<id>/<scale>[-<dataset>]/
 p<p>/seed<k>`` — finished points are reused, interrupted ones resumed, as ``eqbench run`` does. The
 curve goes to ``<out>/curve.json`` and ``<out>/curve.png``, with the published Figure-4 points of the
-registry (REPO-LOG, ``gammell2021/mnist/5layer-sw-fig4-*``) beside it when the dataset is theirs.
+registry (REPO-LOG, ``gammell2021/mnist/5layer-sw-fig4-*``) beside it when the dataset is theirs. Each
+point also keeps the rewired fraction (``p_actual``) and the final epoch's log-spread of the per-layer
+correction rates, per seed.
 """
 
 from __future__ import annotations
@@ -64,7 +66,7 @@ def p_sweep(bid: str = FIG4_ID, scale: str = "paper", ps: list[float] | None = N
     points = []
     for p in ps:
         model = {**base.model, "topology_type": "SW_no_intra", "p": p}
-        per_seed, p_actual = [], []
+        per_seed, p_actual, spread = [], [], []
         for k in range(seeds):
             cfg = replace(base, model=model, data=data, epochs=epochs, seed=base.seed + k,
                           device=device or base.device)
@@ -72,8 +74,10 @@ def p_sweep(bid: str = FIG4_ID, scale: str = "paper", ps: list[float] | None = N
                            progress=progress)
             per_seed.append(to_metric(res["final"], metric, baseline.unit))
             p_actual.append(res.get("p_actual"))
+            spread.append(res["final"].get("log_spread"))
         points.append({"p": p, "p_actual": p_actual, "test_error": statistics.fmean(per_seed),
-                       "std": statistics.stdev(per_seed) if seeds > 1 else 0.0, "per_seed": per_seed})
+                       "std": statistics.stdev(per_seed) if seeds > 1 else 0.0, "per_seed": per_seed,
+                       "log_spread": spread})
     published = [d for d in published_points() if d["dataset"] == data.name and d["unit"] == baseline.unit]
     curve = {"id": bid, "scale": scale, "dataset": data.name, "epochs": epochs, "seeds": seeds, "metric": metric,
              "unit": baseline.unit, "points": points, "published": published}

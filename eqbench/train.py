@@ -177,6 +177,8 @@ class Trainer:
         self.rates = ck.get("rates", torch.zeros(0)).tolist()
         if ck.get("rule") is not None:
             self.run.rule.load_state_dict(ck["rule"])
+        elif "rule" in ck["rng"]:  # run folders written before rules had a state_dict kept only the coin
+            self.run.rule._gen.set_state(ck["rng"]["rule"])
 
     def _checkpoint(self, improved: bool) -> None:
         state = {
