@@ -290,7 +290,9 @@ class Trainer:
 
                     means = torch.tensor(rates, dtype=torch.float64).mean(0).tolist()
                     entry.update({f"rate/{k + 1}": r for k, r in enumerate(means)})
-                    entry["log_spread"] = log_spread(means)
+                    spread = log_spread(means)  # infinite when a layer never learned: JSON null, counted
+                    entry["log_spread"] = spread if math.isfinite(spread) else None
+                    entry["dead_layers"] = sum(m == 0 for m in means)
                 self.history.append({**entry, **self._diagnostics()})
                 self._checkpoint(improved)
                 self._write_metrics()

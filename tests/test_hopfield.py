@@ -140,6 +140,7 @@ def test_ep_update_is_the_authors_formula():
 def test_log_spread():
     assert log_spread([1e-3, 1e-3, 1e-3]) == 0.0
     assert log_spread([1e-1, 1e-3]) == pytest.approx(1.0)  # std of (−1, −3)
+    assert log_spread([1e-1, 0.0]) == float("inf")  # a layer that never learned, as log10(0) gives
 
 
 def _opt(reference: bool):

@@ -317,6 +317,10 @@ class HopfieldEP(EnergyModel):
 
 
 def log_spread(rates: Sequence[float]) -> float:
-    """Std over layers of log10 of the per-layer mean correction (Gammell et al., Table 1's spread)."""
-    logs = np.log10(np.maximum(np.asarray(rates, dtype=float), np.finfo(float).tiny))
-    return float(np.std(logs))
+    """Std over layers of log10 of the per-layer mean correction (Gammell et al., Table 1's spread).
+
+    A layer whose correction is exactly zero (every unit of a layer stuck at a clamp for the whole epoch,
+    so it never learns) makes the spread infinite, as log10(0) does in the authors' computation.
+    """
+    r = np.asarray(rates, dtype=float)
+    return math.inf if np.any(r <= 0) else float(np.std(np.log10(r)))
