@@ -72,7 +72,7 @@ class EP:
     seed: int = 0
     persistent: bool = False
     _gen: torch.Generator = field(init=False, repr=False)
-    _particles: dict[str, Tensor] = field(init=False, repr=False, default_factory=dict)
+    _particles: dict[str, State] = field(init=False, repr=False, default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.estimator not in ESTIMATORS:

@@ -194,7 +194,8 @@ class Trainer:
         }
         save_torch(state, self.out / "last.pt")
         if improved:
-            save_torch({"model": state["model"], "epoch": self.epoch, "best": self.best}, self.out / "best.pt")
+            best = {"test_cost": -self.best} if self.regression else {"test_acc": self.best}
+            save_torch({"model": state["model"], "epoch": self.epoch, **best}, self.out / "best.pt")
 
     # ----------------------------------------------------------------------------- loop
     def _to(self, x: torch.Tensor, y: torch.Tensor):
