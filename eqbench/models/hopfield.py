@@ -164,28 +164,27 @@ class HopfieldEP(EnergyModel):
     def activations(self) -> list:
         return [rho]
 
-    def weights(self) -> Tensor:
-        """The symmetric, masked N×N matrix W = T + Tᵀ assembled from the blocks (differentiable)."""
+    def _symmetric(self, inter: list[Tensor], skip: dict[int, Tensor]) -> Tensor:
+        """T + Tᵀ for the strictly lower-triangular N×N matrix T holding the given blocks."""
         o, n = self.offsets, self.offsets[-1]
-        rows = [self.inter[0].new_zeros(self.sizes[0], n)]
+        rows = [inter[0].new_zeros(self.sizes[0], n)]
         for j in range(1, len(self.sizes)):
-            block = F.pad(self.inter[j - 1] * getattr(self, f"inter_mask{j - 1}"), (o[j - 1], n - o[j]))
-            if str(j) in self.skip:
-                block = block + F.pad(self.skip[str(j)] * getattr(self, f"skip_mask{j}"), (0, n - o[j + 1]))
+            block = F.pad(inter[j - 1], (o[j - 1], n - o[j]))
+            if j in skip:
+                block = block + F.pad(skip[j], (0, n - o[j + 1]))
             rows.append(block)
         T = torch.cat(rows)
         return T + T.T
 
+    def weights(self) -> Tensor:
+        """The symmetric, masked N×N matrix W = T + Tᵀ assembled from the blocks (differentiable)."""
+        return self._symmetric([w * getattr(self, f"inter_mask{k}") for k, w in enumerate(self.inter)],
+                               {int(j): w * getattr(self, f"skip_mask{j}") for j, w in self.skip.items()})
+
     def mask(self) -> Tensor:
         """The symmetric 0/1 connection mask (zero diagonal)."""
-        o, n = self.offsets, self.offsets[-1]
-        T = torch.zeros(n, n, dtype=self.bias[0].dtype, device=self.bias[0].device)
-        for k in range(len(self.sizes) - 1):
-            T[o[k + 1]:o[k + 2], o[k]:o[k + 1]] = getattr(self, f"inter_mask{k}")
-        for j in self.skip:
-            j = int(j)
-            T[o[j]:o[j + 1], :o[j + 1]] += getattr(self, f"skip_mask{j}")
-        return T + T.T
+        return self._symmetric([getattr(self, f"inter_mask{k}") for k in range(len(self.inter))],
+                               {int(j): getattr(self, f"skip_mask{j}") for j in self.skip})
 
     def _target(self, y: Tensor, like: Tensor) -> Tensor:
         if y.dtype == torch.long:
