@@ -88,9 +88,14 @@ def plot_accuracy(history: list[dict], path: str | os.PathLike, title: str = "")
 
 
 def plot_rates(rates: list[list[float]], path: str | os.PathLike, title: str = "") -> None:
-    """Per-layer correction rate ‖dW_k‖/√n_k of every batch, log scale (Gammell et al. Figs. 3, 5)."""
+    """Per-layer correction rate ‖dW_k‖/√n_k of every batch, log scale (Gammell et al. Figs. 3, 5).
+
+    A batch whose update is exactly zero (e.g. a nudged phase that left the state where it was) leaves
+    a gap rather than a spike to the bottom of the log axis.
+    """
     fig, ax = plt.subplots(figsize=(5.4, 3.4))
-    r = torch.tensor(rates, dtype=torch.float64).clamp_min(1e-30)
+    r = torch.tensor(rates, dtype=torch.float64)
+    r[r <= 0] = float("nan")
     for k in range(r.shape[1]):
         ax.semilogy(r[:, k].numpy(), lw=0.6, label=f"layer {k + 1}")
     ax.set_xlabel("batch")
