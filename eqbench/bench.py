@@ -170,9 +170,9 @@ def _paper_hopfield():
     """Gammell et al.'s diabetes 8-layer SW network at its initialisation, with 5 training inputs (float64)."""
     from .data import load_dataset
     from .models import build_model
+    from .perf import CASES
 
-    model = build_model("HOPFIELD", sizes=[10] * 9 + [1], topology_type="SW_no_intra", p=0.1,
-                        bypass_mag=0.569).double()
+    model = build_model("HOPFIELD", **CASES["hopfield"].config).double()
     x = torch.stack([load_dataset("diabetes_gammell", "train")[i][0] for i in range(5)]).double()
     return model, x
 

@@ -123,3 +123,24 @@ def plot_angles(history: list[dict], path: str | os.PathLike, title: str = "") -
     """Angle (degrees) between each layer's update and the BP gradient, per epoch."""
     keys = sorted(k for k in history[-1] if k.startswith("angle/"))
     _per_epoch(history, path, {k.split("/", 1)[1]: k for k in keys}, "angle to BP gradient (°)", title, hline=90)
+
+
+def plot_p_sweep(curve: dict, path: str | os.PathLike) -> None:
+    """Test error against the rewiring probability p (symlog axis), with the published points when present
+    (Gammell et al. Figure 4; ``curve`` as written by eqbench.sweep.p_sweep)."""
+    fig, ax = plt.subplots(figsize=(5.2, 3.6))
+    pts = curve["points"]
+    ax.errorbar([d["p"] for d in pts], [d["test_error"] for d in pts], yerr=[d["std"] for d in pts], fmt="o-",
+                ms=3, capsize=2, label=f"eqbench ({curve['seeds']} seed(s), {curve['dataset']})")
+    if curve["published"]:
+        ax.plot([d["p"] for d in curve["published"]], [d["test_error"] for d in curve["published"]], "s",
+                color="C3", ms=4, label="Gammell et al. (REPO-LOG)")
+    ax.set_xscale("symlog", linthresh=1e-4)
+    ax.set_xlabel("rewiring probability p")
+    ax.set_ylabel(f"test error after {curve['epochs']} epochs ({curve['unit']})")
+    ax.set_title(f"{curve['id']} ({curve['scale']}): Figure 4", fontsize=9)
+    ax.grid(True, which="both", lw=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    save_figure(fig, path)
+    plt.close(fig)

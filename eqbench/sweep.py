@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from .errors import ConfigError
-from .io import save_figure, write_json
+from .io import write_json
 from .runner import run_seed, to_metric
 
 #: the authors' grid (results/mnist_5layer_sweep/trial_p*): 0 and 22 log-spaced values 1e-4 … 0.0788
@@ -81,31 +81,9 @@ def p_sweep(bid: str = FIG4_ID, scale: str = "paper", ps: list[float] | None = N
     published = [d for d in published_points() if d["dataset"] == data.name and d["unit"] == baseline.unit]
     curve = {"id": bid, "scale": scale, "dataset": data.name, "epochs": epochs, "seeds": seeds, "metric": metric,
              "unit": baseline.unit, "points": points, "published": published}
+    from .plots import plot_p_sweep  # matplotlib only when a curve is drawn, not when the CLI parses
+
     out_dir = Path(out)
     write_json(out_dir / "curve.json", curve)
-    plot_curve(curve, out_dir / "curve.png")
+    plot_p_sweep(curve, out_dir / "curve.png")
     return curve
-
-
-def plot_curve(curve: dict[str, Any], path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(5.2, 3.6))
-    pts = curve["points"]
-    ax.errorbar([d["p"] for d in pts], [d["test_error"] for d in pts], yerr=[d["std"] for d in pts], fmt="o-",
-                ms=3, capsize=2, label=f"eqbench ({curve['seeds']} seed(s), {curve['dataset']})")
-    if curve["published"]:
-        ax.plot([d["p"] for d in curve["published"]], [d["test_error"] for d in curve["published"]], "s",
-                color="C3", ms=4, label="Gammell et al. (REPO-LOG)")
-    ax.set_xscale("symlog", linthresh=1e-4)
-    ax.set_xlabel("rewiring probability p")
-    ax.set_ylabel(f"test error after {curve['epochs']} epochs ({curve['unit']})")
-    ax.set_title(f"{curve['id']} ({curve['scale']}): Figure 4", fontsize=9)
-    ax.grid(True, which="both", lw=0.3)
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    save_figure(fig, path)
-    plt.close(fig)

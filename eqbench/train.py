@@ -46,6 +46,7 @@ from .data import DATASET_INFO
 from .errors import ConfigError, DivergenceError, EqbenchError
 from .io import save_torch, write_json, write_text
 from .models import MODELS, build_model
+from .models.hopfield import log_spread
 from .rules import build_rule
 
 
@@ -287,8 +288,6 @@ class Trainer:
                 if hasattr(self.run.model, "euler_step_bound"):  # ε must stay below it for E to descend
                     entry["step_bound"] = self.run.model.euler_step_bound()
                 if rates:
-                    from .models.hopfield import log_spread
-
                     means = torch.tensor(rates, dtype=torch.float64).mean(0).tolist()
                     entry.update({f"rate/{k + 1}": r for k, r in enumerate(means)})
                     spread = log_spread(means)  # infinite when a layer never learned: JSON null, counted

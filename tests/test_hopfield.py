@@ -68,7 +68,6 @@ def test_weights_symmetric_masked_zero_diagonal(kind):
 @settings(max_examples=20, deadline=None, derandomize=True)
 @given(st.sampled_from(TOPOLOGIES), st.sampled_from(NUDGES), st.floats(-1.0, 1.0), st.integers(0, 100))
 def test_fast_closed_form_and_autograd_steps_agree(kind, nudge, beta, seed):
-    torch.set_default_dtype(torch.float64)
     m = _model(topology_type=kind, nudge=nudge, seed=seed)
     g = torch.Generator().manual_seed(seed)
     with torch.no_grad():
@@ -101,7 +100,8 @@ def test_reference_nudge_is_the_gradient_nudge_with_a_larger_beta():
     with torch.no_grad():
         for p in list(ref.parameters()) + list(grad.parameters()):
             p.mul_(0.3)  # a contraction: the fixed point is unique and reached to round-off
-    x, y = torch.rand(4, 6), torch.tensor([0, 1, 2, 1])
+    # a fixed input: in ~3 % of random draws the outputs saturate so that the two nudges land within 1e-4
+    x, y = torch.rand(4, 6, generator=torch.Generator().manual_seed(0)), torch.tensor([0, 1, 2, 1])
     for beta in (0.05, -0.2):
         bp = 2 * beta / (1 - 2 * 0.5 * beta)
         a = relax(ref, x, ref.init_state(x), 400, beta=beta, y=y)

@@ -14,6 +14,9 @@ from eqbench.perf import CASES, configure_threads, free_phase_fn, graph_bytes, m
 
 configure_threads()  # $EQBENCH_NUM_THREADS, when set
 
+#: step name → (closed_form, fast) arguments of free_phase_fn
+STEPS = {"closed_form": (True, True), "autograd": (False, True), "fused": (True, True), "generic": (True, False)}
+
 
 class FreePhase:
     """One free phase of the case's T steps from zeros (P_MLP 784-512-10: batch 128, T=30)."""
@@ -26,7 +29,8 @@ class FreePhase:
         spec = CASES[case]
         model, x, _ = make_case(case)
         self.sample_steps = x.shape[0] * spec.T
-        self.run = free_phase_fn(model, x, spec.T, closed_form=step == "closed_form")
+        closed_form, fast = STEPS[step]
+        self.run = free_phase_fn(model, x, spec.T, closed_form=closed_form, fast=fast)
 
     def time_free_phase(self, case: str, step: str) -> None:
         self.run()
@@ -72,19 +76,8 @@ class TrainStep:
     track_graph_bytes.unit = "bytes"
 
 
-class HopfieldFreePhase:
+class HopfieldFreePhase(FreePhase):
     """One free phase of Gammell et al.'s Hopfield networks: the fused Euler step (one addmm + clamp)
     against the engine's generic closed-form loop."""
 
     params = (["hopfield", "hopfield_mnist"], ["fused", "generic"])
-    param_names = ["case", "step"]
-    timeout = 120
-
-    def setup(self, case: str, step: str) -> None:
-        spec = CASES[case]
-        model, x, _ = make_case(case)
-        self.sample_steps = x.shape[0] * spec.T
-        self.run = free_phase_fn(model, x, spec.T, closed_form=True, fast=step == "fused")
-
-    def time_free_phase(self, case: str, step: str) -> None:
-        self.run()
