@@ -24,6 +24,7 @@ DEFAULTS: dict[str, dict[str, Any]] = {
     "VF_CNN": {"in_shape": (1, 8, 8), "channels": [4, 8], "kernels": [3, 3], "paddings": [1, 1],
                "pools": "aa", "fc": [10]},
     "HOPFIELD": {"sizes": [64, 32, 16, 10]},
+    "BIN_MLP": {"sizes": [64, 32, 10]},
 }
 
 
@@ -61,6 +62,7 @@ THEOREM_CASES: dict[str, dict[str, Any]] = {
     "P_CNN max+avg pool": {"name": "P_CNN", "act": "my_sigmoid", "pools": "ma"},
     "HOPFIELD SW_no_intra, gradient nudge": {"name": "HOPFIELD", "topology_type": "SW_no_intra", "p": 0.1,
                                              "bypass_mag": 0.3, "nudge": "gradient"},
+    "BIN_MLP bin_W, gradient nudge": {"name": "BIN_MLP", "binary": "W", "nudge": "gradient"},
 }
 #: free/nudged steps of the theorem cases: 300 free steps reach a residual below 1e-15 on the layered ones
 THEOREM_T1, THEOREM_T2 = 300, 10
@@ -71,8 +73,12 @@ THEOREM_BETAS = [float(b) for b in np.logspace(-1, -4, 7)]
 #: so the limit is read over β = 1e-3 … 1e-4, where no unit crosses (below 3e-5 the symmetric error
 #: reaches its float64 round-off floor, ~1e-9). Its free phase needs 3000 steps (residual 3e-3
 #: after 300, 0 after 3000).
+#: Laydevant's bin_W (binary weights ±α, hardsigm = clip(·, 0, 1)) has the same kinks: about half of this
+#: batch's units sit at 0 or 1, and the nudge crosses them at β ≥ 1e-2 (one-sided error 1.2 at β = 0.1),
+#: so it is read over the same β range; 300 free steps reach a residual of 1e-16.
 THEOREM_OVERRIDES: dict[str, dict[str, Any]] = {
     "HOPFIELD SW_no_intra, gradient nudge": {"T1": 3000, "betas": [float(b) for b in np.logspace(-3, -4, 5)]},
+    "BIN_MLP bin_W, gradient nudge": {"betas": [float(b) for b in np.logspace(-3, -4, 5)]},
 }
 
 

@@ -6,6 +6,7 @@ weight decays, Laborieux §A.8), an optional schedule, a dataset and a number of
     model:     {name: P_MLP, sizes: [784, 512, 10], act: my_sigmoid}
     rule:      {name: EP, beta: 0.1, T1: 30, T2: 10, estimator: symmetric}   # or {name: BPTT, T1, T2}
     optimizer: {name: adam, lrs: [5.0e-4, 5.0e-4]}           # sgd: momentum, wds
+    # flip (binary weights, Laydevant et al.): lrs are the biases' rates, plus gammas, thresholds, lrs_alpha
     schedule:  {name: cosine, T_max: 100, eta_min: 1.0e-5}   # optional; or {name: multistep, milestones: [60, 90]}
     data:      {name: mnist5k, batch_size: 50, test_batch_size: 200, augment: false}
     epochs: 10
@@ -25,7 +26,7 @@ import yaml
 
 from .errors import ConfigError
 
-OPTIMIZERS = ("sgd", "adam")
+OPTIMIZERS = ("sgd", "adam", "flip")
 SCHEDULES = ("cosine", "multistep")
 
 
@@ -52,26 +53,37 @@ def _number(v: Any, where: str, positive: bool = False, integer: bool = False) -
 
 @dataclass
 class OptimizerConfig:
+    """Per-layer lists, bottom to top. ``flip`` (eqbench.optim.FlipOptimizer) reads ``lrs`` as the biases'
+    rates and needs ``gammas`` and ``thresholds``; ``lrs_alpha`` (optional) learns the scales α."""
+
     name: str
     lrs: list[float]
     wds: list[float] | None = None
     momentum: float = 0.0
+    gammas: list[float] | None = None
+    thresholds: list[float] | None = None
+    lrs_alpha: list[float] | None = None
 
     @classmethod
     def from_dict(cls, d: Any, where: str = "optimizer") -> OptimizerConfig:
-        d = _require(d, where, ("name", "lrs"), ("wds", "momentum"))
+        flip = isinstance(d, dict) and d.get("name") == "flip"
+        if flip:
+            d = _require(d, where, ("name", "lrs", "gammas", "thresholds"), ("lrs_alpha",))
+        else:
+            d = _require(d, where, ("name", "lrs"), ("wds", "momentum"))
         if d["name"] not in OPTIMIZERS:
             raise ConfigError(f"{where}.name must be one of {', '.join(OPTIMIZERS)}, got {d['name']!r}")
-        for key in ("lrs", "wds"):
+        for key in ("lrs", "wds", "gammas", "thresholds", "lrs_alpha"):
             v = d.get(key)
-            if v is None and key == "wds":
+            if v is None and not (key == "lrs" or (flip and key in ("gammas", "thresholds"))):
                 continue
             if not isinstance(v, list) or not v:
                 raise ConfigError(f"{where}.{key} must be a non-empty list of numbers, got {v!r}")
             for i, x in enumerate(v):
                 _number(x, f"{where}.{key}[{i}]")
-        if d.get("wds") is not None and len(d["wds"]) != len(d["lrs"]):
-            raise ConfigError(f"{where}.wds has {len(d['wds'])} entries but lrs has {len(d['lrs'])}")
+        for key in ("wds", "gammas", "thresholds", "lrs_alpha"):
+            if d.get(key) is not None and len(d[key]) != len(d["lrs"]):
+                raise ConfigError(f"{where}.{key} has {len(d[key])} entries but lrs has {len(d['lrs'])}")
         _number(d.get("momentum", 0.0), f"{where}.momentum")
         return cls(**d)
 
@@ -171,6 +183,9 @@ class RunConfig:
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
+        flip_only = ("gammas", "thresholds", "lrs_alpha")
+        drop = ("wds", "momentum") if self.optimizer.name == "flip" else flip_only
+        d["optimizer"] = {k: v for k, v in d["optimizer"].items() if k not in drop and (v is not None or k == "wds")}
         if self.schedule is not None:  # only the fields of its kind, so that the dict reads back
             multistep = self.schedule.name == "multistep"
             keep = ("name", "milestones", "gamma") if multistep else ("name", "T_max", "eta_min")

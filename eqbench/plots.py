@@ -108,6 +108,25 @@ def plot_rates(rates: list[list[float]], path: str | os.PathLike, title: str = "
     plt.close(fig)
 
 
+def plot_flips(history: list[dict], path: str | os.PathLike, title: str = "") -> None:
+    """Per-layer fraction of binary weights flipped per batch, averaged over each epoch, log scale
+    (Laydevant et al.'s logged ``nb_changes``); an epoch without flips leaves a gap."""
+    keys = sorted((k for k in history[-1] if k.startswith("flip_frac/")), key=lambda k: int(k.split("/")[1]))
+    fig, ax = plt.subplots(figsize=(5.4, 3.4))
+    epochs = [h["epoch"] for h in history]
+    for k in keys:
+        v = [h.get(k, float("nan")) for h in history]
+        ax.semilogy(epochs, [x if x > 0 else float("nan") for x in v], marker="o", ms=3, label=f"layer {k.split('/')[1]}")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("flipped weights per batch (fraction)")
+    ax.set_title(title, fontsize=9)
+    ax.grid(True, which="both", lw=0.3)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    save_figure(fig, path)
+    plt.close(fig)
+
+
 def plot_activations(state: list[torch.Tensor], path: str | os.PathLike) -> None:
     """Histogram of the neural activations of each layer at the free equilibrium."""
     fig, axes = plt.subplots(1, len(state), figsize=(3.0 * len(state), 2.6), squeeze=False)

@@ -36,6 +36,12 @@ and reproduction config stay on record. A file reads (``yaml.safe_load``)::
           ci:
             config: {...}
             band: {low: 80.0, high: 95.0, metric: test_accuracy, seeds: 3, measured: "...", note: "..."}
+            claim: {of: <a relative_claim id>, versus: <id of the reference's ci entry>, max_gap: 1.0}  # optional
+
+A ``claim`` checks a published relative claim at this scale (Laydevant et al.: "within 1 % of the
+full-precision reference"): this entry's band metric minus that of ``versus`` (an error: positive = worse),
+averaged over seeds, must not exceed ``max_gap`` (in the metric's unit). ``of`` names the relative_claim
+entry quoted; both ids must exist (checked by :func:`load_registry`). See :func:`eqbench.runner.gap_claim`.
 
 A ``paper`` scale reproduces the published setting: its ``data.name`` must be the entry's dataset and its
 ``epochs`` the entry's epochs (when given). Every problem raises :class:`RegistryError` with one line naming
@@ -69,7 +75,9 @@ PAPER_OPTIONAL = ("arxiv", "repository", "commit", "notes")
 ENTRY_REQUIRED = ("id", "dataset", "architecture", "algorithm", "variant", "metric", "value", "unit", "epochs",
                   "provenance", "source")
 ENTRY_OPTIONAL = ("std", "n_runs", "notes", "scales")
-SCALE_KEYS = ("config", "tolerance", "band")
+SCALE_KEYS = ("config", "tolerance", "band", "claim")
+CLAIM_REQUIRED = ("of", "versus", "max_gap")
+CLAIM_OPTIONAL = ("note",)
 BAND_REQUIRED = ("low", "high", "metric", "seeds", "measured")
 BAND_OPTIONAL = ("note",)
 
@@ -111,12 +119,23 @@ class Band:
     note: str | None = None
 
 
+@dataclass(frozen=True)
+class Claim:
+    """A published relative claim checked at a scale: this run's error minus ``versus``'s ≤ ``max_gap``."""
+
+    of: str
+    versus: str
+    max_gap: float
+    note: str | None = None
+
+
 @dataclass
 class Scale:
     config: RunConfig
     tolerance: float | None
     band: Band | None
     raw: dict[str, Any]
+    claim: Claim | None = None
 
 
 @dataclass
@@ -302,7 +321,15 @@ def _scale(ctx: _Ctx, name: Any, d: Any, entry: Baseline) -> Scale:
         raise ctx.error(f"{prefix}.tolerance", f"a tolerance needs a numeric value to land near; value is "
                                                f"{_show(entry.value)}")
     band = None if d.get("band") is None else _band(ctx, d["band"], f"{prefix}.band", entry.unit)
-    return Scale(config=config, tolerance=tolerance, band=band, raw=d)
+    claim = None
+    if d.get("claim") is not None:
+        c = _keys(ctx, d["claim"], f"{prefix}.claim", CLAIM_REQUIRED, CLAIM_OPTIONAL)
+        if band is None or not band.metric.endswith("_error"):
+            raise ctx.error(f"{prefix}.claim", "a claim compares errors: the scale needs a band with an error metric")
+        claim = Claim(of=_text(ctx, c, "of", f"{prefix}.claim.of"), versus=_text(ctx, c, "versus", f"{prefix}.claim.versus"),
+                      max_gap=_number(ctx, c["max_gap"], f"{prefix}.claim.max_gap", minimum=0.0),
+                      note=_text(ctx, c, "note", f"{prefix}.claim.note", optional=True))
+    return Scale(config=config, tolerance=tolerance, band=band, raw=d, claim=claim)
 
 
 def _entry(ctx: _Ctx, index: int, d: Any, paper: Paper) -> Baseline:
@@ -385,6 +412,16 @@ def load_registry(folder: str | Path | None = None) -> dict[str, Baseline]:
                 raise _Ctx(entry.paper.file, repr(entry.id)).error(
                     "id", f"duplicate id (baselines[{i}]), already defined in {out[entry.id].paper.file}")
             out[entry.id] = entry
+    for entry in out.values():  # claims name other entries: check them once every file is read
+        for name, sc in entry.scales.items():
+            c = sc.claim
+            if c is None:
+                continue
+            ctx = _Ctx(entry.paper.file, repr(entry.id))
+            if c.of not in out or out[c.of].metric != "relative_claim":
+                raise ctx.error(f"scales.{name}.claim.of", f"{c.of!r} is not a relative_claim entry of the registry")
+            if c.versus not in out or name not in out[c.versus].scales or out[c.versus].scales[name].band is None:
+                raise ctx.error(f"scales.{name}.claim.versus", f"{c.versus!r} has no {name} scale with a band to compare with")
     return out
 
 
@@ -398,5 +435,5 @@ def get_baseline(id: str, folder: str | Path | None = None) -> Baseline:
     raise ConfigError(f"unknown baseline {id!r}{hint}")
 
 
-__all__ = ["METRICS", "NOT_FOUND", "PROVENANCES", "UNITS", "Band", "Baseline", "Paper", "Scale", "default_folder",
+__all__ = ["METRICS", "NOT_FOUND", "PROVENANCES", "UNITS", "Band", "Baseline", "Claim", "Paper", "Scale", "default_folder",
            "get_baseline", "load_file", "load_registry"]

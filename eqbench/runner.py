@@ -159,6 +159,48 @@ def topology_claims(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
             if "swni" in r["id"] and (r["id"].replace("swni", "mlff"), r["scale"]) in by_key]
 
 
+def gap_claim(a: dict[str, Any], b: dict[str, Any], max_gap: float) -> dict[str, Any]:
+    """Is run ``a``'s error at most ``max_gap`` above run ``b``'s? (Laydevant et al.'s relative claims.)
+
+    The gap is mean(a) − mean(b) over seeds (positive: ``a`` is worse); the claim "holds" when it is
+    ≤ ``max_gap`` and "fails" otherwise. The p-value is that of a one-sided t-test of "the gap exceeds
+    max_gap" (paired when both ran the same seeds, Welch's otherwise): below 0.05 the failure is
+    significant over the seed-to-seed spread, above it a failure may be noise.
+    """
+    from scipy import stats
+
+    x, y = a["measured"]["per_seed"], b["measured"]["per_seed"]
+    paired = a["measured"].get("seeds") == b["measured"].get("seeds")
+    p = math.nan
+    if len(x) > 1 and len(y) > 1:
+        shifted = [v - max_gap for v in x]
+        test = stats.ttest_rel(shifted, y, alternative="greater") if paired else \
+            stats.ttest_ind(shifted, y, equal_var=False, alternative="greater")
+        p = float(test.pvalue)
+    gap = statistics.fmean(x) - statistics.fmean(y)
+    return {"a": a["id"], "b": b["id"], "scale": a["scale"], "metric": a["metric"], "unit": a["unit"],
+            "a_mean": statistics.fmean(x), "b_mean": statistics.fmean(y), "gap": gap, "max_gap": max_gap,
+            "p_value": p, "seeds": [len(x), len(y)], "test": "paired t" if paired else "Welch t",
+            "verdict": "holds" if gap <= max_gap else "fails"}
+
+
+def relative_claims(runs: list[dict[str, Any]], registry: dict | None = None) -> list[dict[str, Any]]:
+    """Every finished run whose scale carries a ``claim`` and whose reference run is finished too."""
+    if registry is None:
+        from .registry import load_registry
+
+        registry = load_registry()
+    by_key = {(r["id"], r["scale"]): r for r in runs}
+    out = []
+    for r in runs:
+        b = registry.get(r["id"])
+        claim = b.scales[r["scale"]].claim if b is not None and r["scale"] in b.scales else None
+        if claim is not None and (claim.versus, r["scale"]) in by_key:
+            out.append({**gap_claim(r, by_key[(claim.versus, r["scale"])], claim.max_gap), "of": claim.of,
+                        "statement": registry[claim.of].value})
+    return out
+
+
 def _fmt(v: float) -> str:
     return f"{v:.2f}" if abs(v) >= 1 else f"{v:.4g}"
 
@@ -205,6 +247,16 @@ def write_report(results: str = "results", out: str = "reports/report.md") -> Pa
         for c in claims:
             lines.append(f"| {c['a']} | {c['b']} | {c['scale']} | {_fmt(c['a_mean'])} | {_fmt(c['b_mean'])} | "
                          f"{_fmt(c['difference'])} | {c['p_value']:.3g} ({c['test']}) | {c['verdict']} |")
+        lines.append("")
+    gaps = relative_claims(loaded, registry)
+    if gaps:
+        lines += ["## Relative claims (error gap to the full-precision reference)", "",
+                  "| run | reference | scale | published claim | run mean | reference mean | gap | max gap | "
+                  "p (gap > max) | claim |", "|---|---|---|---|---|---|---|---|---|---|"]
+        for c in gaps:
+            lines.append(f"| {c['a']} | {c['b']} | {c['scale']} | {c['statement']} [{c['of']}] | {_fmt(c['a_mean'])} | "
+                         f"{_fmt(c['b_mean'])} | {_fmt(c['gap'])} | {c['max_gap']} | {c['p_value']:.3g} ({c['test']}) | "
+                         f"{c['verdict']} |")
         lines.append("")
     for bid, scale, plot in figures:
         rel = Path(*[".."] * (len(out_path.parent.parts))) / plot if not out_path.is_absolute() else plot.resolve()

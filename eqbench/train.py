@@ -14,6 +14,7 @@ The run folder::
     activations.png  histogram of the free-phase activations of each layer (first test batch)
     alignment.png    per-layer angle of the update to BP's gradient, for rules that report one
     rates.png        per-layer correction rates per batch, for models that report them (Gammell et al.)
+    flips.png        per-layer fraction of binary weights flipped per epoch (the flip optimizer)
     last.pt, best.pt checkpoints (model, optimizer, scheduler, RNG states, history)
     result.json      written when the last epoch is done
 
@@ -59,7 +60,16 @@ DTYPES = {"float32": torch.float32, "float64": torch.float64}
 
 def build_optimizer(model: torch.nn.Module, cfg) -> torch.optim.Optimizer:
     """One parameter group per layer with its own learning rate and weight decay (Laborieux §A.8);
-    a model may arrange the groups itself (``param_groups(lrs, wds)``, e.g. Gammell's reference rates)."""
+    a model may arrange the groups itself (``param_groups(lrs, wds)``, e.g. Gammell's reference rates).
+    A model with binary weights trains with ``flip`` (eqbench.optim), and only with it."""
+    binary = bool(getattr(model, "binary_weights", list)())
+    if binary != (cfg.name == "flip"):
+        raise ConfigError(f"{model.name} with binary weights trains with optimizer 'flip', not {cfg.name!r}" if binary
+                          else f"optimizer 'flip' trains binary weights, and {model.name} has none")
+    if binary:
+        from .optim import FlipOptimizer, flip_groups
+
+        return FlipOptimizer(flip_groups(model, cfg.gammas, cfg.thresholds, cfg.lrs, cfg.lrs_alpha))
     groups = model.layer_parameters()
     if len(groups) != len(cfg.lrs):
         raise ConfigError(f"{model.name} has {len(groups)} layers of parameters but optimizer.lrs has "
@@ -235,6 +245,7 @@ class Trainer:
                                  stats="")
         loss_sum = score = total = 0.0
         rates = []
+        flips = [0] * len(getattr(opt, "flips", []))
         name = "cost" if self.regression else "acc"
         for b, (x, y) in enumerate(self.run.train_loader):
             if self.on_batch is not None:
@@ -250,6 +261,7 @@ class Trainer:
                 raise TrainingDiverged(f"training diverged at epoch {self.epoch + 1}, batch {b + 1}: non-finite "
                                        f"loss; the last good checkpoint is in {self.out}")
             opt.step()
+            flips = [f + g for f, g in zip(flips, getattr(opt, "flips", []))]
             if "rates" in info:
                 rates.append(info["rates"])
             loss_sum += float(loss.sum())
@@ -259,7 +271,7 @@ class Trainer:
                                                    f"{self._metric(score, total):.4g}")
         progress.remove_task(task)
         self.rates.extend(rates)
-        return loss_sum / total, self._metric(score, total), rates
+        return loss_sum / total, self._metric(score, total), rates, flips
 
     def fit(self) -> dict[str, Any]:
         """Run the remaining epochs; return the final metrics (also written to result.json)."""
@@ -273,7 +285,7 @@ class Trainer:
         with Progress(*columns, disable=not self.progress) as progress:
             while self.epoch < self.cfg.epochs:
                 t0 = time.perf_counter()
-                train_loss, train_metric, rates = self._train_epoch(progress)
+                train_loss, train_metric, rates, flips = self._train_epoch(progress)
                 lrs = [g["lr"] for g in self.run.optimizer.param_groups]
                 if self.run.scheduler is not None and (self.cfg.schedule.name != "cosine"
                                                        or self.epoch < self.cfg.schedule.T_max):
@@ -293,6 +305,12 @@ class Trainer:
                     spread = log_spread(means)  # infinite when a layer never learned: JSON null, counted
                     entry["log_spread"] = spread if math.isfinite(spread) else None
                     entry["dead_layers"] = sum(m == 0 for m in means)
+                if flips:  # binary weights: sign changes this epoch and the scales α, per layer
+                    sizes = [w.numel() for w in self.run.model.binary_weights()]
+                    entry.update({f"flips/{k + 1}": f for k, f in enumerate(flips)})
+                    entry.update({f"flip_frac/{k + 1}": f / (n * len(self.run.train_loader))
+                                  for k, (f, n) in enumerate(zip(flips, sizes))})
+                    entry.update({f"alpha/{k + 1}": a for k, a in enumerate(self.run.model.alphas())})
                 self.history.append({**entry, **self._diagnostics()})
                 self._checkpoint(improved)
                 self._write_metrics()
@@ -318,12 +336,14 @@ class Trainer:
 
     def _write_metrics(self) -> None:
         write_text(self.out / "metrics.jsonl", "".join(json.dumps(h) + "\n" for h in self.history))
-        from .plots import plot_accuracy, plot_activations, plot_angles, plot_rates
+        from .plots import plot_accuracy, plot_activations, plot_angles, plot_flips, plot_rates
 
         plot_accuracy(self.history, self.out / "accuracy.png", title=str(self.out.name))
         if self.rates:
             plot_rates(self.rates, self.out / "rates.png", title=str(self.out.name))
         x, _ = self._to(*next(iter(self.run.test_loader)))
         plot_activations(self.run.rule.predict(self.run.model, x)[1], self.out / "activations.png")
+        if any(k.startswith("flip_frac/") for k in self.history[-1]):
+            plot_flips(self.history, self.out / "flips.png", title=str(self.out.name))
         if any(k.startswith("angle/") for k in self.history[-1]):
             plot_angles(self.history, self.out / "alignment.png", title=str(self.out.name))

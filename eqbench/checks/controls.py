@@ -8,7 +8,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from torch import Tensor
+
 from ..forward import PEPITA
+from ..optim import FlipOptimizer
 from ..rules import EP
 
 
@@ -27,3 +30,11 @@ class FlippedPEPITA(PEPITA):
     def layer_updates(self, *args, **kwargs):
         updates, logits = super().layer_updates(*args, **kwargs)
         return [-u for u in updates], logits
+
+
+class ReversedFlipOptimizer(FlipOptimizer):
+    """The flip optimizer with its rule's sign reversed: a weight flips when the filter agrees with its sign."""
+
+    @staticmethod
+    def flip_mask(sign: Tensor, m: Tensor, threshold: float) -> Tensor:
+        return -sign * m > threshold

@@ -7,6 +7,7 @@ from typing import Any
 
 from ..errors import unknown
 from .base import EnergyModel, State
+from .binary import BinaryEP, bin_cnn, bin_mlp
 from .feedforward import conv1fc, fc
 from .hopfield import HopfieldEP
 from .layered import LayeredEP
@@ -40,6 +41,8 @@ MODELS: dict[str, Callable[..., EnergyModel]] = {
     "FC": fc,
     "CONV1FC": conv1fc,
     "HOPFIELD": HopfieldEP,
+    "BIN_MLP": bin_mlp,
+    "BIN_CNN": bin_cnn,
 }
 
 
@@ -56,7 +59,8 @@ def build_model(name: str, **config: Any) -> EnergyModel:
 def unknown_option(name: str, e: TypeError):
     from ..errors import ConfigError
 
-    return ConfigError(f"{name}: {e}".replace("__init__() ", "").replace("LayeredEP.", "").replace("HopfieldEP.", ""))
+    return ConfigError(f"{name}: {e}".replace("__init__() ", "").replace("LayeredEP.", "").replace("HopfieldEP.", "")
+                       .replace("BinaryEP.", ""))
 
 
-__all__ = ["EnergyModel", "HopfieldEP", "LayeredEP", "MODELS", "State", "build_model"]
+__all__ = ["BinaryEP", "EnergyModel", "HopfieldEP", "LayeredEP", "MODELS", "State", "build_model"]

@@ -1,7 +1,8 @@
 """Laborieux et al. 2021's layered models: P_MLP, P_CNN and their vector-field twins VF_MLP, VF_CNN.
 
 One class covers all four. A network is a chain of connections f_l (Linear, or Conv2d followed by
-a 2×2 pooling P_l ∈ {max, avg, none}) from layer l to layer l+1, layer 0 being the input x:
+a k×k pooling P_l ∈ {max, avg, none} with stride k; k = ``pool_size``, 2 by default, 3 in Laydevant
+et al.'s binary conv net) from layer l to layer l+1, layer 0 being the input x:
 
     Φ(x, s) = Σ_l ⟨P_l(f_l(s_l)), s_{l+1}⟩ − β·L(s, y)                     (Laborieux §A.2)
 
@@ -70,6 +71,7 @@ class LayeredEP(EnergyModel):
         feedback: bool = False,
         same_update: bool = False,
         tied_init: bool = False,
+        pool_size: int = 2,
         name: str | None = None,
     ) -> None:
         super().__init__()
@@ -89,6 +91,9 @@ class LayeredEP(EnergyModel):
             )
         if any(p not in POOLS for p in pools):
             raise ConfigError(f"pool letters are m (max), a (avg), i (none); got {pools!r}")
+        if isinstance(pool_size, bool) or not isinstance(pool_size, int) or pool_size < 2:
+            raise ConfigError(f"pool_size must be an integer ≥ 2 (the k of k×k pooling, stride k), got {pool_size!r}")
+        self.pool_size = k_pool = pool_size
         if loss not in LOSSES:
             raise ConfigError(f"unknown loss {loss!r}; known: {', '.join(LOSSES)}")
         if softmax and loss != "ce":
@@ -108,11 +113,11 @@ class LayeredEP(EnergyModel):
             if len(shape) != 3:
                 raise ConfigError("conv layers must come before fully connected ones")
             h, w = ((d + 2 * p - k) // st + 1 for d in shape[1:])
-            if h < 1 or w < 1 or (pl != "i" and (h < 2 or w < 2)):
+            if h < 1 or w < 1 or (pl != "i" and (h < k_pool or w < k_pool)):
                 raise ConfigError(f"conv layer {len(conns) + 1} (k={k}, stride={st}, pad={p}, pool={pl}) "
                                   f"does not fit a {shape[1]}×{shape[2]} input")
             pre = (c, h, w)
-            out = (c, h // 2, w // 2) if pl != "i" else pre
+            out = (c, h // k_pool, w // k_pool) if pl != "i" else pre
             conns.append(_Conn("conv", pl, shape, out, pre))
             modules.append(nn.Conv2d(shape[0], c, k, stride=st, padding=p, bias=True))
             shape = out
@@ -161,11 +166,11 @@ class LayeredEP(EnergyModel):
         if c.kind == "fc":
             z = module(inp.flatten(1))
             return (z, None) if indices else z
-        z = module(inp)
+        z, k = module(inp), self.pool_size
         if c.pool == "m":
-            return F.max_pool2d(z, 2, 2, return_indices=True) if indices else F.max_pool2d(z, 2, 2)
+            return F.max_pool2d(z, k, k, return_indices=True) if indices else F.max_pool2d(z, k, k)
         if c.pool == "a":
-            z = F.avg_pool2d(z, 2, 2)
+            z = F.avg_pool2d(z, k, k)
         return (z, None) if indices else z
 
     def _phi_mixed(self, x: Tensor, pre: State, post: State, beta: float, y: Tensor | None) -> Tensor:
@@ -206,7 +211,7 @@ class LayeredEP(EnergyModel):
         """u_l = P_{l-1}(f_{l-1}(s_{l-1})) + f_lᵀ·unpool(s_{l+1}) − β·∂L/∂s_l without autograd.
 
         The transposed terms are a Linear's ``W^T``, a conv-transpose (with the output padding that
-        restores the input size), the adjoint of 2×2 average pooling and max-unpooling at the
+        restores the input size), the adjoint of k×k average pooling and max-unpooling at the
         argmax positions of the current state — the same positions autograd routes through, so
         the two drives agree (suites/properties). The input's drive P_0(f_0(x)) is computed once
         per relaxation and kept in ``cache``.
@@ -242,10 +247,11 @@ class LayeredEP(EnergyModel):
         if c.kind == "fc":
             return (g @ weight).reshape(g.shape[0], *c.in_shape)
         h, w = c.pre_pool[1:]
+        k = self.pool_size
         if c.pool == "m":
-            g = F.max_unpool2d(g, idx, 2, 2, output_size=(h, w))
+            g = F.max_unpool2d(g, idx, k, k, output_size=(h, w))
         elif c.pool == "a":
-            up = g.repeat_interleave(2, -1).repeat_interleave(2, -2) / 4.0
+            up = g.repeat_interleave(k, -1).repeat_interleave(k, -2) / float(k * k)
             # odd sizes: pooling drops the last row/column, whose adjoint is zero
             g = F.pad(up, (0, w - up.shape[-1], 0, h - up.shape[-2]))
         conv = self.synapses[l]

@@ -2,7 +2,8 @@
 
 * The closed-form drive (`LayeredEP.closed_form_drive`: transposed linear/conv, unpooling at the
   argmax, average-pooling adjoint, loss gradient) equals the generic autograd drive ∂Φ_β/∂s —
-  for P and VF models, every pooling, odd image sizes, strides, paddings, losses, β, states.
+  for P and VF models, every pooling (2×2 and 3×3), odd image sizes, strides, paddings, losses, β,
+  states.
 * A VF model whose feedback weights equal its forward weights has exactly the P model's drive.
 * The symmetric EP estimator tracks BPTT better than the one-sided one (Laborieux et al. 2021:
   bias O(β²) against O(β)), measured with the GDU check (eqbench.checks.gdu).
@@ -34,12 +35,13 @@ pytestmark = pytest.mark.usefixtures("float64_default", "one_thread")
 
 
 # ------------------------------------------------------------------------------------ strategies
-def _conv_fits(d: int, k: int, stride: int, pad: int, pool: str) -> int | None:
-    """Spatial size after conv (+ 2×2 pooling), or None when the layer does not fit a d×d input."""
+def _conv_fits(d: int, k: int, stride: int, pad: int, pool: str, pool_k: int = 2) -> int | None:
+    """Spatial size after conv (+ pool_k×pool_k pooling, stride pool_k), or None when the layer does
+    not fit a d×d input."""
     h = (d + 2 * pad - k) // stride + 1
-    if h < (2 if pool != "i" else 1):
+    if h < (pool_k if pool != "i" else 1):
         return None
-    return h // 2 if pool != "i" else h
+    return h // pool_k if pool != "i" else h
 
 
 @st.composite
@@ -54,17 +56,22 @@ def archs(draw, kinds=("mlp", "cnn"), pools="mai", losses=LOSSES, acts=ACTS, siz
         return "P_MLP", dict(sizes=sizes_, act=act, loss=loss, softmax=softmax), (n_in,)
     c_in, d = draw(st.sampled_from(channels)), draw(st.sampled_from(sizes))
     cfg = dict(channels=[], kernels=[], strides=[], paddings=[], pools="")
+    # 2×2 (Laborieux) or 3×3 (Laydevant's binary conv net) pooling, stride = size: drawn first, as it
+    # decides which layers fit, and only where pooling letters can be drawn
+    pool_k = draw(st.sampled_from((2, 3))) if set(pools) - {"i"} else 2
     size = d
     for _ in range(draw(st.integers(1, 2))):
         opts = [(k, s, p, pl) for k in (1, 2, 3) for s in (1, 2) for p in (0, 1, 2) for pl in pools
-                if _conv_fits(size, k, s, p, pl) is not None]
+                if _conv_fits(size, k, s, p, pl, pool_k) is not None]
         if not opts:
             break
         k, s, p, pl = draw(st.sampled_from(opts))
         cfg["channels"].append(draw(st.integers(1, 3)))
         cfg["kernels"].append(k), cfg["strides"].append(s), cfg["paddings"].append(p)
         cfg["pools"] += pl
-        size = _conv_fits(size, k, s, p, pl)
+        size = _conv_fits(size, k, s, p, pl, pool_k)
+    if set(cfg["pools"]) - {"i"}:  # an arch without pooling keeps the default: pool_size means nothing to it
+        cfg["pool_size"] = pool_k
     fc = [*draw(st.lists(st.integers(2, 6), min_size=0, max_size=1)), draw(st.integers(2, 5))]
     in_shape = (c_in, d, d)
     return "P_CNN", dict(in_shape=in_shape, fc=fc, act=act, loss=loss, softmax=softmax, **cfg), in_shape
@@ -106,7 +113,7 @@ def _assert_drives_close(a, b, what: str, rel: float = 1e-12) -> None:
 def _events(model, beta) -> None:
     """Label the example (shown by ``--hypothesis-show-statistics``) to keep the coverage visible."""
     pools = "".join(c.pool for c in model.conns if c.kind == "conv")
-    event(f"{model.name} pools={pools or '-'}")
+    event(f"{model.name} pools={pools or '-'}" + (f" k={model.pool_size}" if set(pools) - {"i"} else ""))
     event(f"loss={model.loss_name}{'+softmax' if model.softmax else ''}")
     event("beta=0" if beta == 0 else "beta!=0")
 
