@@ -116,7 +116,8 @@ def plot_flips(history: list[dict], path: str | os.PathLike, title: str = "") ->
     epochs = [h["epoch"] for h in history]
     for k in keys:
         v = [h.get(k, float("nan")) for h in history]
-        ax.semilogy(epochs, [x if x > 0 else float("nan") for x in v], marker="o", ms=3, label=f"layer {k.split('/')[1]}")
+        ax.semilogy(epochs, [x if x > 0 else float("nan") for x in v], marker="o", ms=3,
+                    label=f"layer {k.split('/')[1]}")
     ax.set_xlabel("epoch")
     ax.set_ylabel("flipped weights per batch (fraction)")
     ax.set_title(title, fontsize=9)

@@ -326,7 +326,8 @@ def _scale(ctx: _Ctx, name: Any, d: Any, entry: Baseline) -> Scale:
         c = _keys(ctx, d["claim"], f"{prefix}.claim", CLAIM_REQUIRED, CLAIM_OPTIONAL)
         if band is None or not band.metric.endswith("_error"):
             raise ctx.error(f"{prefix}.claim", "a claim compares errors: the scale needs a band with an error metric")
-        claim = Claim(of=_text(ctx, c, "of", f"{prefix}.claim.of"), versus=_text(ctx, c, "versus", f"{prefix}.claim.versus"),
+        claim = Claim(of=_text(ctx, c, "of", f"{prefix}.claim.of"),
+                      versus=_text(ctx, c, "versus", f"{prefix}.claim.versus"),
                       max_gap=_number(ctx, c["max_gap"], f"{prefix}.claim.max_gap", minimum=0.0),
                       note=_text(ctx, c, "note", f"{prefix}.claim.note", optional=True))
     return Scale(config=config, tolerance=tolerance, band=band, raw=d, claim=claim)
@@ -419,9 +420,11 @@ def load_registry(folder: str | Path | None = None) -> dict[str, Baseline]:
                 continue
             ctx = _Ctx(entry.paper.file, repr(entry.id))
             if c.of not in out or out[c.of].metric != "relative_claim":
-                raise ctx.error(f"scales.{name}.claim.of", f"{c.of!r} is not a relative_claim entry of the registry")
+                raise ctx.error(f"scales.{name}.claim.of",
+                                f"{c.of!r} is not a relative_claim entry of the registry")
             if c.versus not in out or name not in out[c.versus].scales or out[c.versus].scales[name].band is None:
-                raise ctx.error(f"scales.{name}.claim.versus", f"{c.versus!r} has no {name} scale with a band to compare with")
+                raise ctx.error(f"scales.{name}.claim.versus",
+                                f"{c.versus!r} has no {name} scale with a band to compare with")
     return out
 
 
@@ -435,5 +438,5 @@ def get_baseline(id: str, folder: str | Path | None = None) -> Baseline:
     raise ConfigError(f"unknown baseline {id!r}{hint}")
 
 
-__all__ = ["METRICS", "NOT_FOUND", "PROVENANCES", "UNITS", "Band", "Baseline", "Claim", "Paper", "Scale", "default_folder",
-           "get_baseline", "load_file", "load_registry"]
+__all__ = ["METRICS", "NOT_FOUND", "PROVENANCES", "UNITS", "Band", "Baseline", "Claim", "Paper", "Scale",
+           "default_folder", "get_baseline", "load_file", "load_registry"]

@@ -255,7 +255,8 @@ def write_report(results: str = "results", out: str = "reports/report.md") -> Pa
                   "p (gap > max) | claim |", "|---|---|---|---|---|---|---|---|---|---|"]
         for c in gaps:
             lines.append(f"| {c['a']} | {c['b']} | {c['scale']} | {c['statement']} [{c['of']}] | {_fmt(c['a_mean'])} | "
-                         f"{_fmt(c['b_mean'])} | {_fmt(c['gap'])} | {c['max_gap']} | {c['p_value']:.3g} ({c['test']}) | "
+                         f"{_fmt(c['b_mean'])} | {_fmt(c['gap'])} | {c['max_gap']} | "
+                         f"{c['p_value']:.3g} ({c['test']}) | "
                          f"{c['verdict']} |")
         lines.append("")
     for bid, scale, plot in figures:

@@ -189,7 +189,8 @@ class BinaryEP(LayeredEP):
         return total if beta == 0.0 else total - beta * self.loss(s, y)
 
     def closed_form_drive(self, x, s, beta=0.0, y=None, *, cache=None):
-        """u_l = ∂a_l/∂s_l ⊙ (f_{l−1}(a_{l−1}) + f_lᵀ(a_{l+1})) − β ∂L/∂s_l, LayeredEP's closed form on the activities."""
+        """u_l = ∂a_l/∂s_l ⊙ (f_{l−1}(a_{l−1}) + f_lᵀ(a_{l+1})) − β ∂L/∂s_l: LayeredEP's closed form on the
+        activities."""
         if self.binary != "W_N":
             return super().closed_form_drive(x, s, beta, y, cache=cache)
         a = [heaviside(si, self.theta).detach() for si in s]
