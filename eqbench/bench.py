@@ -116,6 +116,8 @@ def control_rows() -> list[Row]:
         ("P_MLP, free phase of 3 steps", case(base), EP, 3),
         ("HOPFIELD, the authors' nudge (≈ 2× the gradient)",
          case({**THEOREM_CASES[HOPFIELD_CASE], "nudge": "reference"}), EP, theorem_settings(HOPFIELD_CASE)[0]),
+        ("BIN_MLP bin_W, the authors' nudge after ρ (moves saturated outputs)",
+         case({**THEOREM_CASES[BINARY_CASE], "nudge": "reference"}), EP, THEOREM_T1),
     ]
     for label, (model, x, y), cls, T1 in controls:
         rule = cls(beta=SYMMETRIC_BETA, T1=T1, T2=THEOREM_T2, estimator="one_sided")
@@ -152,6 +154,24 @@ def energy_rows() -> list[Row]:
     rows.append(Row("HOPFIELD, ε = 1.5 × bound", "negative control: E must increase (predicted "
                     f"{predicted:.2e})", f"max ΔE {neg.max_increase:.2e}", f"> {neg.tol:.0e}",
                     "pass" if not neg.passed else "FAIL"))
+    model, x, _ = build_case("BIN_MLP", sizes=[64, 256, 10])
+    rep = en.energy_descent(model, x, 60, mode="async")
+    rows.append(Row("BIN_MLP bin_W 64-256-10", "async relaxation never increases E = ½‖s‖² − Φ",
+                    f"max ΔE {rep.max_increase:.1e}", f"≤ {rep.tol:.0e}", "pass" if rep.passed else "FAIL"))
+    model, x, y = build_case("BIN_MLP", sizes=[784, 8192, 100], binary="W_N", expand_output=10, data="mnist5k",
+                             batch=64)
+    rep = en.activity_convergence(model, x, 20)
+    rows.append(Row("BIN_MLP bin_W_N 784-8192-100, paper init", "free phase (T = 20): r_{t+1} ≤ ½·r_t while "
+                    f"activities hold; last activity change at step {rep.last_change}",
+                    f"max excess {rep.max_excess:.1e}", f"≤ {rep.tol:.0e}", "pass" if rep.contracts else "FAIL"))
+    from .relaxation import relax
+
+    free = relax(model, x, model.init_state(x), 20)
+    for beta in (2.0, -2.0):
+        rep = en.activity_convergence(model, x, 10, beta=beta, y=y, start=free)
+        rows.append(Row("BIN_MLP bin_W_N 784-8192-100, paper init", f"nudged phase β = {beta:g}: rate q of the "
+                        f"accumulators (reported); settled {rep.settled:.2f}", f"q = {rep.rate:g}",
+                        "q < 1 contracts", "info"))
     model, x, _ = build_case("P_MLP", act="my_sigmoid", sizes=[64, 32, 16, 10], scale=2.0)
     neg = en.energy_descent(model, x, 60, mode="async", a=1.0)
     rows.append(Row("P_MLP my_sigmoid, E with a=1", "negative control: E must increase (non-clip σ)",
@@ -164,6 +184,7 @@ def energy_rows() -> list[Row]:
 
 
 HOPFIELD_CASE = "HOPFIELD SW_no_intra, gradient nudge"
+BINARY_CASE = "BIN_MLP bin_W, gradient nudge"
 
 
 def _paper_hopfield():
@@ -217,6 +238,30 @@ def step_rows() -> list[Row]:
     return rows
 
 
+def flip_rows() -> list[Row]:
+    """The flip optimizer (Laydevant et al.) on ½‖W − W*‖² with binary W* = α·signs: with γ = 1 and τ = 0 it is
+    sign descent and lands on W* in one step; the reversed rule (negative control) must not."""
+    from .checks.controls import ReversedFlipOptimizer
+    from .optim import FlipOptimizer
+
+    rows = []
+    g = torch.Generator().manual_seed(0)
+    target = 0.05 * torch.where(torch.rand(64, 32, generator=g) < 0.5, -1.0, 1.0)
+    for cls in (FlipOptimizer, ReversedFlipOptimizer):
+        w = torch.nn.Parameter(0.05 * torch.where(torch.rand(64, 32, generator=g) < 0.5, -1.0, 1.0))
+        opt = cls([{"params": [w], "binary": True, "gamma": 1.0, "threshold": 0.0}])
+        for _ in range(3):
+            w.grad = w.detach() - target
+            opt.step()
+        wrong = int((w.detach() != target).sum())
+        control = cls is ReversedFlipOptimizer
+        rows.append(Row("FlipOptimizer" + (", sign reversed" if control else ""),
+                        ("negative control: must not solve" if control else "γ = 1, τ = 0 solves") +
+                        " ½‖W − W*‖² (binary W*) in 3 steps", f"{wrong} of {w.numel()} weights wrong",
+                        "> 0" if control else "0", "pass" if (wrong > 0) == control else "FAIL"))
+    return rows
+
+
 def accuracy_rows(out: Path) -> list[Row]:
     """Every ci-scale reproduction of the registry, one seed each, against its band."""
     import shutil
@@ -250,7 +295,7 @@ def run_bench(out_dir: str = "reports/bench") -> int:
     figures: list[str] = []
     rows: list[Row] = []
     for title, fn in [("GDU", lambda: gdu_rows(out, figures)), ("negative controls", control_rows),
-                      ("energy", energy_rows), ("step", step_rows),
+                      ("energy", energy_rows), ("step", step_rows), ("flip optimizer", flip_rows),
                       ("accuracy (training the ci configs)", lambda: accuracy_rows(out))]:
         with console.status(f"running the {title} checks…"):
             rows += fn()

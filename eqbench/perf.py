@@ -63,6 +63,14 @@ CASES: dict[str, CaseSpec] = {
         batch=20, T=100,
         doc="Gammell et al.'s MNIST 5-layer SW network (784-100×5-10, batch 20, 100 of its 1000 free steps)",
     ),
+    "bin_w": CaseSpec(
+        "BIN_MLP", {"sizes": [784, 4096, 10], "binary": "W"}, batch=64, T=50,
+        doc="Laydevant et al.'s fc bin_W 784-4096-10 (binary weights, hardsigm; batch 64, T=50)",
+    ),
+    "bin_wn": CaseSpec(
+        "BIN_MLP", {"sizes": [784, 8192, 100], "binary": "W_N", "expand_output": 10}, batch=64, T=20,
+        doc="Laydevant et al.'s fc bin_W_N 784-8192-100, binary neurons (batch 64, T=20)",
+    ),
     "small": CaseSpec(
         "P_MLP", {"sizes": [64, 32, 10], "act": "my_hard_sig"}, batch=16, T=10,
         doc="P_MLP 64-32-10: a fast case for tests of the memory accounting",

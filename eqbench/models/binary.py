@@ -193,7 +193,7 @@ class BinaryEP(LayeredEP):
         activities."""
         if self.binary != "W_N":
             return super().closed_form_drive(x, s, beta, y, cache=cache)
-        a = [heaviside(si, self.theta).detach() for si in s]
+        a = [(si >= self.theta).to(si.dtype) for si in s]
         u = super().closed_form_drive(x, a, 0.0, None, cache=cache)
         u = [ui * ((si - self.theta).abs() <= 0.5).to(ui.dtype) for ui, si in zip(u, s)]
         if beta != 0.0:

@@ -146,3 +146,21 @@ def test_hopfield_reference_nudge_is_twice_the_gradient():
     assert not rep.passed
     # 2/(1 − 2εβ) − 1 = 1.0001 at ε = 0.5, plus the estimator's O(β) bias (≈ 1.1β measured with the gradient nudge)
     assert rep.rel_error == pytest.approx(1.0, abs=5e-3)
+
+
+def test_binary_reference_nudge_is_not_a_gradient_on_saturated_outputs(record_property):
+    # Laydevant et al.'s bin_W nudges after ρ: s_out ← clamp(ρ(u) + β(y − s_out)). On an output unit saturated
+    # at 0 with target 1 (or at 1 with target 0) it moves the unit by ~β, while BPTT's gradient through the
+    # clamp is 0 there: EP then differs from BPTT by O(1) at every β, not O(β). The gradient nudge of the same
+    # network passes the theorem (THEOREM_CASES). About 60 % of this batch's output units are saturated.
+    label = "BIN_MLP bin_W, gradient nudge"
+    model, x, y = case({**THEOREM_CASES[label], "nudge": "reference"})
+    T1, betas = theorem_settings(label)
+    rule = _rule(T1=T1)
+    run = prepare(model, x, y, rule)
+    rep = report(run, rule, SYMMETRIC_BETA, "symmetric", tol=SYMMETRIC_BOUND)
+    sweep = beta_sweep(run, rule, betas)
+    record_property("rel_error", rep.rel_error)
+    record_property("slopes", [sweep.slope_one_sided, sweep.slope_symmetric])
+    assert not rep.passed and rep.rel_error > 0.5
+    assert abs(sweep.slope_one_sided) < 0.1 and abs(sweep.slope_symmetric) < 0.1  # the error does not vanish
