@@ -544,3 +544,24 @@ def test_resume_matches_uninterrupted_run(tmp_path):
     assert strip(_metrics(tmp_path / "cut")) == strip(_metrics(tmp_path / "full"))
     a, b = resumed.run.model.state_dict(), full.run.model.state_dict()
     assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+# ------------------------------------------------------------------------------------ relative claims
+def _ci_run(bid: str, values: list[float]) -> dict:
+    return {"id": bid, "scale": "ci", "metric": "test_error", "unit": "percent",
+            "measured": {"per_seed": values, "seeds": list(range(len(values)))}}
+
+
+def test_gap_claim_verdicts_and_registry_pairs():
+    """The registry pairs each binary ci run with its full-precision twin; the gap decides the verdict."""
+    from eqbench.runner import gap_claim, relative_claims
+
+    fp = _ci_run("laydevant2021/mnist5k/fp-fc-x10-ep", [8.0, 8.5, 9.0])
+    close = _ci_run("laydevant2021/mnist5k/binwn-fc-ep", [8.6, 9.2, 9.5])  # +0.6 points: within 1
+    far = _ci_run("laydevant2021/mnist5k/binwn-fc-ep", [20.0, 22.0, 19.0])
+    (c,) = relative_claims([close, fp])
+    assert (c["b"], c["max_gap"], c["verdict"], c["test"]) == (fp["id"], 1.0, "holds", "paired t")
+    assert c["gap"] == pytest.approx(0.6) and c["of"] == "laydevant2021/mnist/binwn-ep-fc"
+    bad = gap_claim(far, fp, 1.0)
+    assert bad["verdict"] == "fails" and bad["p_value"] < 0.01  # significantly beyond the allowed gap
+    assert relative_claims([close]) == []  # no reference run, no claim

@@ -373,3 +373,21 @@ def test_shipped_files_stay_valid_when_copied(tmp_path, registry):
     msg = _error(tmp_path)
     assert "optimizer is missing lrs" in msg
     assert "entry 'laborieux2021/cifar10/cnn-ep-symmetric-ce' field 'scales.paper.config'" in msg
+
+
+def test_claim_must_name_registry_entries(tmp_path):
+    # a relative claim names the relative_claim entry it checks and the run it is compared with
+    ci = {"config": {**_config(), "data": {"name": "mnist5k", "batch_size": 20}},
+          "band": {"low": 1.0, "high": 9.0, "metric": "test_error", "seeds": 3, "measured": "a test"}}
+    claim = _entry(id="demo2020/mnist/claim", metric="relative_claim", unit="text", value="as good as", std=None)
+    ref = _entry(id="demo2020/mnist5k/ref", dataset="mnist5k", scales={"ci": ci})
+    run = _entry(id="demo2020/mnist5k/run", dataset="mnist5k", scales={"ci": {
+        **ci, "claim": {"of": "demo2020/mnist/claim", "versus": "demo2020/mnist5k/ref", "max_gap": 1.0}}})
+    _write(tmp_path, _file(entries=[claim, ref, run]))
+    assert load_registry(folder=tmp_path)["demo2020/mnist5k/run"].scales["ci"].claim.max_gap == 1.0
+    run["scales"]["ci"]["claim"]["versus"] = "demo2020/mnist5k/nope"
+    _write(tmp_path, _file(entries=[claim, ref, run]))
+    assert "'demo2020/mnist5k/nope' has no ci scale with a band" in _error(tmp_path)
+    run["scales"]["ci"]["claim"].update(versus="demo2020/mnist5k/ref", of="demo2020/mnist5k/ref")
+    _write(tmp_path, _file(entries=[claim, ref, run]))
+    assert "is not a relative_claim entry" in _error(tmp_path)
