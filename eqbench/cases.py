@@ -25,6 +25,8 @@ DEFAULTS: dict[str, dict[str, Any]] = {
                "pools": "aa", "fc": [10]},
     "HOPFIELD": {"sizes": [64, 32, 16, 10]},
     "BIN_MLP": {"sizes": [64, 32, 10]},
+    "SEQ_IMDB": {"seq_len": 6, "dim": 8, "fc": [16, 3]},
+    "SEQ_SNLI": {"seq_len": 4, "dim": 8, "fc": [12, 3]},
 }
 
 
@@ -63,6 +65,9 @@ THEOREM_CASES: dict[str, dict[str, Any]] = {
     "HOPFIELD SW_no_intra, gradient nudge": {"name": "HOPFIELD", "topology_type": "SW_no_intra", "p": 0.1,
                                              "bypass_mag": 0.3, "nudge": "gradient"},
     "BIN_MLP bin_W, gradient nudge": {"name": "BIN_MLP", "binary": "W", "nudge": "gradient"},
+    # Bal & Sengupta's dynamics as the authors wrote them (retrieval on the projection layers), random sequences
+    "SEQ_IMDB (retrieval step)": {"name": "SEQ_IMDB", "act": "my_sigmoid", "data": "random"},
+    "SEQ_SNLI (retrieval step)": {"name": "SEQ_SNLI", "act": "my_sigmoid", "data": "random"},
 }
 #: free/nudged steps of the theorem cases: 300 free steps reach a residual below 1e-15 on the layered ones
 THEOREM_T1, THEOREM_T2 = 300, 10

@@ -101,7 +101,7 @@ def relax(
                 u = model.drive(x, s, beta, y, closed_form=closed_form, create_graph=graph, cache=cache)
                 if drive_hook is not None:
                     u = drive_hook(t, u)
-                new = model.update(s, u)
+                new = model.update(s, u, x) if model.step_uses_input else model.update(s, u)
                 s = [new[i] if i in group else s[i] for i in range(len(s))]
                 if trace is not None and mode == "async":
                     trace._visit(x, s)

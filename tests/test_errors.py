@@ -13,7 +13,7 @@ from eqbench.rules import build_rule
 
 
 def test_unknown_model():
-    known = "BIN_CNN, BIN_MLP, CONV1FC, FC, HOPFIELD, P_CNN, P_MLP, VF_CNN, VF_MLP"
+    known = "BIN_CNN, BIN_MLP, CONV1FC, FC, HOPFIELD, P_CNN, P_MLP, SEQ_IMDB, SEQ_SNLI, VF_CNN, VF_MLP"
     with pytest.raises(ConfigError, match=rf"unknown model .P_XYZ.; known: {known}"):
         build_model("P_XYZ")
 

@@ -11,6 +11,7 @@ from .binary import BinaryEP, bin_cnn, bin_mlp
 from .feedforward import conv1fc, fc
 from .hopfield import HopfieldEP
 from .layered import LayeredEP
+from .sequence import SequenceEP, seq_imdb, seq_snli
 
 
 def p_mlp(sizes=(784, 512, 10), **kw: Any) -> LayeredEP:
@@ -43,6 +44,8 @@ MODELS: dict[str, Callable[..., EnergyModel]] = {
     "HOPFIELD": HopfieldEP,
     "BIN_MLP": bin_mlp,
     "BIN_CNN": bin_cnn,
+    "SEQ_IMDB": seq_imdb,
+    "SEQ_SNLI": seq_snli,
 }
 
 
@@ -60,7 +63,7 @@ def unknown_option(name: str, e: TypeError):
     from ..errors import ConfigError
 
     return ConfigError(f"{name}: {e}".replace("__init__() ", "").replace("LayeredEP.", "").replace("HopfieldEP.", "")
-                       .replace("BinaryEP.", ""))
+                       .replace("BinaryEP.", "").replace("SequenceEP.", ""))
 
 
-__all__ = ["BinaryEP", "EnergyModel", "HopfieldEP", "LayeredEP", "MODELS", "State", "build_model"]
+__all__ = ["BinaryEP", "EnergyModel", "HopfieldEP", "LayeredEP", "SequenceEP", "MODELS", "State", "build_model"]

@@ -36,6 +36,8 @@ class EnergyModel(nn.Module):
     n_classes: int = 0
     #: whether `closed_form_drive` exists (pinned to `autograd_drive` by suites/properties)
     has_closed_form: bool = False
+    #: whether `update` needs the input too (``update(s, u, x)``: Bal & Sengupta's retrieval uses x as keys)
+    step_uses_input: bool = False
 
     # ----------------------------------------------------------------------------- declarations
     def state_shapes(self) -> list[tuple[int, ...]]:

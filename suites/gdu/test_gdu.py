@@ -164,3 +164,27 @@ def test_binary_reference_nudge_is_not_a_gradient_on_saturated_outputs(record_pr
     record_property("slopes", [sweep.slope_one_sided, sweep.slope_symmetric])
     assert not rep.passed and rep.rel_error > 0.5
     assert abs(sweep.slope_one_sided) < 0.1 and abs(sweep.slope_symmetric) < 0.1  # the error does not vanish
+
+
+def test_sequence_retrieval_with_values_unlike_keys_fails():
+    # Bal & Sengupta's retrieval r(g) = softmax(c·gXᵀ)X is the gradient of (1/c)·lse(c·gXᵀ): its Jacobian is
+    # symmetric, like σ′ in Laborieux's step, and the SEQ cases pass the theorem. Negative control: values
+    # V = XM ≠ keys X make the Jacobian c·Vᵀ(diag p − ppᵀ)X asymmetric, and EP no longer follows BPTT.
+    import torch
+
+    from eqbench.models.sequence import SequenceEP
+
+    class ValuesUnlikeKeys(SequenceEP):
+        def retrieve(self, g, keys):
+            d = keys.shape[-1]
+            M = torch.eye(d, dtype=keys.dtype) + 0.5 * torch.linspace(-1, 1, d * d, dtype=keys.dtype).reshape(d, d)
+            return torch.softmax(self.scale * g @ keys.transpose(1, 2), dim=-1) @ (keys @ M)
+
+    _, x, y = case(THEOREM_CASES["SEQ_IMDB (retrieval step)"])
+    torch.manual_seed(0)
+    model = ValuesUnlikeKeys(6, 8, fc=[16, 3], act="my_sigmoid").double()
+    run = prepare(model, x, y, _rule())
+    assert run.free_residual < 1e-12  # the premise of a fixed point still holds: the failure is the asymmetry
+    rep = report(run, _rule(), SYMMETRIC_BETA, "symmetric", tol=SYMMETRIC_BOUND)
+    assert not rep.passed and rep.rel_error > 0.1, rep.rel_error
+    assert abs(beta_sweep(run, _rule()).slope_symmetric) < 0.5
