@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 import os
 
@@ -61,18 +62,23 @@ def plot_sweep(sweep: Sweep, path: str | os.PathLike, title: str = "") -> None:
 
 
 def _per_epoch(history: list[dict], path: str | os.PathLike, series: dict[str, str], ylabel: str, title: str,
-               hline: float | None = None) -> None:
-    """One line per (label → metric key) against the epoch."""
+               hline: float | None = None, logy: bool = False) -> None:
+    """One line per (label → metric key) against the epoch; ``logy``: log scale, values ≤ 0 left as gaps."""
     fig, ax = plt.subplots(figsize=(4.8, 3.4))
     epochs = [h["epoch"] for h in history]
-    for marker, (label, key) in zip("os^v<>", series.items()):
-        ax.plot(epochs, [h.get(key, float("nan")) for h in history], f"{marker}-", ms=3, label=label)
+    for marker, (label, key) in zip(itertools.cycle("os^v<>"), series.items()):
+        v = [h.get(key, float("nan")) for h in history]
+        if logy:
+            v = [x if x > 0 else float("nan") for x in v]
+        ax.plot(epochs, v, f"{marker}-", ms=3, label=label)
+    if logy:
+        ax.set_yscale("log")
     if hline is not None:
         ax.axhline(hline, color="0.7", lw=0.6, ls="--")
     ax.set_xlabel("epoch")
     ax.set_ylabel(ylabel)
     ax.set_title(title, fontsize=9)
-    ax.grid(True, lw=0.3)
+    ax.grid(True, which="both" if logy else "major", lw=0.3)
     ax.legend(fontsize=8)
     fig.tight_layout()
     save_figure(fig, path)
@@ -112,20 +118,8 @@ def plot_flips(history: list[dict], path: str | os.PathLike, title: str = "") ->
     """Per-layer fraction of binary weights flipped per batch, averaged over each epoch, log scale
     (Laydevant et al.'s logged ``nb_changes``); an epoch without flips leaves a gap."""
     keys = sorted((k for k in history[-1] if k.startswith("flip_frac/")), key=lambda k: int(k.split("/")[1]))
-    fig, ax = plt.subplots(figsize=(5.4, 3.4))
-    epochs = [h["epoch"] for h in history]
-    for k in keys:
-        v = [h.get(k, float("nan")) for h in history]
-        ax.semilogy(epochs, [x if x > 0 else float("nan") for x in v], marker="o", ms=3,
-                    label=f"layer {k.split('/')[1]}")
-    ax.set_xlabel("epoch")
-    ax.set_ylabel("flipped weights per batch (fraction)")
-    ax.set_title(title, fontsize=9)
-    ax.grid(True, which="both", lw=0.3)
-    ax.legend(fontsize=7)
-    fig.tight_layout()
-    save_figure(fig, path)
-    plt.close(fig)
+    _per_epoch(history, path, {f"layer {k.split('/')[1]}": k for k in keys}, "flipped weights per batch (fraction)",
+               title, logy=True)
 
 
 def plot_activations(state: list[torch.Tensor], path: str | os.PathLike) -> None:

@@ -136,20 +136,28 @@ def compare_runs(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
     the same data split and batch order, which is most of the seed-to-seed spread on 25–40 test
     examples); otherwise Welch's. Needs at least two seeds on each side for a p-value.
     """
-    from scipy import stats
-
     x, y = a["measured"]["per_seed"], b["measured"]["per_seed"]
-    paired = a["measured"].get("seeds") == b["measured"].get("seeds")
-    p = math.nan
-    if len(x) > 1 and len(y) > 1:
-        test = stats.ttest_rel(x, y, alternative="less") if paired else \
-            stats.ttest_ind(x, y, equal_var=False, alternative="less")
-        p = float(test.pvalue)
+    p, test = _t_test(a, b, x, "less")
     diff = statistics.fmean(x) - statistics.fmean(y)
     verdict = "holds" if p < 0.05 else ("fails" if diff > 0 else "not significant")
     return {"a": a["id"], "b": b["id"], "scale": a["scale"], "metric": a["metric"], "unit": a["unit"],
             "a_mean": statistics.fmean(x), "b_mean": statistics.fmean(y), "difference": diff, "p_value": p,
-            "seeds": [len(x), len(y)], "test": "paired t" if paired else "Welch t", "verdict": verdict}
+            "seeds": [len(x), len(y)], "test": test, "verdict": verdict}
+
+
+def _t_test(a: dict[str, Any], b: dict[str, Any], x: list[float], alternative: str) -> tuple[float, str]:
+    """One-sided t-test of the values ``x`` (run ``a``'s per-seed values, possibly shifted) against run
+    ``b``'s: paired when both ran the same seeds, Welch's otherwise; (p, test name), p NaN below two seeds."""
+    from scipy import stats
+
+    y = b["measured"]["per_seed"]
+    paired = a["measured"].get("seeds") == b["measured"].get("seeds")
+    p = math.nan
+    if len(x) > 1 and len(y) > 1:
+        res = stats.ttest_rel(x, y, alternative=alternative) if paired else \
+            stats.ttest_ind(x, y, equal_var=False, alternative=alternative)
+        p = float(res.pvalue)
+    return p, "paired t" if paired else "Welch t"
 
 
 def topology_claims(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -167,21 +175,12 @@ def gap_claim(a: dict[str, Any], b: dict[str, Any], max_gap: float) -> dict[str,
     max_gap" (paired when both ran the same seeds, Welch's otherwise): below 0.05 the failure is
     significant over the seed-to-seed spread, above it a failure may be noise.
     """
-    from scipy import stats
-
     x, y = a["measured"]["per_seed"], b["measured"]["per_seed"]
-    paired = a["measured"].get("seeds") == b["measured"].get("seeds")
-    p = math.nan
-    if len(x) > 1 and len(y) > 1:
-        shifted = [v - max_gap for v in x]
-        test = stats.ttest_rel(shifted, y, alternative="greater") if paired else \
-            stats.ttest_ind(shifted, y, equal_var=False, alternative="greater")
-        p = float(test.pvalue)
+    p, test = _t_test(a, b, [v - max_gap for v in x], "greater")
     gap = statistics.fmean(x) - statistics.fmean(y)
     return {"a": a["id"], "b": b["id"], "scale": a["scale"], "metric": a["metric"], "unit": a["unit"],
             "a_mean": statistics.fmean(x), "b_mean": statistics.fmean(y), "gap": gap, "max_gap": max_gap,
-            "p_value": p, "seeds": [len(x), len(y)], "test": "paired t" if paired else "Welch t",
-            "verdict": "holds" if gap <= max_gap else "fails"}
+            "p_value": p, "seeds": [len(x), len(y)], "test": test, "verdict": "holds" if gap <= max_gap else "fails"}
 
 
 def relative_claims(runs: list[dict[str, Any]], registry: dict | None = None) -> list[dict[str, Any]]:
