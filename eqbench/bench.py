@@ -31,7 +31,7 @@ from .cases import (
     theorem_settings,
 )
 from .checks import energy as en
-from .checks.controls import FlippedSignEP
+from .checks.controls import FlippedSignEP, values_unlike_keys_case
 from .checks.gdu import (
     SIGN_ERROR_LIVE_BOUND,
     SLOPE_ONE_SIDED,
@@ -78,7 +78,13 @@ def gdu_rows(out: Path, figures: list[str]) -> list[Row]:
         rule = EP(beta=SYMMETRIC_BETA, T1=T1, T2=THEOREM_T2, estimator="one_sided")
         run = prepare(model, x, y, rule)
         sw = beta_sweep(run, rule, betas)
-        sym = report(run, rule, SYMMETRIC_BETA, "symmetric").rel_error
+        sym_rep = report(run, rule, SYMMETRIC_BETA, "symmetric")
+        sym = sym_rep.rel_error
+        if model.name.startswith("SEQ"):
+            # Bal & Sengupta: the issue's question is per layer, projection layers (s1…, proj.k) included
+            rows += [Row(label, f"GDU symmetric rel. error at β={SYMMETRIC_BETA:g}, {layer.key}",
+                         f"{layer.rel_error:.2e}", f"≤ {SYMMETRIC_BOUND:g}", _le(layer.rel_error, SYMMETRIC_BOUND))
+                     for layer in sym_rep.layers]
         rows += [
             Row(label, "GDU one-sided slope (float64)", f"{sw.slope_one_sided:.3f}", f"{SLOPE_ONE_SIDED}",
                 _band(sw.slope_one_sided, SLOPE_ONE_SIDED)),
@@ -118,6 +124,8 @@ def control_rows() -> list[Row]:
          case({**THEOREM_CASES[HOPFIELD_CASE], "nudge": "reference"}), EP, theorem_settings(HOPFIELD_CASE)[0]),
         ("BIN_MLP bin_W, the authors' nudge after ρ (moves saturated outputs)",
          case({**THEOREM_CASES[BINARY_CASE], "nudge": "reference"}), EP, THEOREM_T1),
+        ("SEQ_IMDB, retrieval with values unlike keys (asymmetric Jacobian)",
+         values_unlike_keys_case(), EP, THEOREM_T1),
     ]
     for label, (model, x, y), cls, T1 in controls:
         rule = cls(beta=SYMMETRIC_BETA, T1=T1, T2=THEOREM_T2, estimator="one_sided")

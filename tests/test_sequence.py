@@ -59,6 +59,25 @@ def test_snli_projections_read_their_segments():
         torch.testing.assert_close(new[k], torch.softmax(0.16 * u[k] @ kv.transpose(1, 2), -1) @ kv)
 
 
+def test_cccp_step_adds_the_retrieval_of_the_state_to_the_drive():
+    # retrieval "cccp": Φ gains (1/c)·Σ_t lse(c·s_t Xᵀ), so u = ∂Φ/∂s1 = g + softmax(c·s1 Xᵀ)X, and the step is u
+    # itself (the scale is pinned: the lse term with 1/(2c) would add half the retrieval)
+    m = _imdb()
+    c = _imdb(retrieval="cccp")
+    x = torch.rand(3, 5, 6, dtype=torch.float64)
+    s = [torch.rand(3, *sh, dtype=torch.float64) for sh in m.state_shapes()]
+    g, u = m.drive(x, s), c.drive(x, s)
+    torch.testing.assert_close(u[0], g[0] + torch.softmax(c.scale * s[0] @ x.transpose(1, 2), -1) @ x)
+    torch.testing.assert_close(u[1:], g[1:])  # the fc drives are the same
+    new = c.update(s, u, x)
+    torch.testing.assert_close(new[0], u[0])
+    torch.testing.assert_close(new[1], c.act(u[1]))
+    # ∂Φ/∂θ is the same form in both variants: the lse term holds no parameter
+    theta_a = torch.autograd.grad(m.phi(x, s).sum(), list(m.parameters()))
+    theta_c = torch.autograd.grad(c.phi(x, s).sum(), list(c.parameters()))
+    torch.testing.assert_close(theta_a, theta_c)
+
+
 def test_ep_and_bptt_train_it():
     m = _imdb()
     x = torch.rand(4, 5, 6, dtype=torch.float64)
@@ -80,3 +99,5 @@ def test_errors():
               mode="async")
     with pytest.raises(ConfigError, match="positive"):
         build_model("SEQ_IMDB", seq_len=0)
+    with pytest.raises(ConfigError, match="retrieval must be one of authors, cccp"):
+        build_model("SEQ_IMDB", retrieval="ccp")

@@ -22,6 +22,23 @@ The retrieval r(g) = softmax(c·gXᵀ)X is the gradient of the convex function (
 Jacobian c·Xᵀ(diag p − ppᵀ)X is symmetric positive semi-definite: it plays the role of σ′ in Laborieux's
 prototypical step, which is why the engine's GDU check applies to it unchanged (suites/gdu measures how
 far EP is from BPTT on it).
+
+``retrieval: cccp`` is the energy-consistent variant (not in the authors' code). Each projection layer adds
+Ramsauer et al.'s (2021) modern-Hopfield term to Φ, so that the model's energy E = ½‖s‖² − Φ contains the
+modern-Hopfield energy ½‖s_k‖² − (1/c)·lse(c·s_k X_kᵀ) of every projection state:
+
+    Φ_cccp = Φ + Σ_k (1/c) Σ_tokens lse(c · s_k X_kᵀ)
+
+With the other states fixed, E is a convex ½‖s_k‖² − ⟨g_k, s_k⟩ minus a convex lse term; the concave–convex
+procedure (CCCP; Yuille & Rangarajan 2003, the update rule of Ramsauer et al.) linearises the lse at the
+current state and minimises the convex bound exactly:
+
+    s_k ← g_k + softmax(c · s_k X_kᵀ) X_k = ∂Φ_cccp/∂s_k
+
+so the step IS ∂Φ/∂s on the projection layers (the premise of Ernoult et al.'s theorem, with σ on the fc
+layers as in Laborieux's step). The query is now the state itself; the drive g_k is added to the retrieval
+rather than fed through the softmax. ∂Φ/∂θ has the same form in both variants (the lse term holds no
+parameter), so EP's update formula is unchanged; only the fixed points differ.
 """
 
 from __future__ import annotations
@@ -37,6 +54,9 @@ from ..activations import get_activation
 from ..errors import ConfigError
 from .base import EnergyModel, State
 
+#: projection-layer steps: the authors' retrieval with the drive as query, or the CCCP step of Φ_cccp
+RETRIEVALS: tuple[str, ...] = ("authors", "cccp")
+
 
 class SequenceEP(EnergyModel):
     """IMDB / SNLI models of Bal & Sengupta 2023 (``SEQ_IMDB`` / ``SEQ_SNLI`` in the registry)."""
@@ -46,7 +66,8 @@ class SequenceEP(EnergyModel):
 
     def __init__(self, seq_len: int = 600, dim: int = 300, *, segments: int = 1,
                  projections: Sequence[Sequence[int]] = ((0, 0),), fc: Sequence[int] = (1000, 40, 2),
-                 scale: float | None = None, act: str = "my_hard_sig", name: str = "SEQ") -> None:
+                 scale: float | None = None, act: str = "my_hard_sig", retrieval: str = "authors",
+                 name: str = "SEQ") -> None:
         super().__init__()
         self.seq_len, self.dim, self.segments = int(seq_len), int(dim), int(segments)
         if min(self.seq_len, self.dim, self.segments) < 1 or not fc or min(fc) < 1:
@@ -56,6 +77,9 @@ class SequenceEP(EnergyModel):
                                        for p in self.projections):
             raise ConfigError(f"{name}: projections are (source, key/value) segment pairs in [0, {segments}), "
                               f"got {list(projections)}")
+        if retrieval not in RETRIEVALS:
+            raise ConfigError(f"{name}: retrieval must be one of {', '.join(RETRIEVALS)}, got {retrieval!r}")
+        self.retrieval = retrieval
         self.scale = 1.0 / math.sqrt(dim) if scale is None else float(scale)
         self.act = get_activation(act)
         self.name = name
@@ -83,6 +107,10 @@ class SequenceEP(EnergyModel):
         layers = [torch.cat([sk.flatten(1) for sk in s[:K]], 1), *s[K:]]
         for f, lo, hi in zip(self.synapses, layers[:-1], layers[1:]):
             total = total + (f(lo) * hi).sum(1)
+        if self.retrieval == "cccp":
+            c = self.scale
+            total = total + sum(torch.logsumexp(c * sk @ self.segment(x, kv).transpose(1, 2), -1).sum(1) / c
+                                for (_, kv), sk in zip(self.projections, s[:K]))
         return total if beta == 0.0 else total - beta * self.loss(s, y)
 
     def loss(self, s: State, y: Tensor) -> Tensor:
@@ -102,8 +130,11 @@ class SequenceEP(EnergyModel):
         return torch.softmax(self.scale * g @ keys.transpose(1, 2), dim=-1) @ keys
 
     def update(self, s: State, u: State, x: Tensor | None = None) -> State:
-        """Retrieval on the projection layers (keys = values = the detached input segment), σ on the others."""
+        """Retrieval on the projection layers (keys = values = the detached input segment), σ on the others;
+        ``retrieval: cccp``: the projection states take u = ∂Φ_cccp/∂s itself (the CCCP step, see the module)."""
         K = len(self.projections)
+        if self.retrieval == "cccp":
+            return list(u[:K]) + [self.act(ui) for ui in u[K:]]
         out = [self.retrieve(uk, self.segment(x, kv).detach()) for uk, (_, kv) in zip(u[:K], self.projections)]
         return out + [self.act(ui) for ui in u[K:]]
 

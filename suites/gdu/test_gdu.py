@@ -27,7 +27,7 @@ from eqbench.cases import (
     case,
     theorem_settings,
 )
-from eqbench.checks.controls import FlippedSignEP
+from eqbench.checks.controls import FlippedSignEP, values_unlike_keys_case
 from eqbench.checks.gdu import (
     SIGN_ERROR_LIVE_BOUND,
     SLOPE_ONE_SIDED,
@@ -169,20 +169,8 @@ def test_binary_reference_nudge_is_not_a_gradient_on_saturated_outputs(record_pr
 def test_sequence_retrieval_with_values_unlike_keys_fails():
     # Bal & Sengupta's retrieval r(g) = softmax(c·gXᵀ)X is the gradient of (1/c)·lse(c·gXᵀ): its Jacobian is
     # symmetric, like σ′ in Laborieux's step, and the SEQ cases pass the theorem. Negative control: values
-    # V = XM ≠ keys X make the Jacobian c·Vᵀ(diag p − ppᵀ)X asymmetric, and EP no longer follows BPTT.
-    import torch
-
-    from eqbench.models.sequence import SequenceEP
-
-    class ValuesUnlikeKeys(SequenceEP):
-        def retrieve(self, g, keys):
-            d = keys.shape[-1]
-            M = torch.eye(d, dtype=keys.dtype) + 0.5 * torch.linspace(-1, 1, d * d, dtype=keys.dtype).reshape(d, d)
-            return torch.softmax(self.scale * g @ keys.transpose(1, 2), dim=-1) @ (keys @ M)
-
-    _, x, y = case(THEOREM_CASES["SEQ_IMDB (retrieval step)"])
-    torch.manual_seed(0)
-    model = ValuesUnlikeKeys(6, 8, fc=[16, 3], act="my_sigmoid").double()
+    # V = XM ≠ keys X make the Jacobian asymmetric, and EP no longer follows BPTT.
+    model, x, y = values_unlike_keys_case()
     run = prepare(model, x, y, _rule())
     assert run.free_residual < 1e-12  # the premise of a fixed point still holds: the failure is the asymmetry
     rep = report(run, _rule(), SYMMETRIC_BETA, "symmetric", tol=SYMMETRIC_BOUND)
