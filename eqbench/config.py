@@ -120,7 +120,9 @@ class ScheduleConfig:
 class DataConfig:
     """``shuffle``: ``epoch`` (reshuffle the train examples every epoch) or ``once`` (Gammell et al. 2021:
     consecutive batches in an order drawn once from the seed and replayed every epoch); see
-    :func:`eqbench.data.make_loaders`."""
+    :func:`eqbench.data.make_loaders`. ``embeddings``: the word2vec file of the text datasets ``imdb`` and
+    ``snli``, relative to the data folder unless absolute; None reads
+    ``<data_dir>/GoogleNews-vectors-negative300.bin`` (or ``.bin.gz``)."""
 
     name: str
     batch_size: int
@@ -128,12 +130,14 @@ class DataConfig:
     augment: bool = False
     normalize: bool = True
     shuffle: str = "epoch"
+    embeddings: str | None = None
 
     @classmethod
     def from_dict(cls, d: Any, where: str = "data") -> DataConfig:
         from .data.info import SHUFFLES
 
-        d = _require(d, where, ("name", "batch_size"), ("test_batch_size", "augment", "normalize", "shuffle"))
+        d = _require(d, where, ("name", "batch_size"),
+                     ("test_batch_size", "augment", "normalize", "shuffle", "embeddings"))
         _number(d["batch_size"], f"{where}.batch_size", positive=True, integer=True)
         _number(d.get("test_batch_size", 200), f"{where}.test_batch_size", positive=True, integer=True)
         for key in ("augment", "normalize"):
@@ -141,6 +145,9 @@ class DataConfig:
                 raise ConfigError(f"{where}.{key} must be true or false, got {d[key]!r}")
         if d.get("shuffle", "epoch") not in SHUFFLES:
             raise ConfigError(f"{where}.shuffle must be one of {', '.join(SHUFFLES)}, got {d['shuffle']!r}")
+        emb = d.get("embeddings")
+        if emb is not None and (not isinstance(emb, str) or not emb.strip()):
+            raise ConfigError(f"{where}.embeddings must be the path of a word2vec file (a string), got {emb!r}")
         return cls(**d)
 
 

