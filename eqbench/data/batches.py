@@ -12,7 +12,7 @@ from .embedded import embedded_tensors
 from .info import DATASET_INFO
 
 # The names ``batch_for`` accepts: the embedded datasets plus uniform noise.
-DATASETS = ("digits", "random", "wine", "diabetes", "mnist5k", "wine_gammell", "diabetes_gammell")
+DATASETS = ("digits", "random", "wine", "diabetes", "mnist5k", "wine_gammell", "diabetes_gammell", "seq_retrieval")
 
 
 def digits_batch(n: int = 20, dtype: torch.dtype = torch.float64, image: bool = False,

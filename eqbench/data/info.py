@@ -53,6 +53,10 @@ DATASET_INFO: dict[str, DatasetInfo] = {i.name: i for i in (
     DatasetInfo("diabetes_gammell", (10,), 1, "regression", True,
                 "scikit-learn's diabetes with the split and scaling of Gammell et al. (2021): features and "
                 "target min-max scaled on the full data, a seeded permutation, 400 train / 40 test (2 unused)"),
+    DatasetInfo("seq_retrieval", (8, 8), 2, "classification", True,
+                "synthetic sequences in the SNLI layout (eqbench.data.synthetic): a premise of 4 tokens with "
+                "±1 class bits, a hypothesis holding a probe that matches one of them; the label is the match's "
+                "class. 4,000 train / 1,000 test, 8-d embeddings drawn once from a fixed seed"),
     DatasetInfo("mnist", (1, 28, 28), 10, "classification", False,
                 "MNIST via torchvision: 60,000 train / 10,000 test handwritten digits"),
     DatasetInfo("fashion_mnist", (1, 28, 28), 10, "classification", False,
