@@ -71,6 +71,11 @@ CASES: dict[str, CaseSpec] = {
         "BIN_MLP", {"sizes": [784, 8192, 100], "binary": "W_N", "expand_output": 10}, batch=64, T=20,
         doc="Laydevant et al.'s fc bin_W_N 784-8192-100, binary neurons (batch 64, T=20)",
     ),
+    "seq_snli": CaseSpec(
+        "SEQ_SNLI", {"seq_len": 25, "dim": 300, "fc": [400, 3], "act": "my_hard_sig"}, batch=20, T=10,
+        doc="Bal & Sengupta's SNLI model (25 + 25 tokens of 300-d, four projection layers, fc 400-3; batch 20 of "
+            "their 200, T=10 of their 60): autograd drive and retrieval (no closed form)",
+    ),
     "small": CaseSpec(
         "P_MLP", {"sizes": [64, 32, 10], "act": "my_hard_sig"}, batch=16, T=10,
         doc="P_MLP 64-32-10: a fast case for tests of the memory accounting",

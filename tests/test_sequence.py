@@ -101,3 +101,5 @@ def test_errors():
         build_model("SEQ_IMDB", seq_len=0)
     with pytest.raises(ConfigError, match="retrieval must be one of authors, cccp"):
         build_model("SEQ_IMDB", retrieval="ccp")
+    with pytest.raises(ConfigError, match="scale must be positive"):
+        build_model("SEQ_IMDB", retrieval="cccp", scale=0.0)  # the lse term divides by the scale

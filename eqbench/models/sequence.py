@@ -81,6 +81,9 @@ class SequenceEP(EnergyModel):
             raise ConfigError(f"{name}: retrieval must be one of {', '.join(RETRIEVALS)}, got {retrieval!r}")
         self.retrieval = retrieval
         self.scale = 1.0 / math.sqrt(dim) if scale is None else float(scale)
+        if self.scale < 0 or (retrieval == "cccp" and self.scale == 0):
+            raise ConfigError(f"{name}: scale must be positive (≥ 0 with the authors' retrieval, where 0 means "
+                              f"uniform attention), got {self.scale}")
         self.act = get_activation(act)
         self.name = name
         self.in_shape = (self.segments * self.seq_len, self.dim)

@@ -20,9 +20,10 @@ STEPS = {"closed_form": (True, True), "autograd": (False, True), "fused": (True,
 
 class FreePhase:
     """One free phase of the case's T steps from the model's initial state (eqbench.perf.CASES: P_MLP 784-512-10
-    at batch 128, T=30; Laydevant's bin_W and bin_W_N nets)."""
+    at batch 128, T=30; Laydevant's bin_W and bin_W_N nets; Bal & Sengupta's SNLI model, which has no closed
+    form, so both steps run autograd)."""
 
-    params = (["mlp", "bin_w", "bin_wn"], ["closed_form", "autograd"])
+    params = (["mlp", "bin_w", "bin_wn", "seq_snli"], ["closed_form", "autograd"])
     param_names = ["case", "step"]
     timeout = 120
 

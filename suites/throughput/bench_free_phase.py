@@ -47,7 +47,7 @@ T2S = [5, 10, 20, 40]
 # ------------------------------------------------------------------------------------ throughput
 @pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("step", list(STEPS))
-@pytest.mark.parametrize("case", ["mlp", "cnn", "bin_w", "bin_wn"])
+@pytest.mark.parametrize("case", ["mlp", "cnn", "bin_w", "bin_wn", "seq_snli"])
 def test_free_phase(benchmark, case, step, device):
     spec = CASES[case]
     model, x, _ = make_case(case, device=device)
