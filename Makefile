@@ -16,7 +16,7 @@ $(STAMP): pyproject.toml constraints.txt
 
 # tests/ and the CI tier of suites/ (benchmarks are skipped; hypothesis uses the derandomized ci profile)
 test: $(STAMP)
-	EQBENCH_HYPOTHESIS_PROFILE=$${EQBENCH_HYPOTHESIS_PROFILE:-ci} $(BIN)/python -m pytest
+	EQBENCH_HYPOTHESIS_PROFILE=$${EQBENCH_HYPOTHESIS_PROFILE:-ci} $(BIN)/python -m pytest --durations=10
 
 # the main job: every check on embedded data, a table and a report folder (reports/bench)
 bench: $(STAMP)

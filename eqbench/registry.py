@@ -384,7 +384,9 @@ def load_file(path: str | Path) -> tuple[Paper, list[Baseline]]:
     path = Path(path)
     ctx = _Ctx(_display(path))
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        # libyaml's safe loader when PyYAML has it: the same loader as yaml.safe_load, about 10x faster, and
+        # the registry is read on every CLI call and by many tests
+        data = yaml.load(path.read_text(encoding="utf-8"), Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
     except yaml.MarkedYAMLError as e:
         mark = e.problem_mark or e.context_mark
         at = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""

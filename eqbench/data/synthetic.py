@@ -32,9 +32,8 @@ SYNTHETIC: dict[str, dict[str, int]] = {
 
 def synthetic_split(name: str, split: str) -> tuple[np.ndarray, np.ndarray]:
     """(x, y) numpy arrays of one split of a registry synthetic dataset (:data:`SYNTHETIC`)."""
-    p = dict(SYNTHETIC[name])
-    n = p.pop("n_train") if split == "train" else p.pop("n_test")
-    p.pop("n_test", None), p.pop("n_train", None)
+    p = {k: v for k, v in SYNTHETIC[name].items() if k not in ("n_train", "n_test")}
+    n = SYNTHETIC[name]["n_train" if split == "train" else "n_test"]
     x, y = retrieval_task(n, seed=1 if split == "train" else 2, **p)
     return x.numpy(), y.numpy()
 

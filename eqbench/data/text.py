@@ -365,6 +365,7 @@ def imdb_files(data_dir, split: str = "train") -> list[tuple[Path, int]]:
                                   f"aclImdb/{{train,test}}/{{neg,pos}}/*.txt); unpack {IMDB_URL} into {data_dir}")
     return [(p, IMDB_LABELS[c]) for c, files in found.items() for p in files]
 
+
 def imdb_sequences(data_dir, embeddings_path, seq_len: int = 600, split: str = "train") -> TokenSequences:
     """One IMDB split read from ``data_dir/aclImdb/{split}/{neg,pos}/*.txt`` as :class:`TokenSequences`
     (:func:`tokenize_imdb`, then the first ``seq_len`` in-vocabulary tokens, zero-padded), labels neg = 0,
@@ -436,6 +437,7 @@ def snli_rows(path, limit: int | None = None) -> list[tuple[str, str, str]]:
                                       f"{len(header)}")
                 rows.append(tuple(parts[c] for c in cols))
     return rows
+
 
 def snli_sequences(data_dir, embeddings_path, seq_len: int = 25, split: str = "train",
                    limit: int | None = None) -> TokenSequences:
