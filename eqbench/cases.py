@@ -99,6 +99,7 @@ def theorem_settings(label: str) -> tuple[int, list[float]]:
     o = THEOREM_OVERRIDES.get(label, {})
     return o.get("T1", THEOREM_T1), o.get("betas", THEOREM_BETAS)
 
+
 #: float32 with a clipping activation at the seed's gducheck settings (Laborieux README:
 #: --T1 250 --T2 15 --thirdphase --betas 0.0 0.1), on a batch of 128 digits
 SIGN_CASES: dict[str, dict[str, Any]] = {
