@@ -12,6 +12,8 @@ SPLITS: tuple[str, ...] = ("train", "test")
 # How the train loader orders its batches (see eqbench.data.make_loaders): "epoch" reshuffles the examples every
 # epoch; "once" cuts the split into consecutive batches and permutes their order once (Gammell et al. 2021).
 SHUFFLES: tuple[str, ...] = ("epoch", "once")
+#: the datasets with a train-split augmentation (random flips and crops, :mod:`eqbench.data.vision`)
+AUGMENTED: tuple[str, ...] = ("cifar10", "cifar100")
 
 # CIFAR-10/100 normalisation of Laborieux et al. (2021): the usual CIFAR-10 channel means, and the usual
 # standard deviations TRIPLED (3 × 0.2023, ...), so that the normalised pixels lie roughly in [-1, 1] instead

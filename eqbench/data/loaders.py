@@ -26,7 +26,7 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 
 from ..errors import ConfigError, unknown
 from .embedded import embedded_dataset
-from .info import DATASET_INFO, SHUFFLES, SPLITS, Split, default_data_dir
+from .info import AUGMENTED, DATASET_INFO, SHUFFLES, SPLITS, Split, default_data_dir
 from .text import TEXT, text_dataset
 
 
@@ -108,16 +108,14 @@ def load_dataset(name: str, split: Split, *, data_dir: str | Path | None = None,
                           f"not {name!r}")
     if embeddings is not None and not isinstance(embeddings, (str, os.PathLike)):
         raise ConfigError(f"embeddings must be a path, got {embeddings!r}")
+    if augment and name not in AUGMENTED:
+        kind = "embedded" if DATASET_INFO[name].embedded else "text" if name in TEXT else "image"
+        raise ConfigError(f"augmentation is not supported for the {kind} dataset {name!r}; "
+                          f"only {' and '.join(AUGMENTED)} have one")
     if DATASET_INFO[name].embedded:
-        if augment:
-            raise ConfigError(f"augmentation is not supported for the embedded dataset {name!r}; "
-                              "only cifar10 and cifar100 have one")
         return embedded_dataset(name, split, seed)
     folder = Path(data_dir).expanduser() if data_dir is not None else default_data_dir()
     if name in TEXT:
-        if augment:
-            raise ConfigError(f"augmentation is not supported for the text dataset {name!r}; "
-                              "only cifar10 and cifar100 have one")
         return text_dataset(name, split, folder, embeddings=embeddings, download=download)
     try:
         from .vision import vision_dataset

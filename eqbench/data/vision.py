@@ -28,11 +28,10 @@ import torch
 from torchvision import datasets, transforms
 
 from ..errors import ConfigError, DatasetMissingError
-from .info import CIFAR_MEAN, CIFAR_STD, Split
+from .info import AUGMENTED, CIFAR_MEAN, CIFAR_STD, Split
 
 MNIST_FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte",
                "t10k-labels-idx1-ubyte")
-AUGMENTED: tuple[str, ...] = ("cifar10", "cifar100")
 
 
 class CIFAR10Files(datasets.CIFAR10):

@@ -86,9 +86,8 @@ def test_a_step_with_other_keys_fails_the_margin_at_a_fixed_point():
     assert (cccp_step(model, x, s, 0)[0] - s[0]).abs().max() < 1e-12
     X = model.segment(x, 0)
     bad = [t.clone() for t in s]
-    g = bad[0] - torch.softmax(model.scale * s[0] @ X.transpose(1, 2), -1) @ X  # the drive g = s* − ∇F(s*)
-    other = X.flip(1) + 0.5  # keys and values other than the energy's
-    bad[0] = g + torch.softmax(model.scale * s[0] @ other.transpose(1, 2), -1) @ other
+    g = s[0] - model.retrieve(s[0], X)  # the drive g = s* − ∇F(s*), ∇F(s) = softmax(c·sXᵀ)X
+    bad[0] = g + model.retrieve(s[0], X.flip(1) + 0.5)  # keys and values other than the energy's
     drop = layer_energy(model, x, s, 0) - layer_energy(model, x, bad, 0)
     margin = 0.5 * ((bad[0] - s[0]) ** 2).flatten(1).sum(1)
     assert (margin > 1e-2).all()  # the wrong step does move the state
