@@ -18,6 +18,7 @@ from pathlib import Path
 
 import torch
 
+from . import tracking
 from .cases import (
     SIGN_BETA,
     SIGN_CASES,
@@ -38,7 +39,6 @@ from .checks.gdu import (
     SLOPE_SYMMETRIC,
     SYMMETRIC_BETA,
     SYMMETRIC_BOUND,
-    beta_sweep,
     ep_for,
     prepare,
     report,
@@ -72,15 +72,11 @@ def _slug(text: str) -> str:
 
 def gdu_rows(out: Path, figures: list[str]) -> list[Row]:
     rows = []
-    for label, spec in THEOREM_CASES.items():
-        model, x, y = case(spec)
-        T1, betas = theorem_settings(label)
-        rule = EP(beta=SYMMETRIC_BETA, T1=T1, T2=THEOREM_T2, estimator="one_sided")
-        run = prepare(model, x, y, rule)
-        sw = beta_sweep(run, rule, betas)
-        sym_rep = report(run, rule, SYMMETRIC_BETA, "symmetric")
+    for label in THEOREM_CASES:
+        m = tracking.gdu_case(label)
+        sw, sym_rep = m.sweep, m.symmetric
         sym = sym_rep.rel_error
-        if model.name.startswith("SEQ"):
+        if m.run.model.name.startswith("SEQ"):
             # Bal & Sengupta: the issue's question is per layer, projection layers (s1…, proj.k) included
             rows += [Row(label, f"GDU symmetric rel. error at β={SYMMETRIC_BETA:g}, {layer.key}",
                          f"{layer.rel_error:.2e}", f"≤ {SYMMETRIC_BOUND:g}", _le(layer.rel_error, SYMMETRIC_BOUND))
@@ -97,8 +93,9 @@ def gdu_rows(out: Path, figures: list[str]) -> list[Row]:
         plot_sweep(sw, out / name, title=f"{label}: EP vs BPTT")
         figures.append(name)
         if label == "P_MLP":
-            ep = symmetric_mean(ep_for(run, rule, 0.01), ep_for(run, rule, -0.01))
-            plot_gdu(ep, run.bptt, out / "gdu_p_mlp.png", title="P_MLP: EP symmetric β=0.01 (dashed) vs BPTT (solid)")
+            ep = symmetric_mean(ep_for(m.run, m.rule, 0.01), ep_for(m.run, m.rule, -0.01))
+            plot_gdu(ep, m.run.bptt, out / "gdu_p_mlp.png",
+                     title="P_MLP: EP symmetric β=0.01 (dashed) vs BPTT (solid)")
             figures.append("gdu_p_mlp.png")
     for label, spec in SIGN_CASES.items():
         model, x, y = case(spec)
@@ -137,23 +134,23 @@ def control_rows() -> list[Row]:
 
 def energy_rows() -> list[Row]:
     rows = []
-    cases = {
-        "P_MLP hard_sigmoid": ("P_MLP", {"act": "hard_sigmoid", "sizes": [64, 32, 16, 10], "scale": 2.0}),
-        "P_CNN my_hard_sig, max pool": ("P_CNN", {"act": "my_hard_sig", "pools": "ma", "scale": 2.0}),
-    }
-    for label, (name, kw) in cases.items():
-        model, x, _ = build_case(name, **kw)
-        rep = en.energy_descent(model, x, 60, mode="async")
-        rows.append(Row(label, "async relaxation never increases E = (a/2)‖s‖² − Φ",
+    reports = tracking.energy_reports()
+    for label, (name, kw, steps, _) in tracking.ENERGY_CASES.items():
+        rep = reports[label]
+        energy = "½‖s‖² − Φ" if name == "BIN_MLP" else "(a/2)‖s‖² − Φ"
+        rows.append(Row(label, f"async relaxation never increases E = {energy}",
                         f"max ΔE {rep.max_increase:.1e}", f"≤ {rep.tol:.0e}", "pass" if rep.passed else "FAIL"))
-        sync = en.energy_descent(model, x, 60, mode="sync")
+        if name == "BIN_MLP":
+            continue
+        model, x, _ = build_case(name, **kw)
+        sync = en.energy_descent(model, x, steps, mode="sync")
         rows.append(Row(label, "sync relaxation: steps with an E increase (reported)",
                         f"{sync.n_increases} (max ΔE {sync.max_increase:.1e})", "—", "info"))
-    model, x = _paper_hopfield()
-    rep = en.energy_descent(model, x, 500, mode="sync")
-    label = "HOPFIELD diabetes 8-layer SW, ε = 0.5"
+    rep = reports[tracking.HOPFIELD_ENERGY]
+    label = tracking.HOPFIELD_ENERGY
     rows.append(Row(label, "free Euler phase never increases E (500 steps, paper init)",
                     f"max ΔE {rep.max_increase:.1e}", f"≤ {rep.tol:.0e}", "pass" if rep.passed else "FAIL"))
+    model, x = tracking.paper_hopfield()
     bound = model.euler_step_bound()
     rows.append(Row(label, "Euler step bound 2/λmax(I − W_ss) (reported; ε must stay below)", f"{bound:.3f}",
                     "ε = 0.5", "info"))
@@ -162,10 +159,6 @@ def energy_rows() -> list[Row]:
     rows.append(Row("HOPFIELD, ε = 1.5 × bound", "negative control: E must increase (predicted "
                     f"{predicted:.2e})", f"max ΔE {neg.max_increase:.2e}", f"> {neg.tol:.0e}",
                     "pass" if not neg.passed else "FAIL"))
-    model, x, _ = build_case("BIN_MLP", sizes=[64, 256, 10])
-    rep = en.energy_descent(model, x, 60, mode="async")
-    rows.append(Row("BIN_MLP bin_W 64-256-10", "async relaxation never increases E = ½‖s‖² − Φ",
-                    f"max ΔE {rep.max_increase:.1e}", f"≤ {rep.tol:.0e}", "pass" if rep.passed else "FAIL"))
     model, x, y = build_case("BIN_MLP", sizes=[784, 8192, 100], binary="W_N", expand_output=10, data="mnist5k",
                              batch=64)
     rep = en.activity_convergence(model, x, 20)
@@ -195,54 +188,21 @@ HOPFIELD_CASE = "HOPFIELD SW_no_intra, gradient nudge"
 BINARY_CASE = "BIN_MLP bin_W, gradient nudge"
 
 
-def _paper_hopfield():
-    """Gammell et al.'s diabetes 8-layer SW network at its initialisation, with 5 training inputs (float64)."""
-    from .data import load_dataset
-    from .models import build_model
-    from .perf import CASES
-
-    model = build_model("HOPFIELD", **CASES["hopfield"].config).double()
-    x = torch.stack([load_dataset("diabetes_gammell", "train")[i][0] for i in range(5)]).double()
-    return model, x
-
-
 def step_rows() -> list[Row]:
-    """The closed-form step against the generic autograd one: equality and speed (reported)."""
+    """The closed-form step against the generic autograd one, the fused Hopfield step against the generic one:
+    equality (float64) and speed ratios timed side by side (reported)."""
     rows = []
-    for label, (name, kw) in {"P_MLP": ("P_MLP", {}), "P_CNN max pool": ("P_CNN", {"pools": "mm"})}.items():
-        model, x, y = build_case(name, act="my_hard_sig", **kw)
-        s = [torch.rand_like(t) for t in model.init_state(x)]
-        a = model.drive(x, s, 0.3, y, closed_form=True)
-        b = model.drive(x, s, 0.3, y, closed_form=False)
-        diff = max(float((p - q).detach().abs().max()) for p, q in zip(a, b))
-        rows.append(Row(label, "closed-form step = autograd step (float64, max |Δu|)", f"{diff:.1e}", "≤ 1e-12",
-                        _le(diff, 1e-12)))
-    from .relaxation import relax
-
-    torch.manual_seed(0)
-    model, x, _ = build_case("P_MLP", sizes=[784, 512, 10], dtype="float32", batch=128, data="random",
-                             act="my_hard_sig")
-    rates = {}
-    for cf in (True, False, True, False):  # interleaved, second round kept (first warms up)
-        t = time.perf_counter()
-        relax(model, x, model.init_state(x), 30, closed_form=cf)
-        rates[cf] = 128 * 30 / (time.perf_counter() - t)
-    rows.append(Row("P_MLP 784-512-10", "free phase sample-steps/s, closed form vs autograd (reported)",
-                    f"{rates[True]:.3g} vs {rates[False]:.3g} (×{rates[True] / rates[False]:.1f})",
-                    "target ×3 (asv/pytest-benchmark)", "info"))
-    model, x = _paper_hopfield()
-    s0 = [torch.rand_like(t) for t in model.init_state(x)]
-    fast, slow = relax(model, x, s0, 100), relax(model, x, s0, 100, fast=False)
-    diff = float((fast[0] - slow[0]).abs().max())
-    rows.append(Row("HOPFIELD diabetes 8-layer SW", "fused Euler step = generic step, 100 steps (float64, max |Δs|)",
-                    f"{diff:.1e}", "≤ 1e-12", _le(diff, 1e-12)))
-    rates = {}
-    for fast_path in (True, False, True, False):
-        t = time.perf_counter()
-        relax(model, x, s0, 500, fast=fast_path)
-        rates[fast_path] = 5 * 500 / (time.perf_counter() - t)
-    rows.append(Row("HOPFIELD diabetes 8-layer SW", "free phase sample-steps/s, fused vs generic step (reported)",
-                    f"{rates[True]:.3g} vs {rates[False]:.3g} (×{rates[True] / rates[False]:.1f})", "—", "info"))
+    diffs = tracking.step_differences()
+    for label in tracking.STEP_CASES:
+        rows.append(Row(label, "closed-form step = autograd step (float64, max |Δu|)", f"{diffs[label]:.1e}",
+                        "≤ 1e-12", _le(diffs[label], 1e-12)))
+    label = tracking.HOPFIELD_STEP
+    rows.append(Row(label, "fused Euler step = generic step, 100 steps (float64, max |Δs|)",
+                    f"{diffs[label]:.1e}", "≤ 1e-12", _le(diffs[label], 1e-12)))
+    ratios = tracking.speed_ratios()
+    for key, ratio in ratios.items():
+        model, what = key.split("/")
+        rows.append(Row(model, f"speed ratio {what}, timed side by side (reported)", f"×{ratio:.2f}", "—", "info"))
     return rows
 
 

@@ -1,8 +1,9 @@
 """asv benchmarks: free-phase throughput (closed-form vs autograd step) and the time and memory of
-one EP / BPTT training step as the number of nudged / backpropagated steps T2 grows.
+one EP / BPTT training step as the number of nudged / backpropagated steps T2 grows, on every device.
 
-The cases, callables and memory probe are shared with the pytest-benchmark suite
-(suites/throughput) through eqbench.perf, so the two flavours measure the same thing.
+The cases, callables and memory probes are shared with the pytest-benchmark suite
+(suites/throughput) through eqbench.perf, so the two flavours measure the same thing. The callables
+synchronise CUDA before they return, so a wall clock around them is honest on a GPU.
 """
 
 from __future__ import annotations
@@ -10,9 +11,9 @@ from __future__ import annotations
 import statistics
 import time
 
-from eqbench.perf import CASES, configure_threads, free_phase_fn, graph_bytes, make_case, train_step_fn
+from eqbench.perf import CASES, cuda_peak_bytes, free_phase_fn, graph_bytes, make_case, train_step_fn
 
-configure_threads()  # $EQBENCH_NUM_THREADS, when set
+from .common import DEVICES, require_device
 
 #: step name → (closed_form, fast) arguments of free_phase_fn
 STEPS = {"closed_form": (True, True), "autograd": (False, True), "fused": (True, True), "generic": (True, False)}
@@ -23,21 +24,22 @@ class FreePhase:
     at batch 128, T=30; Laydevant's bin_W and bin_W_N nets; Bal & Sengupta's SNLI model, which has no closed
     form, so both steps run autograd)."""
 
-    params = (["mlp", "bin_w", "bin_wn", "seq_snli"], ["closed_form", "autograd"])
-    param_names = ["case", "step"]
+    params = (["mlp", "bin_w", "bin_wn", "seq_snli"], ["closed_form", "autograd"], DEVICES)
+    param_names = ["case", "step", "device"]
     timeout = 120
 
-    def setup(self, case: str, step: str) -> None:
+    def setup(self, case: str, step: str, device: str) -> None:
+        require_device(device)
         spec = CASES[case]
-        model, x, _ = make_case(case)
+        model, x, _ = make_case(case, device=device)
         self.sample_steps = x.shape[0] * spec.T
         closed_form, fast = STEPS[step]
         self.run = free_phase_fn(model, x, spec.T, closed_form=closed_form, fast=fast)
 
-    def time_free_phase(self, case: str, step: str) -> None:
+    def time_free_phase(self, case: str, step: str, device: str) -> None:
         self.run()
 
-    def track_sample_steps_per_second(self, case: str, step: str) -> float:
+    def track_sample_steps_per_second(self, case: str, step: str, device: str) -> float:
         """batch × T divided by the median of 5 timed runs (after one warm-up)."""
         self.run()
         times = []
@@ -55,31 +57,41 @@ class TrainStep:
     EP with the symmetric estimator, or BPTT, both with T1 = T2 + 10.
 
     ``peakmem_`` is the process's peak RSS (asv), ``track_graph_bytes`` the deterministic bytes
-    saved for backward (eqbench.perf.graph_bytes): flat in T2 for EP, linear for BPTT.
+    saved for backward (eqbench.perf.graph_bytes): flat in T2 for EP, linear for BPTT;
+    ``track_cuda_peak_bytes`` the CUDA allocator's peak during the step (GPU only).
     """
 
-    params = (["EP", "BPTT"], [5, 10, 20, 40])
-    param_names = ["algo", "T2"]
+    params = (["EP", "BPTT"], [5, 10, 20, 40], DEVICES)
+    param_names = ["algo", "T2", "device"]
     timeout = 300
 
-    def setup(self, algo: str, T2: int) -> None:
-        model, x, y = make_case("mlp")
-        self.run = train_step_fn(algo, model, x, y, T2)
+    def setup(self, algo: str, T2: int, device: str) -> None:
+        require_device(device)
+        self.model, x, y = make_case("mlp", device=device)
+        self.run = train_step_fn(algo, self.model, x, y, T2)
 
-    def time_train_step(self, algo: str, T2: int) -> None:
+    def time_train_step(self, algo: str, T2: int, device: str) -> None:
         self.run()
 
-    def peakmem_train_step(self, algo: str, T2: int) -> None:
+    def peakmem_train_step(self, algo: str, T2: int, device: str) -> None:
         self.run()
 
-    def track_graph_bytes(self, algo: str, T2: int) -> int:
-        return graph_bytes(self.run)
+    def track_graph_bytes(self, algo: str, T2: int, device: str) -> int:
+        return graph_bytes(self.run, ignore=list(self.model.parameters()))
 
     track_graph_bytes.unit = "bytes"
+
+    def track_cuda_peak_bytes(self, algo: str, T2: int, device: str) -> int:
+        if device != "cuda":
+            raise NotImplementedError("CUDA peak memory is measured on the GPU variant only")
+        self.run()  # warm-up: kernels and the allocator's first blocks
+        return cuda_peak_bytes(self.run, device)
+
+    track_cuda_peak_bytes.unit = "bytes"
 
 
 class HopfieldFreePhase(FreePhase):
     """One free phase of Gammell et al.'s Hopfield networks: the fused Euler step (one addmm + clamp)
     against the engine's generic closed-form loop."""
 
-    params = (["hopfield", "hopfield_mnist"], ["fused", "generic"])
+    params = (["hopfield", "hopfield_mnist"], ["fused", "generic"], DEVICES)

@@ -1,0 +1,315 @@
+"""The values tracked across commits: asv history (``make history``) and the regression gate (``make regress``).
+
+Each value is one number a commit produces, with what "worse" means for it. They come in families:
+
+* machine-independent — comparable across machines and meaningful on a noisy shared one:
+  ``gdu`` (the log–log slopes and the symmetric error at β = 1e-3 of every theorem case of `eqbench.cases`),
+  ``energy`` (the energy-descent margins of ``make bench``: max ΔE as a fraction of its round-off bound),
+  ``step`` (closed form = autograd, fused = generic: the largest difference, float64),
+  ``memory`` (the bytes autograd saves for one EP and one BPTT step, and their ratio; `eqbench.perf.graph_bytes`),
+  ``speed`` (ratios timed side by side in one process: closed form / autograd, fused / generic, BPTT / EP step),
+  ``accuracy`` (one epoch of a ci-scale config per seed paper, fixed seed, one thread: the same commit gives the
+  same number);
+* absolute times and peak memory (``time_``, ``peakmem_`` and the CUDA peak in suites/asv_benchmarks), compared
+  on one machine only.
+
+The measurements call the same functions as the suites and ``make bench`` (`eqbench.checks`, `eqbench.cases`,
+`eqbench.perf`, the registry's ci configs); ``make bench`` reads its GDU, energy and step rows from here.
+
+Tolerances. Everything but ``speed`` is deterministic on one machine at a fixed thread count, so a tolerance only
+has to absorb round-off between BLAS builds and thread counts, and must still catch the bugs the suites catch:
+
+* a GDU slope may move ±0.05 further from its order (the suite's bands are ±0.1; a sign or factor bug moves it
+  by ≥ 1), a symmetric error may grow ×2 (it is ~1e-6; a factor-of-two estimator gives ~0.5);
+* an energy margin may grow by 0.5 of its round-off bound (a real increase is orders of magnitude above it);
+* a step difference may grow by 1e-12 (the bench's bound; round-off is ~1e-16);
+* graph bytes may grow ×1.05 (they count tensors by shape and dtype: any change is a real change);
+* a ci accuracy may drop 2 points (the ci bands' own minimum half-width), a cost rise ×1.25;
+* speed ratios are timed, hence noisy: the gate reports them and gates the absolute times instead.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import os
+import statistics
+import tempfile
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+FAMILIES = ("gdu", "energy", "step", "memory", "speed", "accuracy")
+
+
+@dataclass(frozen=True)
+class Tracked:
+    """One tracked value: ``key`` is ``family/case/quantity``; ``better`` is "lower", "higher" or "target"
+    (closer to ``target`` is better); ``tolerance`` is a factor when ``relative`` else an absolute amount."""
+
+    key: str
+    unit: str
+    better: str
+    tolerance: float
+    relative: bool = False
+    target: float | None = None
+    gated: bool = True  # speed ratios are reported, not gated
+
+    @property
+    def family(self) -> str:
+        return self.key.split("/", 1)[0]
+
+    def worse_by(self, base: float, head: float) -> float:
+        """How much worse ``head`` is than ``base``, in the tolerance's terms (a factor or an amount; ≤ 0 or ≤ 1
+        when not worse). NaN or inf at HEAD where BASE was finite is infinitely worse."""
+        if not math.isfinite(head):
+            return math.inf if math.isfinite(base) else 0.0
+        if self.better == "target":
+            base, head = abs(base - self.target), abs(head - self.target)
+            better = "lower"
+        else:
+            better = self.better
+        if self.relative:
+            lo, hi = (base, head) if better == "lower" else (head, base)
+            if hi <= 0:
+                return 1.0
+            return math.inf if lo <= 0 else hi / lo
+        return head - base if better == "lower" else base - head
+
+    def regressed(self, base: float, head: float) -> bool:
+        return self.worse_by(base, head) > self.tolerance
+
+
+# ------------------------------------------------------------------------------------------------ catalogue
+#: one epoch of a ci-scale (or CPU paper-scale) config per seed paper: seconds each on two cores
+ACCURACY_RUNS: dict[str, tuple[str, str]] = {
+    "laborieux2021": ("laborieux2021/mnist5k/mlp-ep-symmetric-mse", "ci"),
+    "gammell2021": ("gammell2021/diabetes/5layer-swni", "paper"),
+    "laydevant2021": ("laydevant2021/mnist5k/binw-fc-ep", "ci"),
+    "bal2023": ("bal2023/seq_retrieval/ep", "ci"),
+    "dellaferrera2022": ("dellaferrera2022/mnist5k/fc1024-pepita", "ci"),
+}
+
+#: the bench's energy-descent cases: label → (model, build_case options, steps, mode)
+ENERGY_CASES: dict[str, tuple[str, dict[str, Any], int, str]] = {
+    "P_MLP hard_sigmoid": ("P_MLP", {"act": "hard_sigmoid", "sizes": [64, 32, 16, 10], "scale": 2.0}, 60, "async"),
+    "P_CNN my_hard_sig, max pool": ("P_CNN", {"act": "my_hard_sig", "pools": "ma", "scale": 2.0}, 60, "async"),
+    "BIN_MLP bin_W 64-256-10": ("BIN_MLP", {"sizes": [64, 256, 10]}, 60, "async"),
+}
+#: Gammell et al.'s diabetes 8-layer SW network, 500 free Euler steps at the paper's init (make bench)
+HOPFIELD_ENERGY = "HOPFIELD diabetes 8-layer SW, ε = 0.5"
+
+#: the closed-form step against the generic autograd one (float64, my_hard_sig, make bench)
+STEP_CASES: dict[str, tuple[str, dict[str, Any]]] = {"P_MLP": ("P_MLP", {}),
+                                                     "P_CNN max pool": ("P_CNN", {"pools": "mm"})}
+HOPFIELD_STEP = "HOPFIELD diabetes 8-layer SW"
+
+
+def accuracy_key(bid: str, scale: str) -> str:
+    return f"accuracy/{bid} ({scale}, 1 epoch)"
+
+
+def catalogue() -> dict[str, Tracked]:
+    """Every tracked value, by key (the keys are stable: history is indexed by them)."""
+    from .cases import THEOREM_CASES
+
+    out: list[Tracked] = []
+    for label in THEOREM_CASES:
+        out += [Tracked(f"gdu/{label}/slope_one_sided", "slope", "target", 0.05, target=1.0),
+                Tracked(f"gdu/{label}/slope_symmetric", "slope", "target", 0.05, target=2.0),
+                Tracked(f"gdu/{label}/symmetric_error", "rel. error", "lower", 2.0, relative=True)]
+    for label in [*ENERGY_CASES, HOPFIELD_ENERGY]:
+        out.append(Tracked(f"energy/{label}/margin", "max ΔE / bound", "lower", 0.5))
+    for label in [*STEP_CASES, HOPFIELD_STEP]:
+        out.append(Tracked(f"step/{label}/max_diff", "max |Δ|", "lower", 1e-12))
+    for algo in ("EP", "BPTT"):
+        out.append(Tracked(f"memory/P_MLP 784-512-10/{algo} graph bytes", "bytes", "lower", 1.05, relative=True))
+    out.append(Tracked("memory/P_MLP 784-512-10/EP over BPTT graph bytes", "ratio", "lower", 1.05, relative=True))
+    out += [Tracked("speed/P_MLP 784-512-10/closed form over autograd", "ratio", "higher", 1.5, True, gated=False),
+            Tracked("speed/HOPFIELD diabetes 8-layer SW/fused over generic", "ratio", "higher", 1.5, True, gated=False),
+            Tracked("speed/P_MLP 784-512-10/BPTT over EP step", "ratio", "higher", 1.5, True, gated=False)]
+    for paper, (bid, scale) in ACCURACY_RUNS.items():
+        cost = paper == "gammell2021"  # a regression task: the mean cost ½‖y − ŷ‖², lower is better
+        out.append(Tracked(accuracy_key(bid, scale), "test cost" if cost else "test accuracy %",
+                           "lower" if cost else "higher", 1.25 if cost else 2.0, relative=cost))
+    return {t.key: t for t in out}
+
+
+# ---------------------------------------------------------------------------------------------- measurements
+@dataclass
+class GDUCase:
+    """One theorem case measured: the β-sweep, the symmetric report at β = 1e-3 and the run (for plots)."""
+
+    sweep: Any
+    symmetric: Any
+    run: Any
+    rule: Any
+
+
+def gdu_case(label: str) -> GDUCase:
+    """The GDU measurement of theorem case ``label`` (suites/gdu asserts it, ``make bench`` reports it)."""
+    from .cases import THEOREM_CASES, THEOREM_T2, case, theorem_settings
+    from .checks.gdu import SYMMETRIC_BETA, beta_sweep, prepare, report
+    from .rules import EP
+
+    model, x, y = case(THEOREM_CASES[label])
+    T1, betas = theorem_settings(label)
+    rule = EP(beta=SYMMETRIC_BETA, T1=T1, T2=THEOREM_T2, estimator="one_sided")
+    run = prepare(model, x, y, rule)
+    return GDUCase(beta_sweep(run, rule, betas), report(run, rule, SYMMETRIC_BETA, "symmetric"), run, rule)
+
+
+def paper_hopfield():
+    """Gammell et al.'s diabetes 8-layer SW network at its initialisation, with 5 training inputs (float64)."""
+    from .data import load_dataset
+    from .models import build_model
+    from .perf import CASES
+
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        model = build_model("HOPFIELD", **CASES["hopfield"].config).double()
+    x = torch.stack([load_dataset("diabetes_gammell", "train")[i][0] for i in range(5)]).double()
+    return model, x
+
+
+def energy_reports() -> dict[str, Any]:
+    """The bench's energy-descent reports (`eqbench.checks.energy.energy_descent`), by label."""
+    from .cases import build_case
+    from .checks.energy import energy_descent
+
+    out = {}
+    for label, (name, kw, steps, mode) in ENERGY_CASES.items():
+        model, x, _ = build_case(name, **kw)
+        out[label] = energy_descent(model, x, steps, mode=mode)
+    model, x = paper_hopfield()
+    out[HOPFIELD_ENERGY] = energy_descent(model, x, 500, mode="sync")
+    return out
+
+
+def step_differences() -> dict[str, float]:
+    """Largest |closed-form − autograd| drive (float64, random states, β = 0.3) per STEP_CASES entry, and the
+    largest |fused − generic| state after 100 Euler steps of Gammell's network."""
+    from .cases import build_case
+    from .relaxation import relax
+
+    out = {}
+    for label, (name, kw) in STEP_CASES.items():
+        model, x, y = build_case(name, act="my_hard_sig", **kw)
+        g = torch.Generator().manual_seed(0)
+        s = [torch.rand(t.shape, generator=g, dtype=t.dtype) for t in model.init_state(x)]
+        a = model.drive(x, s, 0.3, y, closed_form=True)
+        b = model.drive(x, s, 0.3, y, closed_form=False)
+        out[label] = max(float((p - q).detach().abs().max()) for p, q in zip(a, b))
+    model, x = paper_hopfield()
+    g = torch.Generator().manual_seed(0)
+    s0 = [torch.rand(t.shape, generator=g, dtype=t.dtype) for t in model.init_state(x)]
+    fast, slow = relax(model, x, s0, 100), relax(model, x, s0, 100, fast=False)
+    out[HOPFIELD_STEP] = max(float((a - b).abs().max()) for a, b in zip(fast, slow))
+    return out
+
+
+def interleaved_rates(fns: dict[str, Callable[[], Any]], work: float, rounds: int = 3) -> dict[str, float]:
+    """``work`` divided by the median time of each callable, timed in interleaved rounds after one warm-up
+    (so that a drift in machine load hits every callable alike)."""
+    for fn in fns.values():
+        fn()
+    times: dict[str, list[float]] = {k: [] for k in fns}
+    for _ in range(rounds):
+        for k, fn in fns.items():
+            t0 = time.perf_counter()
+            fn()
+            times[k].append(time.perf_counter() - t0)
+    return {k: work / statistics.median(ts) for k, ts in times.items()}
+
+
+def speed_ratios(rounds: int = 3) -> dict[str, float]:
+    """Speed ratios timed side by side in this process (the ``step`` rows of ``make bench``)."""
+    from .perf import CASES, free_phase_fn, make_case, train_step_fn
+    from .relaxation import relax
+
+    out = {}
+    spec = CASES["mlp"]
+    model, x, y = make_case("mlp")
+    r = interleaved_rates({cf: free_phase_fn(model, x, spec.T, closed_form=cf) for cf in (True, False)},
+                          x.shape[0] * spec.T, rounds)
+    out["P_MLP 784-512-10/closed form over autograd"] = r[True] / r[False]
+    r = interleaved_rates({a: train_step_fn(a, model, x, y, 10) for a in ("EP", "BPTT")}, 1.0, rounds)
+    out["P_MLP 784-512-10/BPTT over EP step"] = r["EP"] / r["BPTT"]
+    model, x = paper_hopfield()
+    s0 = model.init_state(x)
+    r = interleaved_rates({f: (lambda f=f: relax(model, x, s0, 500, fast=f)) for f in (True, False)}, 5 * 500, rounds)
+    out["HOPFIELD diabetes 8-layer SW/fused over generic"] = r[True] / r[False]
+    return out
+
+
+def graph_memory() -> dict[str, float]:
+    """Bytes saved for backward by one EP (symmetric) and one BPTT step, T2 = 10, on P_MLP 784-512-10, batch 128."""
+    from .perf import graph_bytes, make_case, train_step_fn
+
+    model, x, y = make_case("mlp")
+    params = list(model.parameters())
+    b = {a: float(graph_bytes(train_step_fn(a, model, x, y, 10), ignore=params)) for a in ("EP", "BPTT")}
+    return {"EP graph bytes": b["EP"], "BPTT graph bytes": b["BPTT"], "EP over BPTT graph bytes": b["EP"] / b["BPTT"]}
+
+
+def short_run(bid: str, scale: str) -> float:
+    """Test accuracy (%) or test cost after one epoch of baseline ``bid``'s config at ``scale`` (seed as in the
+    config, progress off, in a throw-away folder)."""
+    from .registry import get_baseline
+    from .runner import to_metric
+    from .train import Trainer
+
+    b = get_baseline(bid)
+    cfg = dataclasses.replace(b.scales[scale].config, epochs=1, device="cpu")
+    with tempfile.TemporaryDirectory(prefix="eqbench-track-") as d:
+        final = Trainer(cfg, d, progress=False).fit()["final"]
+    if "test_cost" in final:
+        return float(final["test_cost"])
+    return float(to_metric(final, "test_accuracy"))
+
+
+def measure(families: Iterable[str] = FAMILIES) -> dict[str, float]:
+    """Every tracked value of ``families``, by key."""
+    unknown = sorted(set(families) - set(FAMILIES))
+    if unknown:
+        from .errors import ConfigError
+
+        raise ConfigError(f"unknown tracked famil{'ies' if len(unknown) > 1 else 'y'} {', '.join(unknown)}; "
+                          f"known: {', '.join(FAMILIES)}")
+    out: dict[str, float] = {}
+    fams = set(families)
+    if "gdu" in fams:
+        from .cases import THEOREM_CASES
+
+        for label in THEOREM_CASES:
+            m = gdu_case(label)
+            out[f"gdu/{label}/slope_one_sided"] = m.sweep.slope_one_sided
+            out[f"gdu/{label}/slope_symmetric"] = m.sweep.slope_symmetric
+            out[f"gdu/{label}/symmetric_error"] = m.symmetric.rel_error
+    if "energy" in fams:
+        for label, rep in energy_reports().items():
+            out[f"energy/{label}/margin"] = rep.max_increase / rep.tol
+    if "step" in fams:
+        out.update({f"step/{k}/max_diff": v for k, v in step_differences().items()})
+    if "memory" in fams:
+        out.update({f"memory/P_MLP 784-512-10/{k}": v for k, v in graph_memory().items()})
+    if "speed" in fams:
+        out.update({f"speed/{k}": v for k, v in speed_ratios().items()})
+    if "accuracy" in fams:
+        for bid, scale in ACCURACY_RUNS.values():
+            out[accuracy_key(bid, scale)] = short_run(bid, scale)
+    return out
+
+
+def deterministic_threads() -> None:
+    """One intra-op thread: float reductions then run in one order, so a commit gives the same numbers every run
+    (``$EQBENCH_NUM_THREADS`` still wins when set)."""
+    if not os.environ.get("EQBENCH_NUM_THREADS"):
+        torch.set_num_threads(1)
+
+
+__all__ = ["ACCURACY_RUNS", "FAMILIES", "GDUCase", "Tracked", "catalogue", "deterministic_threads", "gdu_case",
+           "measure"]
