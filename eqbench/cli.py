@@ -6,6 +6,8 @@
     eqbench train CONFIG.yaml [--out DIR] | eqbench train --resume DIR
     eqbench run ID --scale ci|paper [--seeds N] [--device cuda] [--json OUT]
     eqbench report [--results DIR] [--out FILE]
+    eqbench regress [--base HEAD~1] [--head HEAD] [--factor 1.10] [--mem-factor 1.10] [--profile quick|full]
+    eqbench history [--range REV-RANGE] [--no-publish]
     eqbench sweep-p [--id ID] [--scale paper] [--p P ...] [--seeds N] [--epochs 10] [--dataset NAME] [--out DIR]
 
 Errors that eqbench raises on purpose print as one line, ``eqbench: error: …``, exit status 2.
@@ -78,6 +80,24 @@ def _parser() -> argparse.ArgumentParser:
     o = sub.add_parser("report", help="Markdown 'paper / eqbench' table of every baseline that has been run")
     o.add_argument("--results", default="results")
     o.add_argument("--out", default="reports/report.md")
+
+    g = sub.add_parser("regress", help="regression gate: BASE against HEAD side by side (times, memory, tracked "
+                                      "GDU/energy/accuracy values); exit 1 on a regression")
+    g.add_argument("--base", default="HEAD~1", help="commit to compare with (default HEAD~1)")
+    g.add_argument("--head", default="HEAD", help="commit under test (default HEAD)")
+    g.add_argument("--factor", type=float, default=1.10, help="a time may grow up to this factor (default 1.10)")
+    g.add_argument("--mem-factor", type=float, default=1.10, help="a peak memory may grow up to this factor")
+    g.add_argument("--profile", default="quick", help="benchmark set of suites/asv_benchmarks/config.json")
+    g.add_argument("--rounds", type=int, help="timed rounds per commit (default: the profile's)")
+    g.add_argument("--device", default="all", choices=["cpu", "cuda", "all"],
+                   help="devices whose benchmarks run (default all: CPU, and CUDA when torch sees a GPU)")
+    g.add_argument("--out", default="reports/regress", help="where the JSON report goes (default reports/regress)")
+
+    h = sub.add_parser("history", help="asv history: benchmark the commits not yet in the results, publish the "
+                                       "site and a summary into reports/history")
+    h.add_argument("--range", dest="rev_range", help="git revision range (default: the last 10 commits of main)")
+    h.add_argument("--bench", help="only the asv benchmarks matching this regex")
+    h.add_argument("--no-publish", action="store_true", help="benchmark only")
 
     from .sweep import FIG4_EPOCHS, FIG4_ID
 
@@ -258,6 +278,16 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _train(args)
         if args.command == "run":
             return _run(args)
+        if args.command == "regress":
+            from .regress import run_gate
+
+            status, _ = run_gate(args.base, args.head, factor=args.factor, mem_factor=args.mem_factor,
+                                 profile=args.profile, rounds=args.rounds, device=args.device, out=args.out)
+            return status
+        if args.command == "history":
+            from .history import run_history
+
+            return run_history(args.rev_range, bench=args.bench, publish=not args.no_publish)
         if args.command == "sweep-p":
             return _sweep(args)
         if args.command == "report":

@@ -1,0 +1,422 @@
+"""The regression gate (``eqbench regress`` / ``make regress``): BASE against HEAD, side by side in one run.
+
+    eqbench regress [--base REV] [--head REV] [--factor 1.10] [--mem-factor 1.10] [--profile quick|full]
+                    [--rounds R] [--device cpu|cuda|all] [--out reports/regress]
+
+Like ``asv continuous``, with the measured values of eqbench.tracking gated at their own tolerances:
+
+1. each commit's eqbench is installed on its own (``git archive`` → ``pip install --no-deps --target``, built
+   from that commit's files) under ``.asv/regress/<sha>/``, beside the project's environment (torch is never
+   installed again); a commit that does not build is named in one line and the other's results are kept;
+2. the benchmarks of the work tree's suites/asv_benchmarks (the profile in its ``config.json``) run against each
+   commit in a fresh process (eqbench/gate_worker.py): timed rounds interleave BASE and HEAD (B H H B B H …),
+   so a drift in machine load hits both alike; each round keeps the minimum of ``repeat`` calls, and the
+   statistic is the median over rounds;
+3. the tracked values (GDU slopes and errors, energy margins, step equality, graph bytes, one-epoch ci
+   accuracy) are measured once per commit, on one thread each, both commits at once;
+4. the table: benchmark, BASE, HEAD, ratio, verdict. Exit status 1 when a time grew beyond ``factor``, a peak
+   memory beyond ``mem_factor``, a tracked value got worse beyond its tolerance, or a benchmark that ran at BASE
+   fails at HEAD; improvements are reported and never fail. Exit status 2 on bad input.
+
+Every finished measurement is appended to ``.asv/regress/results.jsonl`` (keyed by machine, commit, the
+benchmark definitions and the task) as soon as it is done, so an interrupted gate loses nothing finished and a
+rerun continues where it stopped. The report is written to ``OUT/<base>-<head>.json`` (atomically).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from .errors import EqbenchError
+from .io import write_json
+
+
+class GateError(EqbenchError):
+    """Bad input to the gate or the history (unknown commit, dirty work tree, a commit that does not build)."""
+
+
+def git(repo: Path, *args: str) -> str:
+    """``git -C repo ARGS``'s standard output; a failure is a GateError carrying git's own last line."""
+    p = subprocess.run(["git", "-C", str(repo), *args], capture_output=True, text=True)
+    if p.returncode:
+        last = (p.stderr.strip().splitlines() or ["git failed"])[-1]
+        raise GateError(f"git {' '.join(args)}: {last}")
+    return p.stdout.strip()
+
+
+def repo_root(path: str | Path = ".") -> Path:
+    try:
+        return Path(git(Path(path), "rev-parse", "--show-toplevel"))
+    except GateError:
+        raise GateError(f"{Path(path).resolve()} is not inside a git repository; run the gate from a clone of "
+                        "eqbench") from None
+
+
+def resolve(repo: Path, rev: str) -> str:
+    """The full sha of ``rev``; an unknown revision is a one-line GateError."""
+    try:
+        return git(repo, "rev-parse", "--verify", "--quiet", f"{rev}^{{commit}}")
+    except GateError:
+        raise GateError(f"unknown commit {rev!r} in {repo}: give a commit, branch or tag that "
+                        "'git log' shows (e.g. HEAD~1)") from None
+
+
+def require_clean(repo: Path) -> None:
+    """The benchmark definitions are read from the work tree: refuse uncommitted changes to tracked files."""
+    dirty = git(repo, "status", "--porcelain", "--untracked-files=no")
+    if dirty:
+        files = [line[3:] for line in dirty.splitlines()]
+        shown = ", ".join(files[:5]) + (f" and {len(files) - 5} more" if len(files) > 5 else "")
+        raise GateError(f"the work tree has uncommitted changes ({shown}): commit or stash them first, "
+                        "the benchmarks and their definitions must be those of a commit")
+
+
+def machine_name() -> str:
+    """A name for this machine's results: architecture, cores, CPU model, and the GPU when CUDA sees one
+    (absolute times are compared on one machine only)."""
+    cpu = ""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1]
+                break
+    except OSError:
+        cpu = platform.processor()
+    parts = [platform.machine(), f"{os.cpu_count()}cpu", cpu]
+    try:
+        import torch
+
+        if torch.cuda.is_available():
+            parts.append(torch.cuda.get_device_name(0))
+    except ImportError:
+        pass
+    slug = "-".join("".join(c if c.isalnum() else "-" for c in p.strip()).strip("-") for p in parts if p.strip())
+    return "-".join(filter(None, slug.split("-")))[:80]
+
+
+def install(repo: Path, sha: str, root: Path) -> Path:
+    """Install commit ``sha``'s eqbench (no dependencies) under ``root/<sha>/site``, once; returns that folder.
+
+    A commit that does not build raises GateError naming it, with pip's last line."""
+    site = root / sha / "site"
+    if (site / ".installed").exists():
+        return site
+    shutil.rmtree(root / sha, ignore_errors=True)
+    src = root / sha / "src"
+    src.mkdir(parents=True)
+    archive = subprocess.run(["git", "-C", str(repo), "archive", sha], capture_output=True)
+    if archive.returncode:
+        raise GateError(f"cannot read commit {sha[:12]}: {archive.stderr.decode().strip()[-300:]}")
+    subprocess.run(["tar", "-x", "-C", str(src)], input=archive.stdout, check=True)
+    p = subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
+                        "--no-deps", "--no-build-isolation", "--no-index", "--target", str(site), str(src)],
+                       capture_output=True, text=True)
+    if p.returncode:
+        last = [line for line in (p.stderr or p.stdout).strip().splitlines() if line.strip()] or ["pip failed"]
+        raise GateError(f"commit {sha[:12]} does not build ({last[-1].strip()[:200]}); fix it or gate another "
+                        "commit — the results of the other commits are kept")
+    (site / ".installed").touch()
+    return site
+
+
+# ---------------------------------------------------------------------------------------------------- store
+class Store:
+    """Append-only JSON lines of finished measurements; a torn last line (a kill mid-write) is ignored."""
+
+    def __init__(self, path: Path, machine: str, defs: str) -> None:
+        self.path, self.machine, self.defs = path, machine, defs
+        self.done: dict[tuple[str, str], Any] = {}
+        if path.exists():
+            for line in path.read_text().splitlines():
+                try:
+                    rec = json.loads(line)
+                except json.JSONDecodeError:
+                    continue
+                if rec.get("machine") == machine and rec.get("defs") == defs:
+                    self.done[(rec["commit"], rec["task"])] = rec["result"]
+
+    def get(self, commit: str, task: str) -> Any:
+        return self.done.get((commit, task))
+
+    def put(self, commit: str, task: str, result: Any) -> None:
+        self.done[(commit, task)] = result
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        line = json.dumps({"machine": self.machine, "defs": self.defs, "commit": commit, "task": task,
+                           "result": result})
+        with open(self.path, "a") as f:
+            f.write(line + "\n")
+            f.flush()
+            os.fsync(f.fileno())
+
+
+def definitions_hash(repo: Path) -> str:
+    """What the measurements mean: the benchmark folder's files (a changed benchmark invalidates old results)."""
+    h = hashlib.sha256()
+    bench = repo / "suites" / "asv_benchmarks"
+    for f in sorted(bench.rglob("*")):
+        if f.is_file() and "__pycache__" not in f.parts:
+            h.update(f.relative_to(bench).as_posix().encode())
+            h.update(f.read_bytes())
+    h.update((repo / "eqbench" / "gate_worker.py").read_bytes())
+    return h.hexdigest()[:16]
+
+
+# --------------------------------------------------------------------------------------------------- worker
+def _worker(repo: Path, site: Path, tasks: list[dict], threads_env: dict[str, str] | None = None,
+            wait: bool = True):
+    """Run eqbench/gate_worker.py of the work tree over ``tasks`` with commit ``site``'s eqbench."""
+    tmp = Path(tempfile.mkdtemp(prefix="eqbench-gate-"))
+    job, out = tmp / "job.json", tmp / "out.json"
+    job.write_text(json.dumps({"suites": str(repo / "suites"), "tasks": tasks, "out": str(out)}))
+    env = dict(os.environ)
+    env["PYTHONPATH"] = str(site)
+    env["EQBENCH_BASELINES_DIR"] = str(repo / "baselines")  # measured on the work tree's configs
+    env.update(threads_env or {})
+    proc = subprocess.Popen([sys.executable, "-P", str(repo / "eqbench" / "gate_worker.py"), str(job)], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+
+    def collect() -> list[dict]:
+        _, err = proc.communicate()
+        answers = json.loads(out.read_text()) if out.exists() else []
+        shutil.rmtree(tmp, ignore_errors=True)
+        if len(answers) < len(tasks):  # the process died: the unfinished tasks failed with its last line
+            last = (err.strip().splitlines() or [f"exit status {proc.returncode}"])[-1][:300]
+            answers += [{"error": f"worker died: {last}"}] * (len(tasks) - len(answers))
+        return answers
+
+    return collect() if wait else collect
+
+
+def _task_id(task: dict) -> str:
+    if task["kind"] == "tracked":
+        return f"tracked:{task['family']}"
+    params = ", ".join(str(p) for p in task.get("params", []))
+    return f"{task['kind']}:{task['name']}({params})"
+
+
+# ----------------------------------------------------------------------------------------------------- gate
+@dataclass
+class Row:
+    benchmark: str
+    kind: str  # time, peakmem, track, tracked
+    unit: str
+    base: float | None
+    head: float | None
+    ratio: float | None
+    verdict: str  # ok, REGRESSED, FAILED at HEAD, improved, info, new, skipped
+    note: str = ""
+
+
+def _fmt(v: float | None, unit: str) -> str:
+    if v is None:
+        return "—"
+    if unit == "s":
+        return f"{v * 1e3:.2f} ms" if v < 1 else f"{v:.3f} s"
+    if unit == "bytes":
+        return f"{v / 2**20:.2f} MiB"
+    return f"{v:.4g}"
+
+
+def _profile(repo: Path, name: str) -> dict:
+    path = repo / "suites" / "asv_benchmarks" / "config.json"
+    try:
+        profiles = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise GateError(f"cannot read the gate profiles {path}: {exc}") from None
+    if name not in profiles or name.startswith("_"):
+        known = ", ".join(k for k in profiles if not k.startswith("_"))
+        raise GateError(f"unknown gate profile {name!r}; known: {known}")
+    return profiles[name]
+
+
+def _cuda_available() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
+
+
+def plan(profile: dict, device: str) -> dict[str, list[dict]]:
+    """The profile's tasks by kind, for ``device`` (cpu, cuda or all; CUDA variants only where CUDA is seen)."""
+    if device not in ("cpu", "cuda", "all"):
+        raise GateError(f"unknown device {device!r}; known: cpu, cuda, all")
+    cuda = _cuda_available()
+    if device == "cuda" and not cuda:
+        raise GateError("--device cuda, but torch sees no CUDA device (torch.cuda.is_available() is False)")
+
+    def keep(params: list) -> bool:
+        dev = next((p for p in params if p in ("cpu", "cuda")), "cpu")
+        return (device in ("all", dev)) and (dev != "cuda" or cuda)
+
+    out: dict[str, list[dict]] = {}
+    for kind in ("time", "peakmem", "track"):
+        out[kind] = [{"kind": kind, "name": n, "params": p, "repeat": profile.get("repeat", 5)}
+                     for n, p in profile.get(kind, []) if keep(p)]
+    out["tracked"] = [{"kind": "tracked", "family": f} for f in profile.get("tracked", [])]
+    return out
+
+
+def run_gate(base: str = "HEAD~1", head: str = "HEAD", *, factor: float = 1.10, mem_factor: float = 1.10,
+             profile: str = "quick", rounds: int | None = None, device: str = "all", repo: str | Path = ".",
+             out: str | Path = "reports/regress", quiet: bool = False) -> tuple[int, list[Row]]:
+    """Run the gate; returns (exit status, rows). See the module docstring."""
+    from .tracking import catalogue
+
+    if factor < 1 or mem_factor < 1:
+        raise GateError(f"--factor and --mem-factor must be at least 1 (got {factor} and {mem_factor})")
+    root = repo_root(repo)
+    require_clean(root)
+    shas = {"BASE": resolve(root, base), "HEAD": resolve(root, head)}
+    prof = _profile(root, profile)
+    tasks = plan(prof, device)
+    R = int(rounds or prof.get("rounds", 3))
+    store = Store(root / ".asv" / "regress" / "results.jsonl", machine_name(), definitions_hash(root))
+    say = (lambda *a: None) if quiet else (lambda msg: print(msg, file=sys.stderr, flush=True))
+
+    sites: dict[str, Path] = {}
+    for side, sha in shas.items():
+        say(f"installing {side} {sha[:10]}")
+        sites[side] = install(root, sha, root / ".asv" / "regress")
+
+    def run_missing(side: str, todo: list[dict], key_suffix: str = "", threads: dict | None = None, wait=True):
+        sha = shas[side]
+        missing = [t for t in todo if store.get(sha, _task_id(t) + key_suffix) is None]
+        if not missing:
+            return (lambda: None) if not wait else None
+
+        def record(answers):
+            for t, a in zip(missing, answers):
+                store.put(sha, _task_id(t) + key_suffix, a)
+
+        pending = _worker(root, sites[side], missing, threads, wait=wait)
+        if wait:
+            record(pending)
+            return None
+        return lambda: record(pending())
+
+    # tracked values: deterministic, one thread each, both commits at once (two cores)
+    if tasks["tracked"]:
+        say(f"measuring the tracked values ({', '.join(t['family'] for t in tasks['tracked'])}) at both commits")
+        finish = [run_missing(side, tasks["tracked"], wait=False, threads={"EQBENCH_NUM_THREADS": "1"})
+                  for side in shas]
+        for f in finish:
+            f()
+    # timed rounds, interleaved: B H, H B, B H, …
+    for r in range(R):
+        order = ["BASE", "HEAD"] if r % 2 == 0 else ["HEAD", "BASE"]
+        for side in order:
+            if tasks["time"] or tasks["track"]:
+                say(f"round {r + 1}/{R}: timing {side}")
+                run_missing(side, tasks["time"] + (tasks["track"] if r == 0 else []), key_suffix=f"#r{r}")
+    for r in range(int(prof.get("mem_rounds", 1))):
+        for side in ["BASE", "HEAD"] if r % 2 == 0 else ["HEAD", "BASE"]:
+            for t in tasks["peakmem"]:  # one process each: peak RSS is a property of the whole process
+                run_missing(side, [t], key_suffix=f"#r{r}")
+
+    rows: list[Row] = []
+    sha_b, sha_h = shas["BASE"], shas["HEAD"]
+
+    def per_round(sha: str, t: dict, n: int, stat) -> tuple[float | None, str]:
+        vals, errs, skipped = [], [], []
+        for r in range(n):
+            a = store.get(sha, _task_id(t) + f"#r{r}") or {}
+            if "samples" in a:
+                vals.append(min(a["samples"]))
+            elif "value" in a:
+                vals.append(a["value"])
+            elif "skipped" in a:
+                skipped.append(a["skipped"])
+            elif "error" in a:
+                errs.append(a["error"])
+        if vals:
+            return stat(vals), ""
+        return None, (errs or skipped or ["not measured"])[0]
+
+    for kind, n, limit, unit in (("time", R, factor, "s"), ("peakmem", int(prof.get("mem_rounds", 1)), mem_factor,
+                                                                      "bytes"), ("track", 1, mem_factor, "bytes")):
+        for t in tasks[kind]:
+            name = f"{t['name']}({', '.join(str(p) for p in t['params'])})"
+            b, nb = per_round(sha_b, t, n, statistics.median)
+            h, nh = per_round(sha_h, t, n, statistics.median)
+            rows.append(_verdict_ratio(name, kind, unit, b, h, limit, nb, nh))
+    cat = catalogue()
+    for t in tasks["tracked"]:
+        fam = t["family"]
+        rb, rh = store.get(sha_b, _task_id(t)) or {}, store.get(sha_h, _task_id(t)) or {}
+        vb, vh = rb.get("values", {}), rh.get("values", {})
+        for key in [k for k in cat if k.startswith(fam + "/")]:
+            tr = cat[key]
+            b, h = vb.get(key), vh.get(key)
+            note_b, note_h = rb.get("error", ""), rh.get("error", "")
+            if h is None:
+                verdict = "FAILED at HEAD" if b is not None else "skipped"
+                rows.append(Row(key, "tracked", tr.unit, b, None, None, verdict, note_h or "not measured"))
+                continue
+            if b is None:
+                rows.append(Row(key, "tracked", tr.unit, None, h, None, "new", note_b or "not measured at BASE"))
+                continue
+            worse = tr.worse_by(b, h)
+            tol = f"×{tr.tolerance:g}" if tr.relative else f"{tr.tolerance:g}"
+            if not tr.gated:
+                verdict = "info"
+            elif tr.regressed(b, h):
+                verdict = "REGRESSED"
+            elif (worse < 1 / tr.tolerance) if tr.relative else (worse < -tr.tolerance):
+                verdict = "improved"
+            else:
+                verdict = "ok"
+            ratio = h / b if b not in (0, None) and math.isfinite(b) else None
+            rows.append(Row(key, "tracked", tr.unit, b, h, ratio, verdict, f"worse by {worse:.3g} (tolerance {tol})"))
+
+    failed = [r for r in rows if r.verdict in ("REGRESSED", "FAILED at HEAD")]
+    report = {"base": sha_b, "head": sha_h, "factor": factor, "mem_factor": mem_factor, "profile": profile,
+              "rounds": R, "machine": store.machine, "rows": [asdict(r) for r in rows],
+              "regressions": len(failed), "pass": not failed}
+    write_json(Path(out) / f"{sha_b[:10]}-{sha_h[:10]}.json", report)
+    if not quiet:
+        print_table(rows, shas, factor, mem_factor)
+    return (1 if failed else 0), rows
+
+
+def _verdict_ratio(name: str, kind: str, unit: str, b: float | None, h: float | None, limit: float,
+                   note_b: str, note_h: str) -> Row:
+    if h is None:
+        verdict = "FAILED at HEAD" if b is not None and not note_h.startswith("NotImplementedError") else "skipped"
+        return Row(name, kind, unit, b, None, None, verdict, note_h)
+    if b is None:
+        return Row(name, kind, unit, None, h, None, "new", note_b)
+    ratio = h / b if b > 0 else math.inf
+    verdict = "REGRESSED" if ratio > limit else "improved" if ratio < 1 / limit else "ok"
+    return Row(name, kind, unit, b, h, ratio, verdict, f"limit ×{limit:g}")
+
+
+def print_table(rows: list[Row], shas: dict[str, str], factor: float, mem_factor: float) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console(width=None if sys.stdout.isatty() else 200)
+    table = Table(title=f"eqbench regress: BASE {shas['BASE'][:10]} → HEAD {shas['HEAD'][:10]} "
+                        f"(time ×{factor:g}, memory ×{mem_factor:g}, tracked values at their tolerances)")
+    for col in ("benchmark", "BASE", "HEAD", "ratio", "verdict", "note"):
+        table.add_column(col)
+    style = {"REGRESSED": "bold red", "FAILED at HEAD": "bold red", "improved": "green", "ok": "", "info": "dim",
+             "new": "dim", "skipped": "dim"}
+    for r in rows:
+        ratio = "—" if r.ratio is None else f"×{r.ratio:.3f}"
+        table.add_row(r.benchmark, _fmt(r.base, r.unit), _fmt(r.head, r.unit), ratio,
+                      f"[{style[r.verdict]}]{r.verdict}[/]" if style[r.verdict] else r.verdict, r.note)
+    console.print(table)
+    bad = [r for r in rows if r.verdict in ("REGRESSED", "FAILED at HEAD")]
+    console.print(f"{len(rows)} compared, {len(bad)} regressed" + (": " + ", ".join(r.benchmark for r in bad)
+                                                                    if bad else ""))
