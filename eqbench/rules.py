@@ -116,7 +116,9 @@ class EP:
             minus = self.relax(model, x, free, self.T2, -self.beta, y)
             return minus, -self.beta, plus, self.beta
         beta = self.beta
-        if self.estimator == "random_sign" and bool(torch.randint(2, (1,), generator=self._gen)):
+        # the coin is drawn on its generator's device (the CPU), whatever the default device is
+        if self.estimator == "random_sign" and bool(torch.randint(2, (1,), generator=self._gen,
+                                                                  device=self._gen.device)):
             beta = -beta
         return free, 0.0, self.relax(model, x, free, self.T2, beta, y), beta
 
