@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install test bench benchmarks asv lint clean
+.PHONY: install test bench benchmarks asv history regress gpu-check lint clean
 
 install: $(STAMP)
 
@@ -30,6 +30,23 @@ benchmarks: $(STAMP)
 asv: $(STAMP)
 	$(BIN)/asv machine --yes
 	$(BIN)/asv run --python=same --quick --show-stderr
+
+# asv history: the commits of RANGE (default: the last 10 of main) not yet in suites/asv_results, then the
+# HTML site and summary.md in reports/history (eqbench/history.py)
+history: $(STAMP)
+	$(BIN)/eqbench history $(if $(RANGE),--range "$(RANGE)")
+
+# the regression gate: BASE (default HEAD~1) against HEAD side by side; exit 1 on a regression (eqbench/regress.py)
+BASE ?= HEAD~1
+FACTOR ?= 1.10
+regress: $(STAMP)
+	$(BIN)/eqbench regress --base "$(BASE)" --factor $(FACTOR) --mem-factor $(FACTOR)
+
+# the GPU check (at most 8 minutes on one GPU): CUDA tests, GPU benchmarks, the gate on the GPU; one JSON.
+# DEVICE=cpu shows that the script works without a GPU.
+DEVICE ?= cuda
+gpu-check: $(STAMP)
+	$(BIN)/python suites/gpu_check.py --device $(DEVICE) --out reports/gpu-check.json
 
 lint: $(STAMP)
 	$(BIN)/ruff check eqbench suites tests
