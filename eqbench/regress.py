@@ -77,7 +77,7 @@ def require_clean(repo: Path) -> None:
     """The benchmark definitions are read from the work tree: refuse uncommitted changes to tracked files."""
     dirty = git(repo, "status", "--porcelain", "--untracked-files=no")
     if dirty:
-        files = [line[3:] for line in dirty.splitlines()]
+        files = [line.split(maxsplit=1)[-1] for line in dirty.splitlines()]
         shown = ", ".join(files[:5]) + (f" and {len(files) - 5} more" if len(files) > 5 else "")
         raise GateError(f"the work tree has uncommitted changes ({shown}): commit or stash them first, "
                         "the benchmarks and their definitions must be those of a commit")

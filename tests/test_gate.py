@@ -1,0 +1,209 @@
+"""The regression gate and the history (eqbench.regress, eqbench.history, eqbench.tracking).
+
+* verdict arithmetic of the tracked values (each kind of "worse", NaN, improvements never fail);
+* bad input: an unknown commit or range, a dirty work tree, a commit that does not build — one line each;
+* the store keeps every finished measurement, ignores a torn last line, and a rerun measures nothing twice;
+* the gate's power on correctness, on throw-away commits in a temporary clone: a wrong factor in the EP
+  estimator and a doubled graph are flagged, a comment-only commit is not (its values are deterministic).
+  The timing side (a planted 1.5× slowdown, the false-alarm rate) is tests/test_gate_power.py.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from eqbench import regress
+from eqbench.errors import EqbenchError
+from eqbench.history import commits_of, load_results
+from eqbench.regress import GateError, Row, Store, _verdict_ratio, run_gate
+from eqbench.tracking import Tracked, catalogue
+
+ROOT = Path(__file__).resolve().parents[1]
+GIT_ID = ["-c", "user.name=eqbench-test", "-c", "user.email=test@eqbench.invalid"]
+
+
+def _git(repo: Path, *args: str) -> str:
+    return subprocess.run(["git", "-C", str(repo), *GIT_ID, *args], check=True, capture_output=True,
+                          text=True).stdout.strip()
+
+
+def plant(repo: Path, path: str, old: str, new: str, message: str) -> str:
+    """Commit a one-place edit of ``path`` in ``repo``; fails loudly if ``old`` is not in the file."""
+    f = repo / path
+    text = f.read_text()
+    assert text.count(old) == 1, f"the planted edit's anchor is not (once) in {path}: update the test"
+    f.write_text(text.replace(old, new))
+    _git(repo, "commit", "-qam", message)
+    return _git(repo, "rev-parse", "HEAD")
+
+
+@pytest.fixture
+def clone(tmp_path: Path) -> Path:
+    """A throw-away clone of this repository's HEAD."""
+    dst = tmp_path / "clone"
+    subprocess.run(["git", "clone", "-q", str(ROOT), str(dst)], check=True)
+    return dst
+
+
+# ------------------------------------------------------------------------------------------------ verdicts
+def test_tracked_worse_by_each_direction():
+    lower = Tracked("gdu/x/symmetric_error", "", "lower", 2.0, relative=True)
+    assert lower.regressed(1e-6, 2.5e-6) and not lower.regressed(1e-6, 1.9e-6)
+    assert not lower.regressed(1e-6, 1e-9)  # an improvement never fails
+    slope = Tracked("gdu/x/slope_symmetric", "", "target", 0.05, target=2.0)
+    assert not slope.regressed(2.001, 1.96) and slope.regressed(2.001, 1.9)
+    assert slope.regressed(2.0, 2.2)  # too steep is as wrong as too shallow
+    acc = Tracked("accuracy/x", "%", "higher", 2.0)
+    assert acc.regressed(90.0, 87.5) and not acc.regressed(90.0, 88.5) and not acc.regressed(90.0, 99.0)
+    margin = Tracked("energy/x/margin", "", "lower", 0.5)
+    assert margin.regressed(0.05, 0.6) and not margin.regressed(0.05, 0.5)
+    assert lower.regressed(1e-6, math.nan) and lower.regressed(1e-6, math.inf)  # a NaN at HEAD is a regression
+
+
+def test_tolerances_catch_the_bugs_the_suites_catch():
+    """Negative control of the tolerances: a factor-of-two estimator (error ~0.5) or an O(β) one (slope 1)
+    must be flagged; round-off (1e-12 relative) must not."""
+    cat = catalogue()
+    err, slope = cat["gdu/P_MLP/symmetric_error"], cat["gdu/P_MLP/slope_symmetric"]
+    assert err.regressed(2.5e-6, 0.5) and not err.regressed(2.5e-6, 2.5e-6 * (1 + 1e-12))
+    assert slope.regressed(2.0, 1.0) and not slope.regressed(2.0, 2.0 + 1e-9)
+    assert cat["memory/P_MLP 784-512-10/EP graph bytes"].regressed(935936.0, 2 * 935936.0)
+    assert not any(t.gated for k, t in cat.items() if k.startswith("speed/"))  # timed ratios are reported only
+
+
+def test_ratio_verdicts():
+    assert _verdict_ratio("t", "time", "s", 1.0, 1.2, 1.1, "", "").verdict == "REGRESSED"
+    assert _verdict_ratio("t", "time", "s", 1.0, 1.05, 1.1, "", "").verdict == "ok"
+    assert _verdict_ratio("t", "time", "s", 1.0, 0.5, 1.1, "", "").verdict == "improved"
+    assert _verdict_ratio("t", "time", "s", None, 0.5, 1.1, "ImportError: x", "").verdict == "new"
+    assert _verdict_ratio("t", "time", "s", 1.0, None, 1.1, "", "RuntimeError: boom").verdict == "FAILED at HEAD"
+    assert _verdict_ratio("t", "time", "s", None, None, 1.1, "", "NotImplementedError: no CUDA").verdict == "skipped"
+
+
+def test_catalogue_keys_are_unique_and_families_known():
+    cat = catalogue()
+    assert len(cat) == 54
+    assert {t.family for t in cat.values()} == {"gdu", "energy", "step", "memory", "speed", "accuracy"}
+
+
+# ------------------------------------------------------------------------------------------------ bad input
+def test_unknown_commit_and_range_are_one_line(clone: Path):
+    with pytest.raises(GateError, match="unknown commit 'no-such-rev'") as e:
+        regress.resolve(clone, "no-such-rev")
+    assert "\n" not in str(e.value) and isinstance(e.value, EqbenchError)
+    with pytest.raises(GateError, match="unknown commit range"):
+        commits_of(clone, "nope~3..nope")
+    assert len(commits_of(clone, "HEAD~2..HEAD")) == 2
+
+
+def test_dirty_work_tree_is_refused(clone: Path):
+    (clone / "README.md").write_text("changed\n")
+    with pytest.raises(GateError, match=r"uncommitted changes \(README.md\): commit or stash"):
+        run_gate("HEAD~1", "HEAD", repo=clone, profile="correctness", quiet=True)
+
+
+def test_commit_that_does_not_build_is_named(clone: Path, tmp_path: Path):
+    sha = plant(clone, "pyproject.toml", 'build-backend = "setuptools.build_meta"',
+                'build-backend = "no_such_backend_module"', "broken build")
+    with pytest.raises(GateError, match=rf"commit {sha[:12]} does not build .*results of the other commits are kept"):
+        regress.install(clone, sha, tmp_path / "installs")
+
+
+def test_unknown_profile_and_device(clone: Path):
+    with pytest.raises(GateError, match="unknown gate profile 'nope'; known: quick, full"):
+        run_gate("HEAD~1", "HEAD", repo=clone, profile="nope", quiet=True)
+    with pytest.raises(GateError, match="at least 1"):
+        run_gate("HEAD~1", "HEAD", repo=clone, factor=0.9, quiet=True)
+
+
+# -------------------------------------------------------------------------------------------------- store
+def test_store_survives_a_torn_line_and_keys_by_machine(tmp_path: Path):
+    path = tmp_path / "results.jsonl"
+    s = Store(path, "m1", "defs")
+    s.put("abc", "time:x#r0", {"samples": [1.0]})
+    with open(path, "a") as f:
+        f.write('{"machine": "m1", "defs": "defs", "commit": "abc", "task": "time:x#r1", "res')  # a kill mid-write
+    again = Store(path, "m1", "defs")
+    assert again.get("abc", "time:x#r0") == {"samples": [1.0]} and again.get("abc", "time:x#r1") is None
+    assert Store(path, "m2", "defs").get("abc", "time:x#r0") is None  # another machine's times never mix in
+    assert Store(path, "m1", "other").get("abc", "time:x#r0") is None  # nor results of other definitions
+
+
+def test_interrupted_gate_reruns_only_what_is_missing(clone: Path, tmp_path: Path, monkeypatch):
+    """A gate killed after BASE's measurements keeps them; the rerun measures HEAD only."""
+    calls: list[Path] = []
+    real = regress._worker
+
+    def counting(repo, site, tasks, threads_env=None, wait=True):
+        calls.append(site)
+        return real(repo, site, tasks, threads_env, wait)
+
+    monkeypatch.setattr(regress, "_worker", counting)
+    shas = {side: regress.resolve(clone, rev) for side, rev in (("BASE", "HEAD~1"), ("HEAD", "HEAD"))}
+    store = Store(clone / ".asv" / "regress" / "results.jsonl", regress.machine_name(),
+                  regress.definitions_hash(clone))
+    store.put(shas["BASE"], "tracked:memory", {"values": {"memory/P_MLP 784-512-10/EP graph bytes": 1.0}})
+    monkeypatch.setattr(regress, "_profile", lambda root, name: {"rounds": 0, "tracked": ["memory"]})
+    status, rows = run_gate("HEAD~1", "HEAD", repo=clone, quiet=True, out=tmp_path / "out")
+    assert [c.parent.name for c in calls] == [shas["HEAD"]]  # BASE was not measured again
+    row = next(r for r in rows if r.benchmark == "memory/P_MLP 784-512-10/EP graph bytes")
+    assert row.base == 1.0 and row.verdict == "REGRESSED" and status == 1  # the stored value was used
+    calls.clear()
+    run_gate("HEAD~1", "HEAD", repo=clone, quiet=True, out=tmp_path / "out")
+    assert calls == []  # everything finished is kept
+
+
+# ------------------------------------------------------------------------------------- power on correctness
+def _verdicts(rows: list[Row], prefix: str) -> dict[str, str]:
+    return {r.benchmark: r.verdict for r in rows if r.benchmark.startswith(prefix)}
+
+
+def test_gate_flags_planted_gdu_and_memory_errors_and_passes_a_comment(clone: Path, tmp_path: Path):
+    out = tmp_path / "reports"
+    base = regress.resolve(clone, "HEAD")
+    comment = plant(clone, "eqbench/rules.py", '"""The (s1, β1, s2, β2) pair of the estimator',
+                    '"""(a comment-only change) The (s1, β1, s2, β2) pair of the estimator', "comment only")
+    status, rows = run_gate(base, comment, repo=clone, profile="correctness", quiet=True, out=out)
+    assert status == 0 and all(r.verdict == "ok" for r in rows), [r for r in rows if r.verdict != "ok"]
+    report = json.loads((out / f"{base[:10]}-{comment[:10]}.json").read_text())
+    assert report["pass"] and len(report["rows"]) == len(rows) == 39
+
+    factor = plant(clone, "eqbench/rules.py", "return {n: -g / denom for n, g in zip(names, grads(obj, params))}",
+                   "return {n: -2 * g / denom for n, g in zip(names, grads(obj, params))}", "estimator ×2")
+    status, rows = run_gate(base, factor, repo=clone, profile="correctness", quiet=True, out=out)
+    gdu = _verdicts(rows, "gdu/")
+    assert status == 1
+    assert all(v == "REGRESSED" for k, v in gdu.items() if k.endswith("symmetric_error")), gdu
+    assert _verdicts(rows, "memory/")["memory/P_MLP 784-512-10/EP graph bytes"] == "ok"
+
+    _git(clone, "reset", "-q", "--hard", comment)
+    doubled = plant(clone, "eqbench/rules.py",
+                    "            obj = model.ep_objective(x, y, [t.detach() for t in free], [t.detach() for t in s1], "
+                    "beta1,\n                                     [t.detach() for t in s2], beta2)",
+                    "            args = (x, y, [t.detach() for t in free], [t.detach() for t in s1], beta1,\n"
+                    "                    [t.detach() for t in s2], beta2)\n"
+                    "            obj = 0.5 * (model.ep_objective(*args) + model.ep_objective(*args))",
+                    "the EP objective's graph held twice")
+    status, rows = run_gate(base, doubled, repo=clone, profile="correctness", quiet=True, out=out)
+    mem = _verdicts(rows, "memory/")
+    assert status == 1 and mem["memory/P_MLP 784-512-10/EP graph bytes"] == "REGRESSED", mem
+    assert all(v == "ok" for v in _verdicts(rows, "gdu/").values())  # same values, only the memory doubled
+
+
+def test_history_reads_asv_results(tmp_path: Path):
+    """load_results expands asv's parametrized result rows (cartesian order) and drops failed (NaN/None) ones."""
+    (tmp_path / "asv.conf.json").write_text(json.dumps({"results_dir": "res"}))
+    folder = tmp_path / "res" / "m"
+    folder.mkdir(parents=True)
+    (folder / "machine.json").write_text("{}")
+    row = [[1.0, None, 3.0, float("nan")], [["'EP'", "'BPTT'"], ["'cpu'", "'cuda'"]]]
+    (folder / "abc-env.json").write_text(json.dumps({"commit_hash": "abc", "result_columns": ["result", "params"],
+                                                     "results": {"m.C.time_x": row}}))
+    got = load_results(tmp_path, "m")["abc"]
+    assert got == {"m.C.time_x(EP, cpu)": 1.0, "m.C.time_x(EP, cuda)": None, "m.C.time_x(BPTT, cpu)": 3.0,
+                   "m.C.time_x(BPTT, cuda)": None}
