@@ -8,7 +8,8 @@ that commit's, and nothing of the gate's own eqbench is imported (``-P``: the sc
 Task kinds, with asv's semantics for the benchmarks of suites/asv_benchmarks (``setup`` is not timed; a
 ``NotImplementedError`` raised there means skipped):
 
-* ``tracked`` — ``eqbench.tracking.measure([family])`` on one intra-op thread: ``{"values": {key: value}}``;
+* ``tracked`` — ``eqbench.tracking.measure([entry])`` on one intra-op thread (``entry``: a family, or
+  ``family/case``): ``{"values": {key: value}}``;
 * ``time`` — one warm-up call, then ``repeat`` timed calls: ``{"samples": [...]}`` in seconds;
 * ``peakmem`` — the process's peak resident memory after one call (run alone in its process, like asv);
 * ``track`` — the method's return value.

@@ -263,7 +263,7 @@ def plan(profile: dict, device: str) -> dict[str, list[dict]]:
     for kind in ("time", "peakmem", "track"):
         out[kind] = [{"kind": kind, "name": n, "params": p, "repeat": profile.get("repeat", 5)}
                      for n, p in profile.get(kind, []) if keep(p)]
-    out["tracked"] = [{"kind": "tracked", "family": f} for f in profile.get("tracked", [])]
+    out["tracked"] = [{"kind": "tracked", "family": f} for f in profile.get("tracked", [])]  # "gdu" or "gdu/P_MLP"
     return out
 
 
@@ -271,7 +271,7 @@ def run_gate(base: str = "HEAD~1", head: str = "HEAD", *, factor: float = 1.10, 
              profile: str = "quick", rounds: int | None = None, device: str = "all", repo: str | Path = ".",
              out: str | Path = "reports/regress", quiet: bool = False) -> tuple[int, list[Row]]:
     """Run the gate; returns (exit status, rows). See the module docstring."""
-    from .tracking import catalogue
+    from .tracking import catalogue, selected
 
     if factor < 1 or mem_factor < 1:
         raise GateError(f"--factor and --mem-factor must be at least 1 (got {factor} and {mem_factor})")
@@ -352,10 +352,9 @@ def run_gate(base: str = "HEAD~1", head: str = "HEAD", *, factor: float = 1.10, 
             rows.append(_verdict_ratio(name, kind, unit, b, h, limit, nb, nh))
     cat = catalogue()
     for t in tasks["tracked"]:
-        fam = t["family"]
         rb, rh = store.get(sha_b, _task_id(t)) or {}, store.get(sha_h, _task_id(t)) or {}
         vb, vh = rb.get("values", {}), rh.get("values", {})
-        for key in [k for k in cat if k.startswith(fam + "/")]:
+        for key in [k for k in cat if selected(k, t["family"])]:
             tr = cat[key]
             b, h = vb.get(key), vh.get(key)
             note_b, note_h = rb.get("error", ""), rh.get("error", "")

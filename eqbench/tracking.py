@@ -271,20 +271,24 @@ def short_run(bid: str, scale: str) -> float:
     return float(to_metric(final, "test_accuracy"))
 
 
-def measure(families: Iterable[str] = FAMILIES) -> dict[str, float]:
-    """Every tracked value of ``families``, by key."""
-    unknown = sorted(set(families) - set(FAMILIES))
+def measure(selection: Iterable[str] = FAMILIES) -> dict[str, float]:
+    """The tracked values of ``selection``, by key: each entry a family (``"gdu"``) or a prefix of keys within one
+    (``"gdu/P_MLP"``: that theorem case only)."""
+    wanted = list(selection)
+    unknown = sorted({w.split("/", 1)[0] for w in wanted} - set(FAMILIES))
     if unknown:
         from .errors import ConfigError
 
         raise ConfigError(f"unknown tracked famil{'ies' if len(unknown) > 1 else 'y'} {', '.join(unknown)}; "
                           f"known: {', '.join(FAMILIES)}")
+    fams = {w.split("/", 1)[0] for w in wanted}
     out: dict[str, float] = {}
-    fams = set(families)
     if "gdu" in fams:
         from .cases import THEOREM_CASES
 
         for label in THEOREM_CASES:
+            if not any(f"gdu/{label}/".startswith(w + ("" if w == "gdu" else "/")) for w in wanted):
+                continue
             m = gdu_case(label)
             out[f"gdu/{label}/slope_one_sided"] = m.sweep.slope_one_sided
             out[f"gdu/{label}/slope_symmetric"] = m.sweep.slope_symmetric
@@ -301,7 +305,12 @@ def measure(families: Iterable[str] = FAMILIES) -> dict[str, float]:
     if "accuracy" in fams:
         for bid, scale in ACCURACY_RUNS.values():
             out[accuracy_key(bid, scale)] = short_run(bid, scale)
-    return out
+    return {k: v for k, v in out.items() if any(selected(k, w) for w in wanted)}
+
+
+def selected(key: str, entry: str) -> bool:
+    """Whether tracked value ``key`` belongs to selection entry ``entry`` (a family, or a key prefix in one)."""
+    return key.startswith(entry + "/")
 
 
 def deterministic_threads() -> None:
