@@ -6,7 +6,10 @@
    GPU): absolute times are compared on one machine only, the tracked values of eqbench.tracking on any;
 2. ``asv run HASHFILE:… --skip-existing-commits`` benchmarks the commits of the range (default: the last 10
    commits of ``main``) that have no results yet on this machine, in one shared virtualenv built from
-   ``constraints.txt`` (asv.conf.json: torch is installed once, each commit then installs only its own wheel).
+   ``constraints.txt`` (asv.conf.json: torch is installed once, each commit then installs only its own wheel),
+   with ``--quick`` (one call per benchmark: about 4 minutes a commit on two cores; the tracked values are
+   deterministic and lose nothing, the absolute times are single samples — the gate is where times are compared
+   with statistics).
    A commit that does not build, or a benchmark that did not exist yet or fails, is recorded as failed by asv
    and the run goes on;
 3. ``asv publish`` writes the HTML site to ``reports/history/`` and `write_summary` adds
@@ -58,7 +61,7 @@ def _asv(repo: Path, *args: str) -> int:
 
 
 def run_history(rev_range: str | None = None, *, bench: str | None = None, publish: bool = True,
-                repo: str | Path = ".", asv_args: tuple[str, ...] = ("-a", "rounds=1", "-a", "repeat=3")) -> int:
+                repo: str | Path = ".", asv_args: tuple[str, ...] = ("--quick",)) -> int:
     """Benchmark the range's missing commits, publish the site and the summary. Returns 0, or 1 when a commit
     of the range has no result at all after the run (it did not build: asv's log above says why)."""
     root = repo_root(repo)
