@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import math
-import subprocess
 from pathlib import Path
 
 import pytest
@@ -22,32 +21,6 @@ from eqbench.errors import EqbenchError
 from eqbench.history import commits_of, load_results
 from eqbench.regress import GateError, Row, Store, _verdict_ratio, run_gate
 from eqbench.tracking import Tracked, catalogue
-
-ROOT = Path(__file__).resolve().parents[1]
-GIT_ID = ["-c", "user.name=eqbench-test", "-c", "user.email=test@eqbench.invalid"]
-
-
-def _git(repo: Path, *args: str) -> str:
-    return subprocess.run(["git", "-C", str(repo), *GIT_ID, *args], check=True, capture_output=True,
-                          text=True).stdout.strip()
-
-
-def plant(repo: Path, path: str, old: str, new: str, message: str) -> str:
-    """Commit a one-place edit of ``path`` in ``repo``; fails loudly if ``old`` is not in the file."""
-    f = repo / path
-    text = f.read_text()
-    assert text.count(old) == 1, f"the planted edit's anchor is not (once) in {path}: update the test"
-    f.write_text(text.replace(old, new))
-    _git(repo, "commit", "-qam", message)
-    return _git(repo, "rev-parse", "HEAD")
-
-
-@pytest.fixture
-def clone(tmp_path: Path) -> Path:
-    """A throw-away clone of this repository's HEAD."""
-    dst = tmp_path / "clone"
-    subprocess.run(["git", "clone", "-q", str(ROOT), str(dst)], check=True)
-    return dst
 
 
 # ------------------------------------------------------------------------------------------------ verdicts
@@ -107,7 +80,7 @@ def test_dirty_work_tree_is_refused(clone: Path):
         run_gate("HEAD~1", "HEAD", repo=clone, profile="correctness", quiet=True)
 
 
-def test_commit_that_does_not_build_is_named(clone: Path, tmp_path: Path):
+def test_commit_that_does_not_build_is_named(clone: Path, tmp_path: Path, plant):
     sha = plant(clone, "pyproject.toml", 'build-backend = "setuptools.build_meta"',
                 'build-backend = "no_such_backend_module"', "broken build")
     with pytest.raises(GateError, match=rf"commit {sha[:12]} does not build .*results of the other commits are kept"):
@@ -163,7 +136,7 @@ def _verdicts(rows: list[Row], prefix: str) -> dict[str, str]:
     return {r.benchmark: r.verdict for r in rows if r.benchmark.startswith(prefix)}
 
 
-def test_gate_flags_planted_gdu_and_memory_errors_and_passes_a_comment(clone: Path, tmp_path: Path):
+def test_gate_flags_planted_gdu_and_memory_errors_and_passes_a_comment(clone: Path, tmp_path: Path, plant):
     out = tmp_path / "reports"
     base = regress.resolve(clone, "HEAD")
     comment = plant(clone, "eqbench/rules.py", '"""The (s1, β1, s2, β2) pair of the estimator',
@@ -181,7 +154,7 @@ def test_gate_flags_planted_gdu_and_memory_errors_and_passes_a_comment(clone: Pa
     assert all(v == "REGRESSED" for k, v in gdu.items() if k.endswith("symmetric_error")), gdu
     assert _verdicts(rows, "memory/")["memory/P_MLP 784-512-10/EP graph bytes"] == "ok"
 
-    _git(clone, "reset", "-q", "--hard", comment)
+    plant.git(clone, "reset", "-q", "--hard", comment)
     # the objective evaluated twice, each time on its own copy of the states: the same gradient, twice the graph
     doubled = plant(clone, "eqbench/rules.py",
                     "            obj = model.ep_objective(x, y, [t.detach() for t in free], [t.detach() for t in s1], "
