@@ -312,17 +312,21 @@ def run_gate(base: str = "HEAD~1", head: str = "HEAD", *, factor: float = 1.10, 
                   for side in shas]
         for f in finish:
             f()
-    # timed rounds, interleaved: B H, H B, B H, …
+    # timed rounds, interleaved: B H, H B, B H, …; one intra-op thread unless $EQBENCH_NUM_THREADS says otherwise:
+    # on a small shared machine OpenMP threads that outnumber the free cores make single timings jump by ×1.3
+    # and more, one thread keeps the minimum of a round within a few per cent
+    timing_env = {"EQBENCH_NUM_THREADS": os.environ.get("EQBENCH_NUM_THREADS", "1")}
     for r in range(R):
         order = ["BASE", "HEAD"] if r % 2 == 0 else ["HEAD", "BASE"]
         for side in order:
             if tasks["time"] or tasks["track"]:
                 say(f"round {r + 1}/{R}: timing {side}")
-                run_missing(side, tasks["time"] + (tasks["track"] if r == 0 else []), key_suffix=f"#r{r}")
+                run_missing(side, tasks["time"] + (tasks["track"] if r == 0 else []), key_suffix=f"#r{r}",
+                            threads=timing_env)
     for r in range(int(prof.get("mem_rounds", 1))):
         for side in ["BASE", "HEAD"] if r % 2 == 0 else ["HEAD", "BASE"]:
             for t in tasks["peakmem"]:  # one process each: peak RSS is a property of the whole process
-                run_missing(side, [t], key_suffix=f"#r{r}")
+                run_missing(side, [t], key_suffix=f"#r{r}", threads=timing_env)
 
     rows: list[Row] = []
     sha_b, sha_h = shas["BASE"], shas["HEAD"]

@@ -1,6 +1,7 @@
 """The timing power of the regression gate, measured on throw-away commits (slow: set EQBENCH_GATE_POWER=1).
 
-A commit that makes the relaxation about 1.5× slower (one extra drive evaluation every other step) must be
+A commit that makes the relaxation about 1.5× slower (the drive evaluated twice per step: ×1.51 on P_MLP
+784-512-10, measured interleaved in one process) must be
 flagged at the default factor 1.10, and a comment-only commit must pass at the CI factor 1.5. Each commit is
 gated ``EQBENCH_GATE_POWER_RUNS`` times (default 4) from scratch with the ``power`` profile (three timed
 benchmarks, 3 interleaved rounds); the detection and false-alarm rates at factors 1.10, 1.25 and 1.5 are written
@@ -30,8 +31,7 @@ def test_gate_timing_power(clone: Path, tmp_path: Path, plant):
                     "comment only")
     plant.git(clone, "reset", "-q", "--hard", base)
     slow = plant(clone, "eqbench/relaxation.py", ANCHOR,
-                 ANCHOR + "                if t % 2 == 0:  # planted: one extra drive every other step\n"
-                          "                    model.drive(x, s, beta, y, closed_form=closed_form, cache=cache)\n",
+                 ANCHOR + "                model.drive(x, s, beta, y, closed_form=closed_form, cache=cache)  # planted\n",
                  "planted slowdown")
     ratios: dict[str, list[dict[str, float]]] = {"slowdown": [], "comment": []}
     store = clone / ".asv" / "regress" / "results.jsonl"
