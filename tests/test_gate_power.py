@@ -31,7 +31,7 @@ def test_gate_timing_power(clone: Path, tmp_path: Path, plant):
                     "comment only")
     plant.git(clone, "reset", "-q", "--hard", base)
     slow = plant(clone, "eqbench/relaxation.py", ANCHOR,
-                 ANCHOR + "                model.drive(x, s, beta, y, closed_form=closed_form, cache=cache)  # planted\n",
+                 ANCHOR + "                model.drive(x, s, beta, y, closed_form=closed_form, cache=cache)\n",
                  "planted slowdown")
     ratios: dict[str, list[dict[str, float]]] = {"slowdown": [], "comment": []}
     store = clone / ".asv" / "regress" / "results.jsonl"
