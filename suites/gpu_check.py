@@ -5,7 +5,8 @@
 1. the CUDA tests (pytest marker ``gpu``) and the device-placement test;
 2. the GPU benchmarks of suites/throughput (pytest-benchmark: free phase, closed form vs autograd, EP/BPTT step
    time and CUDA peak memory), a few rounds each;
-3. the regression gate (``eqbench regress``) of HEAD against BASE on the device.
+3. the regression gate (``eqbench regress --profile gpu``) of HEAD against BASE on the device (an interrupted
+   gate keeps its finished measurements: rerunning the script continues it).
 
 One JSON with every step's exit status, duration and figures. ``--device cpu`` runs the same steps on the CPU
 variants, to show the script works where no GPU is lent. Exit status 1 if a step failed.
@@ -52,12 +53,13 @@ def main(argv: list[str] | None = None) -> int:
     bench_json = Path(tempfile.mkdtemp(prefix="eqbench-gpu-check-")) / "bench.json"
     steps = [
         step("tests", [py, "-m", "pytest", "-q", "tests/test_device_placement.py", "suites/throughput", "-k",
-                       "cuda or placement or meta" if a.device == "cuda" else "placement or meta"], 150),
+                       "cuda or placement or meta" if a.device == "cuda" else "placement or meta"], 120),
         step("benchmarks", [py, "-m", "pytest", "-q", "suites/throughput", "--benchmark-only",
                             "--benchmark-min-rounds=3", f"--benchmark-json={bench_json}", "-k",
-                            f"{a.device} and (mlp or speedup or memory) and not bin"], 150),
-        step("gate", [py, "-m", "eqbench.cli", "regress", "--base", a.base, "--device", a.device, "--factor", "1.5",
-                      "--mem-factor", "1.5", "--out", str(ROOT / "reports" / "gpu-check-gate")], 180),
+                            f"{a.device} and (mlp or speedup or memory) and not bin"], 120),
+        step("gate", [py, "-m", "eqbench.cli", "regress", "--base", a.base, "--device", a.device, "--profile", "gpu",
+                      "--factor", "1.3", "--mem-factor", "1.3", "--out", str(ROOT / "reports" / "gpu-check-gate")],
+             240),
     ]
     bench = []
     if bench_json.exists():
