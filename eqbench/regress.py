@@ -13,7 +13,8 @@ Like ``asv continuous``, with the measured values of eqbench.tracking gated at t
    so a drift in machine load hits both alike; each round keeps the minimum of ``repeat`` calls, and the
    statistic is the median over rounds;
 3. the tracked values (GDU slopes and errors, energy margins, step equality, graph bytes, one-epoch ci
-   accuracy) are measured once per commit, on one thread each, both commits at once;
+   accuracy) are measured once per commit, on one thread each, both commits at once; the speed ratios (timed,
+   reported only) one commit after the other;
 4. the table: benchmark, BASE, HEAD, ratio, verdict. Exit status 1 when a time grew beyond ``factor``, a peak
    memory beyond ``mem_factor``, a tracked value got worse beyond its tolerance, or a benchmark that ran at BASE
    fails at HEAD; improvements are reported and never fail. Exit status 2 on bad input.
@@ -305,13 +306,17 @@ def run_gate(base: str = "HEAD~1", head: str = "HEAD", *, factor: float = 1.10, 
             return None
         return lambda: record(pending())
 
-    # tracked values: deterministic, one thread each, both commits at once (two cores)
-    if tasks["tracked"]:
-        say(f"measuring the tracked values ({', '.join(t['family'] for t in tasks['tracked'])}) at both commits")
-        finish = [run_missing(side, tasks["tracked"], wait=False, threads={"EQBENCH_NUM_THREADS": "1"})
-                  for side in shas]
-        for f in finish:
-            f()
+    # tracked values: deterministic, one thread each, both commits at once (two cores); the speed ratios are
+    # timed, so they run alone, one commit after the other
+    one = {"EQBENCH_NUM_THREADS": "1"}
+    timed = [t for t in tasks["tracked"] if t["family"].split("/")[0] == "speed"]
+    exact = [t for t in tasks["tracked"] if t not in timed]
+    if exact:
+        say(f"measuring the tracked values ({', '.join(t['family'] for t in exact)}) at both commits")
+        for finish in [run_missing(side, exact, wait=False, threads=one) for side in shas]:
+            finish()
+    for side in shas:
+        run_missing(side, timed, threads=one)
     # timed rounds, interleaved: B H, H B, B H, …; one intra-op thread unless $EQBENCH_NUM_THREADS says otherwise:
     # on a small shared machine OpenMP threads that outnumber the free cores make single timings jump by ×1.3
     # and more, one thread keeps the minimum of a round within a few per cent
