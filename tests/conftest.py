@@ -1,4 +1,5 @@
-"""Fixtures of the gate tests: a throw-away clone of this repository and a way to plant commits in it."""
+"""Fixtures of tests/: a throw-away clone of this repository and a way to plant commits in it (the gate tests),
+one intra-op thread for a module of tiny tensors."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 GIT_ID = ["-c", "user.name=eqbench-test", "-c", "user.email=test@eqbench.invalid"]
@@ -42,3 +44,13 @@ def clone(tmp_path: Path) -> Path:
 def plant():
     """``plant(repo, path, old, new, message)`` → sha; ``plant.git(repo, *args)`` runs git there."""
     return _plant
+
+
+@pytest.fixture(scope="module")
+def one_thread():
+    """Tiny tensors: one intra-op thread is fastest and does not spin against other processes on a small CI
+    machine (the twin of suites/conftest.py's). Restored after the module."""
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(old)

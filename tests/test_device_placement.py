@@ -196,13 +196,7 @@ def _on_cpu(what: str, t: torch.Tensor, dtype: torch.dtype | None = D) -> None:
 
 
 # ------------------------------------------------------------------------------------------------ the test
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tensors of a few dozen values: intra-op threads only add overhead (and, on a busy machine, seconds)."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def test_registries_are_covered():

@@ -26,13 +26,7 @@ RTOL, ATOL = 1e-12, 1e-14
 RULES = [PEPITA, BP, FA, DFA]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    # tiny tensors: one intra-op thread is fastest and does not spin against other processes
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _close(a, b, rtol=RTOL, atol=ATOL):

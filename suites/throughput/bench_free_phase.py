@@ -36,6 +36,7 @@ from eqbench.perf import (
     train_step_fn,
 )
 from eqbench.relaxation import relax
+from eqbench.tracking import interleaved_rates
 
 requires_cuda = pytest.mark.skipif(not torch.cuda.is_available(),
                                    reason="needs a CUDA device (torch.cuda.is_available() is False)")
@@ -65,16 +66,8 @@ def test_closed_form_speedup(benchmark, device, throughput_report):
     spec = CASES["mlp"]
     model, x, _ = make_case("mlp", device=device)
     runs = {step: free_phase_fn(model, x, spec.T, closed_form=cf) for step, cf in STEPS.items()}
-    for run in runs.values():  # warm-up: allocator, kernels, caches
-        run()
-    times: dict[str, list[float]] = {step: [] for step in runs}
-    for _ in range(7):  # interleaved, so that drifts in machine load hit both alike
-        for step, run in runs.items():
-            t0 = time.perf_counter()
-            run()
-            times[step].append(time.perf_counter() - t0)
     sample_steps = x.shape[0] * spec.T
-    rate = {step: sample_steps / statistics.median(ts) for step, ts in times.items()}
+    rate = interleaved_rates(runs, sample_steps, rounds=7)  # one warm-up each, then 7 interleaved rounds
     ratio = rate["closed_form"] / rate["autograd"]
     verdict = "target met" if ratio >= TARGET_RATIO else "target missed"
     benchmark.group = f"free phase speedup {device}"
