@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install test bench benchmarks asv history regress gpu-check lint clean
+.PHONY: install test bench benchmarks asv history regress gpu-check example lint clean
 
 install: $(STAMP)
 
@@ -48,8 +48,14 @@ DEVICE ?= cuda
 gpu-check: $(STAMP)
 	$(BIN)/python suites/gpu_check.py --device $(DEVICE) --out reports/gpu-check.json
 
+# the conformance kit on a model outside eqbench: install examples/third_party_model (leaky_ep) into the venv and
+# run its tests, which use eqbench.testing only (README there)
+example: $(STAMP)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps -e examples/third_party_model
+	EQBENCH_HYPOTHESIS_PROFILE=$${EQBENCH_HYPOTHESIS_PROFILE:-ci} $(BIN)/python -m pytest examples/third_party_model/tests
+
 lint: $(STAMP)
-	$(BIN)/ruff check eqbench suites tests
+	$(BIN)/ruff check eqbench suites tests examples
 
 clean:
 	rm -rf $(VENV) reports .benchmarks .asv .hypothesis

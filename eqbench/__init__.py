@@ -2,10 +2,10 @@
 with suites that check them against BPTT, their energies and published baselines."""
 
 from .errors import ConfigError, DivergenceError, EqbenchError, ShapeError
-from .models import MODELS, build_model
+from .models import MODELS, EnergyModel, build_model
 from .relaxation import Trace, relax
 from .rules import BPTT, EP
 
 __version__ = "0.1.0"
-__all__ = ["BPTT", "EP", "MODELS", "ConfigError", "DivergenceError", "EqbenchError", "ShapeError",
+__all__ = ["BPTT", "EP", "MODELS", "ConfigError", "DivergenceError", "EnergyModel", "EqbenchError", "ShapeError",
            "Trace", "build_model", "relax"]

@@ -56,6 +56,15 @@ def _parser() -> argparse.ArgumentParser:
     g.add_argument("--json", required=True, help="where to write the JSON report")
     g.add_argument("--plot", help="PNG: EP (dashed) vs BPTT (solid) per layer")
 
+    c = sub.add_parser("check", help="run the generic claims (GDU, closed form, energy, equivariance, devices, "
+                                     "controls) on a model written outside eqbench")
+    c.add_argument("factory", help="package.module:factory, an entry point of eqbench.models, or a registered name")
+    c.add_argument("--config", help="YAML file of the factory's keyword arguments")
+    c.add_argument("--rule", help="a learning rule to check instead of EP: registered name or package.module:Rule")
+    c.add_argument("--T1", type=int, default=300, help="free-phase steps (default 300)")
+    c.add_argument("--T2", type=int, default=10, help="nudged / BPTT steps compared (default 10)")
+    c.add_argument("--json", help="also write the results as JSON here")
+
     b = sub.add_parser("bench", help="the main job: every check on embedded data, table + report folder")
     b.add_argument("--out", default="reports/bench", help="report folder (default reports/bench)")
 
@@ -268,6 +277,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "gdu":
             return _gdu(args)
+        if args.command == "check":
+            from .kit import run_check
+
+            return run_check(args.factory, args.config, rule=args.rule, json_out=args.json, T1=args.T1, T2=args.T2)
         if args.command == "bench":
             from .bench import run_bench
 
@@ -291,7 +304,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "sweep-p":
             return _sweep(args)
         if args.command == "report":
-            from .runner import write_report
+            from .report import write_report
 
             print(f"report: {write_report(args.results, args.out)}")
             return 0

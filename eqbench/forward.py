@@ -35,6 +35,7 @@ from torch.nn.grad import conv2d_weight
 from .autodiff import grads as autograd_grads
 from .errors import ConfigError
 from .models.feedforward import ConvPEPITANet, FeedForward
+from .rules import LearningRule
 
 Masks = list[Tensor] | None
 
@@ -60,7 +61,7 @@ def _error(logits: Tensor, y: Tensor) -> Tensor:
     return torch.softmax(logits, dim=1) - _onehot(y, logits)
 
 
-class _ForwardRule:
+class _ForwardRule(LearningRule):
     """What BP, FA, DFA and PEPITA share: checks, mask sampling, writing ``.grad``, evaluation, angles.
 
     A subclass implements ``layer_updates(model, x, y, masks) -> (updates, logits)``: one descent-form

@@ -93,19 +93,16 @@ def plot_accuracy(history: list[dict], path: str | os.PathLike, title: str = "")
         _per_epoch(history, path, {"train": "train_acc", "test": "test_acc"}, "accuracy (%)", title)
 
 
-def plot_rates(rates: list[list[float]], path: str | os.PathLike, title: str = "") -> None:
-    """Per-layer correction rate ‖dW_k‖/√n_k of every batch, log scale (Gammell et al. Figs. 3, 5).
-
-    A batch whose update is exactly zero (e.g. a nudged phase that left the state where it was) leaves
-    a gap rather than a spike to the bottom of the log axis.
-    """
+def plot_batch_metrics(batches: list[dict[str, float]], path: str | os.PathLike, title: str = "") -> None:
+    """A model's per-batch metrics, one line each, log scale (e.g. Gammell et al.'s per-layer correction rate
+    ‖dW_k‖/√n_k, Figs. 3, 5). A value ≤ 0 (an update that is exactly zero) leaves a gap rather than a spike
+    to the bottom of the log axis."""
     fig, ax = plt.subplots(figsize=(5.4, 3.4))
-    r = torch.tensor(rates, dtype=torch.float64)
-    r[r <= 0] = float("nan")
-    for k in range(r.shape[1]):
-        ax.semilogy(r[:, k].numpy(), lw=0.6, label=f"layer {k + 1}")
+    for key in batches[0]:
+        r = torch.tensor([b.get(key, float("nan")) for b in batches], dtype=torch.float64)
+        r[r <= 0] = float("nan")
+        ax.semilogy(r.numpy(), lw=0.6, label=key)
     ax.set_xlabel("batch")
-    ax.set_ylabel("correction rate")
     ax.set_title(title, fontsize=9)
     ax.grid(True, which="both", lw=0.3)
     ax.legend(fontsize=7, ncol=2)

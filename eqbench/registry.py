@@ -41,7 +41,7 @@ and reproduction config stay on record. A file reads (``yaml.safe_load``)::
 A ``claim`` checks a published relative claim at this scale (Laydevant et al.: "within 1 % of the
 full-precision reference"): this entry's band metric minus that of ``versus`` (an error: positive = worse),
 averaged over seeds, must not exceed ``max_gap`` (in the metric's unit). ``of`` names the relative_claim
-entry quoted; both ids must exist (checked by :func:`load_registry`). See :func:`eqbench.runner.gap_claim`.
+entry quoted; both ids must exist (checked by :func:`load_registry`). See :func:`eqbench.stats.gap_claim`.
 
 A ``paper`` scale reproduces the published setting: its ``data.name`` must be the entry's dataset and its
 ``epochs`` the entry's epochs (when given). Every problem raises :class:`RegistryError` with one line naming

@@ -6,8 +6,9 @@ odd ones from the refreshed state — layers couple only to their neighbours, so
 is a block-coordinate step (the energy-descent argument of suites/energy).
 
 A model may offer ``fast_relax(x, s, steps, beta, y)``, an analytic version of the same closed-form
-steps (fused, no per-step bookkeeping); ``relax`` uses it when nothing per-step is asked for (no
-graph, trace or hook, synchronous, closed form) and a test pins it to the generic loop.
+steps (fused, no per-step bookkeeping; the contract's default returns None, "no fast path"); ``relax``
+uses it when nothing per-step is asked for (no graph, trace or hook, synchronous, closed form) and a
+test pins it to the generic loop.
 """
 
 from __future__ import annotations
@@ -82,12 +83,12 @@ def relax(
     shapes = [(x.shape[0], *sh) for sh in model.state_shapes()]
     if [tuple(si.shape) for si in s] != shapes:
         raise ConfigError(f"state shapes {[tuple(si.shape) for si in s]} do not match {model.name}'s {shapes}")
-    if (fast and closed_form and mode == "sync" and not graph and trace is None and drive_hook is None
-            and hasattr(model, "fast_relax")):
-        s = model.fast_relax(x, [si.detach() for si in s], steps, beta, y)
-        if steps:
-            _check_finite(s, steps - 1, beta)
-        return s
+    if fast and closed_form and mode == "sync" and not graph and trace is None and drive_hook is None:
+        out = model.fast_relax(x, [si.detach() for si in s], steps, beta, y)
+        if out is not None:
+            if steps:
+                _check_finite(out, steps - 1, beta)
+            return out
     groups = model.parity_groups() if mode == "async" else [list(range(len(s)))]
     cache: dict = {}
     s = list(s) if graph else [si.detach() for si in s]

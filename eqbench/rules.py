@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Protocol
 
 import torch
 from torch import Tensor
@@ -30,21 +29,56 @@ from torch import Tensor
 from .autodiff import grads
 from .errors import ConfigError, unknown
 from .models.base import EnergyModel, State
-from .relaxation import MODES, relax
+from .relaxation import MODES, Trace, relax
 
 ESTIMATORS = ("one_sided", "random_sign", "symmetric")
 
 
-class LearningRule(Protocol):
-    """What the trainer needs of a rule (EP, BPTT, and the forward-only rules of eqbench.forward)."""
+Series = dict[str, Tensor]  # key (``s1``… for neurons, parameter names) -> (steps, ...) with the step index first
 
-    def compute_gradients(self, model, x: Tensor, y: Tensor) -> dict:
+
+class LearningRule:
+    """What the trainer and the checks ask of a rule (EP, BPTT, the forward-only rules of eqbench.forward, or
+    a rule from another package), each optional capability with a default.
+
+    ``compute_gradients`` and ``predict`` are required. A rule with per-step updates (``detailed_gradients``)
+    can be compared step by step with BPTT by the GDU check (eqbench.checks.gdu), whatever its estimator.
+    """
+
+    #: whether the rule keeps per-batch particles (then the trainer names each fixed batch by ``key``)
+    persistent: bool = False
+    #: the relaxation a rule of an energy-based model runs (free steps T1, nudged steps T2, the step), which
+    #: the GDU check reproduces for BPTT; rules that do not relax keep the defaults
+    T1: int | None = None
+    T2: int | None = None
+    mode: str = "sync"
+    closed_form: bool = True
+
+    def compute_gradients(self, model, x: Tensor, y: Tensor, **kw) -> dict:
         """Write ``.grad`` (descent form) and return at least ``output`` (class scores) and ``loss`` (B,)."""
-        ...
+        raise NotImplementedError
 
-    def predict(self, model, x: Tensor) -> tuple[Tensor, list[Tensor]]:
+    def predict(self, model, x: Tensor, **kw) -> tuple[Tensor, list[Tensor]]:
         """Class scores for evaluation, and the activations they came from."""
-        ...
+        raise NotImplementedError
+
+    def detailed_gradients(self, model: EnergyModel, x: Tensor, y: Tensor, free: State, beta: float,
+                           T2: int) -> Series:
+        """The rule's update split over the T2 steps of a nudged phase with signed β from ``free``: per neuron
+        layer the state change over β, per parameter the step's term of the update (step 0 = the terms at the
+        free state), so that the sum over steps is the rule's update. Rules without a per-step form raise."""
+        raise ConfigError(f"{type(self).__name__} has no per-step updates (detailed_gradients) to compare with BPTT")
+
+    def state_dict(self) -> dict:
+        """What a resumed run needs to continue the rule (nothing by default)."""
+        return {}
+
+    def load_state_dict(self, state: dict) -> None:
+        """Restore `state_dict`."""
+
+    def diagnostics(self, model, x: Tensor, y: Tensor) -> dict[str, float]:
+        """Per-epoch values the trainer logs on the first test batch (none by default)."""
+        return {}
 
 
 def write_grads(model: EnergyModel, grads: dict[str, Tensor]) -> None:
@@ -60,7 +94,7 @@ def _check_steps(T1: int, T2: int, what: str) -> None:
 
 
 @dataclass
-class EP:
+class EP(LearningRule):
     """Equilibrium propagation with a one-sided, random-sign or symmetric estimator."""
 
     beta: float
@@ -133,9 +167,27 @@ class EP:
                                      [t.detach() for t in s2], beta2)
         return {n: -g / denom for n, g in zip(names, grads(obj, params))}
 
+    def detailed_gradients(self, model: EnergyModel, x: Tensor, y: Tensor, free: State, beta: float,
+                           T2: int) -> Series:
+        """Per-step EP updates of a nudged phase with β (signed) from the free state (Ernoult et al. 2019):
+        neurons Δs_k/β, parameters −∂θ[Φ_β(s_k) − Φ_β(s_{k−1})]/β (k = 0: the β-term at s*). They telescope
+        to the one-sided estimator; the mean of the series at ±β is the symmetric one."""
+        trace = Trace(keep_states=True)
+        relax(model, x, free, T2, beta=beta, y=y, mode=self.mode, closed_form=self.closed_form, trace=trace)
+        S = trace.states
+        out: Series = {}
+        for i in range(len(free)):
+            out[f"s{i + 1}"] = torch.stack([(S[k][i] - S[k - 1][i]) / beta for k in range(1, T2 + 1)])
+        steps = [self.pair_grads(model, x, y, free, free, 0.0, free, beta, denom=beta)]
+        steps += [self.pair_grads(model, x, y, free, S[k - 1], beta, S[k], beta, denom=beta)
+                  for k in range(1, T2 + 1)]
+        steps = [model.postprocess_grads(g) for g in steps]
+        for name, _ in model.named_parameters():
+            out[name] = torch.stack([g[name] for g in steps])
+        return out
+
     def compute_gradients(self, model: EnergyModel, x: Tensor, y: Tensor, key: str | None = None) -> dict:
-        """Free phase, nudged phase(s), then ``.grad`` on every parameter; returns the free state and,
-        for models that define ``correction_rates`` (Gammell's diagnostic), the per-layer ``rates``."""
+        """Free phase, nudged phase(s), then ``.grad`` on every parameter; returns the free state."""
         x = model.check_input(x)
         y = model.check_target(y, x.shape[0])
         free = self.free_phase(model, x, key)
@@ -143,10 +195,7 @@ class EP:
         grads = model.postprocess_grads(self.pair_grads(model, x, y, free, s1, b1, s2, b2))
         write_grads(model, grads)
         with torch.no_grad():
-            info = {"free": free, "beta": b2, "output": model.output(free), "loss": model.loss(free, y)}
-        if hasattr(model, "correction_rates"):
-            info["rates"] = model.correction_rates()
-        return info
+            return {"free": free, "beta": b2, "output": model.output(free), "loss": model.loss(free, y)}
 
     def predict(self, model: EnergyModel, x: Tensor, key: str | None = None) -> tuple[Tensor, State]:
         """Evaluation with the free phase only (Laborieux §A.9); with persistent particles the test
@@ -157,7 +206,7 @@ class EP:
 
 
 @dataclass
-class BPTT:
+class BPTT(LearningRule):
     """Backpropagation through the last T2 steps of a T1-step free phase (β = 0 throughout)."""
 
     T1: int
@@ -195,11 +244,13 @@ RULES = {"EP": EP, "BPTT": BPTT}
 def all_rules() -> dict[str, type]:
     """EP and BPTT, plus the forward-only rules (PEPITA, BP, FA, DFA) of eqbench.forward."""
     from .forward import RULES_FORWARD  # imported here: eqbench.forward builds on this module
+    from .plugins import entry_points_of
 
-    return {**RULES, **RULES_FORWARD}
+    return {**RULES, **RULES_FORWARD, **entry_points_of("eqbench.rules", RULES)}
 
 
 def build_rule(name: str, **kw) -> LearningRule:
+    """A registered rule by name (eqbench's, or one another package registers under ``eqbench.rules``)."""
     rules = all_rules()
     if name not in rules:
         raise unknown("learning rule", name, rules)

@@ -6,15 +6,16 @@ Each value is one number a commit produces, with what "worse" means for it. They
   ``gdu`` (the log–log slopes and the symmetric error at β = 1e-3 of every theorem case of `eqbench.cases`),
   ``energy`` (the energy-descent margins of ``make bench``: max ΔE as a fraction of its round-off bound),
   ``step`` (closed form = autograd, fused = generic: the largest difference, float64),
-  ``memory`` (the bytes autograd saves for one EP and one BPTT step, and their ratio; `eqbench.perf.graph_bytes`),
+  ``memory`` (the bytes autograd saves for one EP and one BPTT step, and their ratio; `eqbench.memory.graph_bytes`),
   ``speed`` (ratios timed side by side in one process: closed form / autograd, fused / generic, BPTT / EP step),
   ``accuracy`` (one epoch of a ci-scale config per seed paper, fixed seed, one thread: the same commit gives the
   same number);
 * absolute times and peak memory (``time_``, ``peakmem_`` and the CUDA peak in suites/asv_benchmarks), compared
   on one machine only.
 
-The measurements call the same functions as the suites and ``make bench`` (`eqbench.checks`, `eqbench.cases`,
-`eqbench.perf`, the registry's ci configs); ``make bench`` reads its GDU, energy and step rows from here.
+The ``gdu``, ``energy`` and ``step`` values are the measured values of the claims catalogue (`eqbench.claims`) that
+carry a ``key``, the same numbers ``make bench`` prints and the suites assert; the others come from
+`eqbench.cases`, `eqbench.memory`, `eqbench.timing` and the registry's ci configs.
 
 Tolerances. Everything but ``speed`` is deterministic on one machine at a fixed thread count, so a tolerance only
 has to absorb round-off between BLAS builds and thread counts, and must still catch the bugs the suites catch:
@@ -93,38 +94,24 @@ ACCURACY_RUNS: dict[str, tuple[str, str]] = {
     "dellaferrera2022": ("dellaferrera2022/mnist5k/fc1024-pepita", "ci"),
 }
 
-#: the bench's energy-descent cases: label → (model, build_case options, steps, mode)
-ENERGY_CASES: dict[str, tuple[str, dict[str, Any], int, str]] = {
-    "P_MLP hard_sigmoid": ("P_MLP", {"act": "hard_sigmoid", "sizes": [64, 32, 16, 10], "scale": 2.0}, 60, "async"),
-    "P_CNN my_hard_sig, max pool": ("P_CNN", {"act": "my_hard_sig", "pools": "ma", "scale": 2.0}, 60, "async"),
-    "BIN_MLP bin_W 64-256-10": ("BIN_MLP", {"sizes": [64, 256, 10]}, 60, "async"),
-}
-#: Gammell et al.'s diabetes 8-layer SW network, 500 free Euler steps at the paper's init (make bench)
-HOPFIELD_ENERGY = "HOPFIELD diabetes 8-layer SW, ε = 0.5"
-
-#: the closed-form step against the generic autograd one (float64, my_hard_sig, make bench)
-STEP_CASES: dict[str, tuple[str, dict[str, Any]]] = {"P_MLP": ("P_MLP", {}),
-                                                     "P_CNN max pool": ("P_CNN", {"pools": "mm"})}
-HOPFIELD_STEP = "HOPFIELD diabetes 8-layer SW"
-
-
 def accuracy_key(bid: str, scale: str) -> str:
     return f"accuracy/{bid} ({scale}, 1 epoch)"
 
 
 def catalogue() -> dict[str, Tracked]:
     """Every tracked value, by key (the keys are stable: history is indexed by them)."""
-    from .cases import THEOREM_CASES
+    from .claims import claims
 
+    tolerances = {"slope_one_sided": ("slope", "target", 0.05, False, 1.0),
+                  "slope_symmetric": ("slope", "target", 0.05, False, 2.0),
+                  "symmetric_error": ("rel. error", "lower", 2.0, True, None),
+                  "margin": ("max ΔE / bound", "lower", 0.5, False, None),
+                  "max_diff": ("max |Δ|", "lower", 1e-12, False, None)}
     out: list[Tracked] = []
-    for label in THEOREM_CASES:
-        out += [Tracked(f"gdu/{label}/slope_one_sided", "slope", "target", 0.05, target=1.0),
-                Tracked(f"gdu/{label}/slope_symmetric", "slope", "target", 0.05, target=2.0),
-                Tracked(f"gdu/{label}/symmetric_error", "rel. error", "lower", 2.0, relative=True)]
-    for label in [*ENERGY_CASES, HOPFIELD_ENERGY]:
-        out.append(Tracked(f"energy/{label}/margin", "max ΔE / bound", "lower", 0.5))
-    for label in [*STEP_CASES, HOPFIELD_STEP]:
-        out.append(Tracked(f"step/{label}/max_diff", "max |Δ|", "lower", 1e-12))
+    for c in claims():
+        if c.key is not None:
+            unit, better, tol, rel, target = tolerances[c.key.rsplit("/", 1)[1]]
+            out.append(Tracked(c.key, unit, better, tol, rel, target=target))
     for algo in ("EP", "BPTT"):
         out.append(Tracked(f"memory/P_MLP 784-512-10/{algo} graph bytes", "bytes", "lower", 1.05, relative=True))
     out.append(Tracked("memory/P_MLP 784-512-10/EP over BPTT graph bytes", "ratio", "lower", 1.05, relative=True))
@@ -139,76 +126,20 @@ def catalogue() -> dict[str, Tracked]:
 
 
 # ---------------------------------------------------------------------------------------------- measurements
-@dataclass
-class GDUCase:
-    """One theorem case measured: the β-sweep, the symmetric report at β = 1e-3 and the run (for plots)."""
-
-    sweep: Any
-    symmetric: Any
-    run: Any
-    rule: Any
-
-
-def gdu_case(label: str) -> GDUCase:
-    """The GDU measurement of theorem case ``label`` (suites/gdu asserts it, ``make bench`` reports it)."""
-    from .cases import THEOREM_CASES, THEOREM_T2, case, theorem_settings
-    from .checks.gdu import SYMMETRIC_BETA, beta_sweep, prepare, report
-    from .rules import EP
-
-    model, x, y = case(THEOREM_CASES[label])
-    T1, betas = theorem_settings(label)
-    rule = EP(beta=SYMMETRIC_BETA, T1=T1, T2=THEOREM_T2, estimator="one_sided")
-    run = prepare(model, x, y, rule)
-    return GDUCase(beta_sweep(run, rule, betas), report(run, rule, SYMMETRIC_BETA, "symmetric"), run, rule)
-
-
 def paper_hopfield():
     """Gammell et al.'s diabetes 8-layer SW network at its initialisation, with 5 training inputs (float64)."""
-    from .data import load_dataset
-    from .models import build_model
-    from .perf import CASES
+    from .cases import CASES
 
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(0)
-        model = build_model("HOPFIELD", **CASES["hopfield"].config).double()
-    x = torch.stack([load_dataset("diabetes_gammell", "train")[i][0] for i in range(5)]).double()
+    model, x, _ = CASES["HOPFIELD diabetes 8-layer SW, ε = 0.5"].build()
     return model, x
 
 
-def energy_reports() -> dict[str, Any]:
-    """The bench's energy-descent reports (`eqbench.checks.energy.energy_descent`), by label."""
-    from .cases import build_case
-    from .checks.energy import energy_descent
+def claim_values(wanted: list[str]) -> dict[str, float]:
+    """The measured values of the catalogue's tracked claims whose key is selected by ``wanted``."""
+    from .claims import claims
 
-    out = {}
-    for label, (name, kw, steps, mode) in ENERGY_CASES.items():
-        model, x, _ = build_case(name, **kw)
-        out[label] = energy_descent(model, x, steps, mode=mode)
-    model, x = paper_hopfield()
-    out[HOPFIELD_ENERGY] = energy_descent(model, x, 500, mode="sync")
-    return out
-
-
-def step_differences() -> dict[str, float]:
-    """Largest |closed-form − autograd| drive (float64, random states, β = 0.3) per STEP_CASES entry, and the
-    largest |fused − generic| state after 100 Euler steps of Gammell's network."""
-    from .cases import build_case
-    from .relaxation import relax
-
-    out = {}
-    for label, (name, kw) in STEP_CASES.items():
-        model, x, y = build_case(name, act="my_hard_sig", **kw)
-        g = torch.Generator().manual_seed(0)
-        s = [torch.rand(t.shape, generator=g, dtype=t.dtype) for t in model.init_state(x)]
-        a = model.drive(x, s, 0.3, y, closed_form=True)
-        b = model.drive(x, s, 0.3, y, closed_form=False)
-        out[label] = max(float((p - q).detach().abs().max()) for p, q in zip(a, b))
-    model, x = paper_hopfield()
-    g = torch.Generator().manual_seed(0)
-    s0 = [torch.rand(t.shape, generator=g, dtype=t.dtype) for t in model.init_state(x)]
-    fast, slow = relax(model, x, s0, 100), relax(model, x, s0, 100, fast=False)
-    out[HOPFIELD_STEP] = max(float((a - b).abs().max()) for a, b in zip(fast, slow))
-    return out
+    return {c.key: c.evaluate().value for c in claims()
+            if c.key is not None and any(selected(c.key, w) for w in wanted)}
 
 
 def interleaved_rates(fns: dict[str, Callable[[], Any]], work: float, rounds: int = 3) -> dict[str, float]:
@@ -227,14 +158,15 @@ def interleaved_rates(fns: dict[str, Callable[[], Any]], work: float, rounds: in
 
 def speed_ratios(rounds: int = 3) -> dict[str, float]:
     """Speed ratios timed side by side in this process (the ``step`` rows of ``make bench``)."""
-    from .perf import CASES, free_phase_fn, make_case, train_step_fn
+    from .cases import CASES, make_case
     from .relaxation import relax
+    from .timing import free_phase_fn, train_step_fn
 
     out = {}
     spec = CASES["mlp"]
     model, x, y = make_case("mlp")
-    r = interleaved_rates({cf: free_phase_fn(model, x, spec.T, closed_form=cf) for cf in (True, False)},
-                          x.shape[0] * spec.T, rounds)
+    r = interleaved_rates({cf: free_phase_fn(model, x, spec.T1, closed_form=cf) for cf in (True, False)},
+                          x.shape[0] * spec.T1, rounds)
     out["P_MLP 784-512-10/closed form over autograd"] = r[True] / r[False]
     r = interleaved_rates({a: train_step_fn(a, model, x, y, 10) for a in ("EP", "BPTT")}, 1.0, rounds)
     out["P_MLP 784-512-10/BPTT over EP step"] = r["EP"] / r["BPTT"]
@@ -247,7 +179,9 @@ def speed_ratios(rounds: int = 3) -> dict[str, float]:
 
 def graph_memory() -> dict[str, float]:
     """Bytes saved for backward by one EP (symmetric) and one BPTT step, T2 = 10, on P_MLP 784-512-10, batch 128."""
-    from .perf import graph_bytes, make_case, train_step_fn
+    from .cases import make_case
+    from .memory import graph_bytes
+    from .timing import train_step_fn
 
     model, x, y = make_case("mlp")
     params = list(model.parameters())
@@ -282,22 +216,7 @@ def measure(selection: Iterable[str] = FAMILIES) -> dict[str, float]:
         raise ConfigError(f"unknown tracked famil{'ies' if len(unknown) > 1 else 'y'} {', '.join(unknown)}; "
                           f"known: {', '.join(FAMILIES)}")
     fams = {w.split("/", 1)[0] for w in wanted}
-    out: dict[str, float] = {}
-    if "gdu" in fams:
-        from .cases import THEOREM_CASES
-
-        for label in THEOREM_CASES:
-            if not any(f"gdu/{label}/".startswith(w + ("" if w == "gdu" else "/")) for w in wanted):
-                continue
-            m = gdu_case(label)
-            out[f"gdu/{label}/slope_one_sided"] = m.sweep.slope_one_sided
-            out[f"gdu/{label}/slope_symmetric"] = m.sweep.slope_symmetric
-            out[f"gdu/{label}/symmetric_error"] = m.symmetric.rel_error
-    if "energy" in fams:
-        for label, rep in energy_reports().items():
-            out[f"energy/{label}/margin"] = rep.max_increase / rep.tol
-    if "step" in fams:
-        out.update({f"step/{k}/max_diff": v for k, v in step_differences().items()})
+    out = claim_values(wanted)
     if "memory" in fams:
         out.update({f"memory/P_MLP 784-512-10/{k}": v for k, v in graph_memory().items()})
     if "speed" in fams:
@@ -320,5 +239,4 @@ def deterministic_threads() -> None:
         torch.set_num_threads(1)
 
 
-__all__ = ["ACCURACY_RUNS", "FAMILIES", "GDUCase", "Tracked", "catalogue", "deterministic_threads", "gdu_case",
-           "measure"]
+__all__ = ["ACCURACY_RUNS", "FAMILIES", "Tracked", "catalogue", "claim_values", "deterministic_threads", "measure"]

@@ -13,7 +13,7 @@ The run folder::
     accuracy.png     train / test accuracy per epoch, redrawn every epoch
     activations.png  histogram of the free-phase activations of each layer (first test batch)
     alignment.png    per-layer angle of the update to BP's gradient, for rules that report one
-    rates.png        per-layer correction rates per batch, for models that report them (Gammell et al.)
+    batch_metrics.png the model's per-batch metrics (e.g. Gammell et al.'s per-layer correction rates), if any
     flips.png        per-layer fraction of binary weights flipped per epoch (the flip optimizer)
     last.pt, best.pt checkpoints (model, optimizer, scheduler, RNG states, history)
     result.json      written when the last epoch is done
@@ -46,8 +46,7 @@ from .config import RunConfig
 from .data import DATASET_INFO
 from .errors import ConfigError, DivergenceError, EqbenchError
 from .io import save_torch, write_json, write_text
-from .models import MODELS, build_model
-from .models.hopfield import log_spread
+from .models import build_model, model_factory
 from .rules import build_rule
 
 
@@ -59,10 +58,10 @@ DTYPES = {"float32": torch.float32, "float64": torch.float64}
 
 
 def build_optimizer(model: torch.nn.Module, cfg) -> torch.optim.Optimizer:
-    """One parameter group per layer with its own learning rate and weight decay (Laborieux §A.8);
-    a model may arrange the groups itself (``param_groups(lrs, wds)``, e.g. Gammell's reference rates).
+    """One parameter group per layer with its own learning rate and weight decay (Laborieux §A.8), as the
+    model arranges them (``param_groups(lrs, wds)``, e.g. Gammell's reference rates).
     A model with binary weights trains with ``flip`` (eqbench.optim), and only with it."""
-    binary = bool(getattr(model, "binary_weights", list)())
+    binary = bool(model.binary_weights())
     if binary != (cfg.name == "flip"):
         raise ConfigError(f"{model.name} with binary weights trains with optimizer 'flip', not {cfg.name!r}" if binary
                           else f"optimizer 'flip' trains binary weights, and {model.name} has none")
@@ -74,11 +73,7 @@ def build_optimizer(model: torch.nn.Module, cfg) -> torch.optim.Optimizer:
     if len(groups) != len(cfg.lrs):
         raise ConfigError(f"{model.name} has {len(groups)} layers of parameters but optimizer.lrs has "
                           f"{len(cfg.lrs)} entries (one per layer, the readout included)")
-    wds = cfg.wds or [0.0] * len(groups)
-    if hasattr(model, "param_groups"):
-        params = model.param_groups(cfg.lrs, wds)
-    else:
-        params = [{"params": g, "lr": lr, "weight_decay": wd} for g, lr, wd in zip(groups, cfg.lrs, wds)]
+    params = model.param_groups(cfg.lrs, cfg.wds or [0.0] * len(groups))
     if cfg.name == "sgd":
         return torch.optim.SGD(params, momentum=cfg.momentum)
     return torch.optim.Adam(params)
@@ -102,7 +97,7 @@ def build_run(cfg: RunConfig, data_dir: str | None = None, download: bool = Fals
     torch.manual_seed(cfg.seed)
     model_cfg = dict(cfg.model)
     name = model_cfg.pop("name")
-    if "seed" in inspect.signature(MODELS.get(name, build_model)).parameters:
+    if "seed" in inspect.signature(model_factory(name)).parameters:
         model_cfg.setdefault("seed", cfg.seed)  # a model with its own RNG (Gammell's topology) follows the run
     model = build_model(name, **model_cfg).to(device=cfg.device, dtype=DTYPES[cfg.dtype])
     info = DATASET_INFO.get(cfg.data.name)
@@ -114,7 +109,7 @@ def build_run(cfg: RunConfig, data_dir: str | None = None, download: bool = Fals
     if rule_name == "EP":
         rule_cfg.setdefault("seed", cfg.seed)
     rule = build_rule(rule_name, **rule_cfg)
-    if getattr(rule, "persistent", False) and cfg.data.shuffle != "once":
+    if rule.persistent and cfg.data.shuffle != "once":
         raise ConfigError("persistent particles belong to fixed batches: set data.shuffle to 'once' "
                           f"(got {cfg.data.shuffle!r})")
     optimizer = build_optimizer(model, cfg.optimizer)
@@ -155,7 +150,7 @@ class Trainer:
         self.progress, self.on_batch = progress, on_batch
         self.run = build_run(cfg, data_dir, download)
         self.history: list[dict[str, Any]] = []
-        self.rates: list[list[float]] = []  # per batch, per layer (models with correction_rates)
+        self.batch_log: list[dict[str, float]] = []  # the model's batch_metrics, every batch so far
         self.best = -math.inf  # best test accuracy, or minus the best test cost
         self.epoch = 0  # epochs finished
         info = DATASET_INFO.get(cfg.data.name)
@@ -186,7 +181,9 @@ class Trainer:
         _set_rng_state(self.run, ck["rng"])
         self.epoch, self.best = ck["epoch"], ck["best"]
         self.history = [json.loads(line) for line in ck["history"]]
-        self.rates = ck.get("rates", torch.zeros(0)).tolist()
+        self.batch_log = [json.loads(line) for line in ck.get("batch_log", [])]
+        if "rates" in ck:  # run folders written before models declared batch_metrics: Gammell's rates
+            self.batch_log = [{f"rate/{k + 1}": r for k, r in enumerate(row)} for row in ck["rates"].tolist()]
         if ck.get("rule") is not None:
             self.run.rule.load_state_dict(ck["rule"])
         elif "rule" in ck["rng"]:  # run folders written before rules had a state_dict kept only the coin
@@ -201,8 +198,8 @@ class Trainer:
             "epoch": self.epoch,
             "best": self.best,
             "history": [json.dumps(h) for h in self.history],
-            "rates": torch.tensor(self.rates, dtype=torch.float64),
-            "rule": self.run.rule.state_dict() if hasattr(self.run.rule, "state_dict") else None,
+            "batch_log": [json.dumps(m) for m in self.batch_log],
+            "rule": self.run.rule.state_dict(),
         }
         save_torch(state, self.out / "last.pt")
         if improved:
@@ -217,7 +214,7 @@ class Trainer:
 
     def _kw(self, split: str, b: int) -> dict[str, str]:
         """The fixed batch's name for a rule with persistent particles; nothing for the others."""
-        return {"key": f"{split}/{b}"} if getattr(self.run.rule, "persistent", False) else {}
+        return {"key": f"{split}/{b}"} if self.run.rule.persistent else {}
 
     def _score(self, out: torch.Tensor, y: torch.Tensor) -> float:
         """Summed over the batch: correct predictions (classification) or the cost ½‖y − ŷ‖² (regression)."""
@@ -245,7 +242,7 @@ class Trainer:
         task = progress.add_task(f"epoch {self.epoch + 1}/{self.cfg.epochs}", total=len(self.run.train_loader),
                                  stats="")
         loss_sum = score = total = 0.0
-        rates = []
+        batches = []
         flips = [0] * len(getattr(opt, "flips", []))
         name = "cost" if self.regression else "acc"
         for b, (x, y) in enumerate(self.run.train_loader):
@@ -261,18 +258,20 @@ class Trainer:
             if not bool(torch.isfinite(loss).all()):
                 raise TrainingDiverged(f"training diverged at epoch {self.epoch + 1}, batch {b + 1}: non-finite "
                                        f"loss; the last good checkpoint is in {self.out}")
+            metrics = model.batch_metrics()  # read the update the rule wrote, before the step uses it
             opt.step()
+            model.project_()
             flips = [f + g for f, g in zip(flips, getattr(opt, "flips", []))]
-            if "rates" in info:
-                rates.append(info["rates"])
+            if metrics:
+                batches.append(metrics)
             loss_sum += float(loss.sum())
             score += self._score(info["output"], y)  # the free phase before the update (Gammell's training error)
             total += len(y)
             progress.update(task, advance=1, stats=f"loss {loss_sum / total:.4f}  {name} "
                                                    f"{self._metric(score, total):.4g}")
         progress.remove_task(task)
-        self.rates.extend(rates)
-        return loss_sum / total, self._metric(score, total), rates, flips
+        self.batch_log.extend(batches)
+        return loss_sum / total, self._metric(score, total), batches, flips
 
     def fit(self) -> dict[str, Any]:
         """Run the remaining epochs; return the final metrics (also written to result.json)."""
@@ -286,7 +285,7 @@ class Trainer:
         with Progress(*columns, disable=not self.progress) as progress:
             while self.epoch < self.cfg.epochs:
                 t0 = time.perf_counter()
-                train_loss, train_metric, rates, flips = self._train_epoch(progress)
+                train_loss, train_metric, batches, flips = self._train_epoch(progress)
                 lrs = [g["lr"] for g in self.run.optimizer.param_groups]
                 if self.run.scheduler is not None and (self.cfg.schedule.name != "cosine"
                                                        or self.epoch < self.cfg.schedule.T_max):
@@ -298,20 +297,12 @@ class Trainer:
                 self.best = max(self.best, score)
                 entry = {"epoch": self.epoch, "train_loss": train_loss, f"train_{key}": train_metric,
                          f"test_{key}": test_metric, "lr": lrs, "time_s": time.perf_counter() - t0}
-                if hasattr(self.run.model, "euler_step_bound"):  # ε must stay below it for E to descend
-                    entry["step_bound"] = self.run.model.euler_step_bound()
-                if rates:
-                    means = torch.tensor(rates, dtype=torch.float64).mean(0).tolist()
-                    entry.update({f"rate/{k + 1}": r for k, r in enumerate(means)})
-                    spread = log_spread(means)  # infinite when a layer never learned: JSON null, counted
-                    entry["log_spread"] = spread if math.isfinite(spread) else None
-                    entry["dead_layers"] = sum(m == 0 for m in means)
-                if flips:  # binary weights: sign changes this epoch and the scales α, per layer
+                entry.update(self.run.model.epoch_metrics(batches))
+                if flips:  # binary weights: sign changes this epoch, per layer
                     sizes = [w.numel() for w in self.run.model.binary_weights()]
                     entry.update({f"flips/{k + 1}": f for k, f in enumerate(flips)})
                     entry.update({f"flip_frac/{k + 1}": f / (n * len(self.run.train_loader))
                                   for k, (f, n) in enumerate(zip(flips, sizes))})
-                    entry.update({f"alpha/{k + 1}": a for k, a in enumerate(self.run.model.alphas())})
                 self.history.append({**entry, **self._diagnostics()})
                 self._checkpoint(improved)
                 self._write_metrics()
@@ -322,26 +313,23 @@ class Trainer:
         best = -self.best if self.regression else self.best
         result = {"epochs": self.epoch, "final": self.history[-1], f"best_test_{key}": best,
                   "mean_epoch_s": sum(h["time_s"] for h in self.history) / len(self.history)}
-        if hasattr(self.run.model, "p_actual"):  # the fraction of connections a small-world topology rewired
-            result["p_actual"] = self.run.model.p_actual
+        result.update(self.run.model.run_metrics())
         write_json(self.out / "result.json", result)
         return result
 
     def _diagnostics(self) -> dict[str, float]:
         """A rule's per-epoch diagnostics (e.g. the angle of each layer's update to BP's gradient) on the
         first test batch; rules without any return nothing."""
-        if not hasattr(self.run.rule, "diagnostics"):
-            return {}
         x, y = self._to(*next(iter(self.run.test_loader)))
         return dict(self.run.rule.diagnostics(self.run.model, x, y))
 
     def _write_metrics(self) -> None:
         write_text(self.out / "metrics.jsonl", "".join(json.dumps(h) + "\n" for h in self.history))
-        from .plots import plot_accuracy, plot_activations, plot_angles, plot_flips, plot_rates
+        from .plots import plot_accuracy, plot_activations, plot_angles, plot_batch_metrics, plot_flips
 
         plot_accuracy(self.history, self.out / "accuracy.png", title=str(self.out.name))
-        if self.rates:
-            plot_rates(self.rates, self.out / "rates.png", title=str(self.out.name))
+        if self.batch_log:
+            plot_batch_metrics(self.batch_log, self.out / "batch_metrics.png", title=str(self.out.name))
         x, _ = self._to(*next(iter(self.run.test_loader)))
         plot_activations(self.run.rule.predict(self.run.model, x)[1], self.out / "activations.png")
         if any(k.startswith("flip_frac/") for k in self.history[-1]):

@@ -554,7 +554,7 @@ def _ci_run(bid: str, values: list[float]) -> dict:
 
 def test_gap_claim_verdicts_and_registry_pairs():
     """The registry pairs each binary ci run with its full-precision twin; the gap decides the verdict."""
-    from eqbench.runner import gap_claim, relative_claims
+    from eqbench.stats import gap_claim, relative_claims
 
     fp = _ci_run("laydevant2021/mnist5k/fp-fc-x10-ep", [8.0, 8.5, 9.0])
     close = _ci_run("laydevant2021/mnist5k/binwn-fc-ep", [8.6, 9.2, 9.5])  # +0.6 points: within 1

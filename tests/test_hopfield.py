@@ -17,15 +17,7 @@ from eqbench.rules import EP
 from eqbench.testing import hopfield_config
 from eqbench.train import Trainer, build_optimizer
 
-pytestmark = pytest.mark.usefixtures("float64_default")
-
-
-@pytest.fixture
-def float64_default():
-    old = torch.get_default_dtype()
-    torch.set_default_dtype(torch.float64)
-    yield
-    torch.set_default_dtype(old)
+pytestmark = pytest.mark.usefixtures("float64_default")  # eqbench's pytest plugin (eqbench.testing.plugin)
 
 
 def _model(**kw) -> HopfieldEP:
@@ -131,10 +123,10 @@ def test_ep_update_is_the_authors_formula():
         expected = torch.tril(-dW, -1)[o[j]:o[j + 1], :o[j + 1]] * getattr(m, f"skip_mask{j}")
         assert torch.allclose(w.grad, expected, atol=1e-12)
     assert torch.allclose(torch.cat([b.grad for b in m.bias]), -dB, atol=1e-12)
-    rates = info["rates"]
+    rates = m.batch_metrics()  # what the trainer logs after the rule wrote .grad
     for k in range(len(m.inter)):
         n = float(getattr(m, f"inter_mask{k}").sum())
-        assert rates[k] == pytest.approx(float(dW[o[k + 1]:o[k + 2], o[k]:o[k + 1]].norm()) / n**0.5)
+        assert rates[f"rate/{k + 1}"] == pytest.approx(float(dW[o[k + 1]:o[k + 2], o[k]:o[k + 1]].norm()) / n**0.5)
 
 
 def test_log_spread():
@@ -184,7 +176,7 @@ def test_trainer_writes_costs_rates_and_spread(tmp_path):
     final = res["final"]
     assert {"train_cost", "test_cost", "log_spread", "step_bound", "rate/1", "rate/3"} <= set(final)
     assert "test_acc" not in final and 0 < final["test_cost"] < 0.5
-    assert (tmp_path / "rates.png").exists()
+    assert (tmp_path / "batch_metrics.png").exists()
 
 
 @pytest.mark.parametrize("kw, msg", [
@@ -260,7 +252,7 @@ def _run_json(bid: str, values: list[float], seeds: list[int] | None = None) -> 
 
 
 def test_topology_claim_verdicts():
-    from eqbench.runner import compare_runs, topology_claims
+    from eqbench.stats import compare_runs, topology_claims
 
     mlff = _run_json("g/d/5layer-mlff", [0.050, 0.040, 0.060, 0.045])
     better = _run_json("g/d/5layer-swni", [0.045, 0.036, 0.055, 0.041])  # lower on every paired seed

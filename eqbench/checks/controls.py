@@ -1,20 +1,19 @@
-"""Negative controls: deliberately broken variants that every check must catch.
+"""Negative controls: deliberately broken variants of a rule and an optimizer that every check must catch.
 
-A suite that cannot fail proves nothing; each of these must make its check fail, and the suites
-assert that it does.
+A suite that cannot fail proves nothing; each of these must make its check fail, and the claims
+catalogue (eqbench.claims) asserts that it does. Broken variants of a model live with their model
+(e.g. eqbench.models.sequence.ValuesUnlikeKeys), so that this module names none.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-import torch
 from torch import Tensor
 
 from ..forward import PEPITA
-from ..models.sequence import SequenceEP
 from ..optim import FlipOptimizer
-from ..rules import EP
+from ..rules import EP, LearningRule, Series
 
 
 @dataclass
@@ -23,6 +22,28 @@ class FlippedSignEP(EP):
 
     def pair_grads(self, *args, **kwargs):
         return {k: -v for k, v in super().pair_grads(*args, **kwargs).items()}
+
+
+class SignFlipped(LearningRule):
+    """Any rule with its update negated (per step and in ``.grad``): the GDU check must fail on it, whatever the
+    model, which is what proves that the check can fail there (``eqbench check``'s generic control)."""
+
+    def __init__(self, rule: LearningRule) -> None:
+        self.rule = rule
+        self.T1, self.T2, self.mode, self.closed_form = rule.T1, rule.T2, rule.mode, rule.closed_form
+
+    def detailed_gradients(self, *args, **kwargs) -> Series:
+        return {k: -v for k, v in self.rule.detailed_gradients(*args, **kwargs).items()}
+
+    def compute_gradients(self, model, x: Tensor, y: Tensor, **kw) -> dict:
+        info = self.rule.compute_gradients(model, x, y, **kw)
+        for p in model.parameters():
+            if p.grad is not None:
+                p.grad.neg_()
+        return info
+
+    def predict(self, model, x: Tensor, **kw):
+        return self.rule.predict(model, x, **kw)
 
 
 @dataclass
@@ -40,27 +61,3 @@ class ReversedFlipOptimizer(FlipOptimizer):
     @staticmethod
     def flip_mask(sign: Tensor, m: Tensor, threshold: float) -> Tensor:
         return -sign * m > threshold
-
-
-class ValuesUnlikeKeys(SequenceEP):
-    """Bal & Sengupta's model with a retrieval whose values V = XM differ from its keys X.
-
-    r(g) = softmax(c·gXᵀ)X is the gradient of (1/c)·lse(c·gXᵀ), with the symmetric Jacobian c·Xᵀ(diag p − ppᵀ)X;
-    with values XM the Jacobian c·Mᵀ Xᵀ(diag p − ppᵀ)X is not symmetric, r is no gradient, and EP must part
-    from BPTT (the GDU check must fail).
-    """
-
-    def retrieve(self, g: Tensor, keys: Tensor) -> Tensor:
-        d = keys.shape[-1]
-        M = torch.eye(d, dtype=keys.dtype) + 0.5 * torch.linspace(-1, 1, d * d, dtype=keys.dtype).reshape(d, d)
-        return torch.softmax(self.scale * g @ keys.transpose(1, 2), dim=-1) @ (keys @ M)
-
-
-def values_unlike_keys_case() -> tuple[ValuesUnlikeKeys, Tensor, Tensor]:
-    """(model, x, y): the ``SEQ_IMDB (retrieval step)`` theorem case with :class:`ValuesUnlikeKeys`."""
-    from ..cases import DEFAULTS, THEOREM_CASES, case
-
-    _, x, y = case(THEOREM_CASES["SEQ_IMDB (retrieval step)"])
-    torch.manual_seed(0)
-    d = DEFAULTS["SEQ_IMDB"]
-    return ValuesUnlikeKeys(d["seq_len"], d["dim"], fc=d["fc"], act="my_sigmoid").double(), x, y

@@ -36,35 +36,26 @@ from ..relaxation import Trace, relax
 
 
 # --------------------------------------------------------------------------------------- energy
-def _clip_a(model: EnergyModel, a: float | None) -> float:
-    if a is not None:
-        a = float(a)
-        if not (math.isfinite(a) and a > 0):
-            raise ConfigError(f"the energy's slope parameter a must be finite and positive, got {a}")
-        return a
-    act = getattr(model, "act", None)
-    clip_a = getattr(act, "clip_a", None)
-    if clip_a is None:
-        name = getattr(act, "name", type(act).__name__)
-        raise ConfigError(
-            f"{model.name}'s activation {name!r} is not a clip σ(u) = clip(u/a, 0, 1), so it has no "
-            "energy slope a; pass a= explicitly to evaluate E = (a/2)·Σ‖s_l‖² − Φ anyway"
-        )
-    return float(clip_a)
-
-
 def laborieux_energy(model: EnergyModel, x: Tensor, s: State, a: float | None = None,
                      beta: float = 0.0, y: Tensor | None = None) -> Tensor:
     """E_β(x, s) = (a/2)·Σ_l ‖s_l‖² − Φ_β(x, s), one value per sample (shape ``(B,)``).
 
-    ``a`` defaults to the model's clip slope (``model.act.clip_a``: 1 for hard_sigmoid, 2 for
-    my_hard_sig); for an activation without one, ``a`` must be given or ConfigError is raised.
+    With ``a`` omitted it is the model's declared energy (`EnergyModel.energy`: for the layered models
+    the same formula with their clip slope a, 1 for hard_sigmoid, 2 for my_hard_sig); a model that
+    declares none (a smooth activation) needs an explicit ``a`` or ConfigError is raised.
     Laborieux et al. 2021 §A.3 (primitive Φ); Scellier & Bengio 2017 Eq. 1 (the ‖s‖²/2 term).
-    It is the dynamics' Lyapunov function only when every layer's activation is that clip — not
-    for an identity output layer (``loss="ce"`` without softmax readout).
+    It is the dynamics' Lyapunov function only when every layer's activation is that clip.
     """
-    a = _clip_a(model, a)
     x = model.check_input(x)
+    if a is None:
+        e = model.energy(x, s, beta, y)
+        if e is None:
+            raise ConfigError(f"{model.name} declares no energy (its activation is not a clip σ(u) = clip(u/a, 0, 1)); "
+                              "pass a= explicitly to evaluate E = (a/2)·Σ‖s_l‖² − Φ anyway")
+        return e
+    a = float(a)
+    if not (math.isfinite(a) and a > 0):
+        raise ConfigError(f"the energy's slope parameter a must be finite and positive, got {a}")
     sq = x.new_zeros(x.shape[0])
     for si in s:
         sq = sq + (si.flatten(1) ** 2).sum(1)
@@ -90,7 +81,7 @@ class DescentReport:
 
     model: str
     mode: str
-    a: float
+    a: float  # the explicit slope of E = (a/2)·Σ‖s‖² − Φ, NaN when the model's declared energy was used
     n_steps: int
     max_increase: float  # largest per-sample E_{t+1} − E_t over the run (negative: strict descent)
     n_increases: int  # number of (transition, sample) pairs with E_{t+1} − E_t > tol
@@ -117,22 +108,15 @@ def energy_descent(model: EnergyModel, x: Tensor, steps: int, mode: str = "async
 
     In ``mode="async"`` E is observed after every half-step (each block update), in ``"sync"``
     after every step. ``tol`` defaults to a round-off bound 64·eps·(1 + max|E|) (see
-    `_roundoff_tol`). With a clip activation, the matching ``a`` and β = 0, the asynchronous
-    relaxation must pass (the block-coordinate argument in this module's docstring).
-    A model that defines its own ``energy(x, s)`` (Gammell's Hopfield network, free phase only) is
-    observed with it; ``a`` is then unused (reported as NaN).
+    `_roundoff_tol`). E is the model's declared energy (`EnergyModel.energy`; ``a`` is then reported
+    as NaN), or, with an explicit ``a``, (a/2)·Σ‖s_l‖² − Φ_β. With a clip activation and β = 0 the
+    asynchronous relaxation must pass (the block-coordinate argument in this module's docstring).
     """
     x = model.check_input(x)
-    if getattr(model, "binary", None) == "W_N":
-        raise ConfigError(f"{model.name} with binary neurons (bin_W_N) has no energy that its dynamics descend; "
-                          "its convergence is checked by eqbench.checks.energy.activity_convergence")
-    if hasattr(model, "energy"):
-        if beta != 0.0:
-            raise ConfigError(f"{model.name}'s energy check covers the free phase (β = 0), got β = {beta}")
-        a, observe = math.nan, model.energy
-    else:
-        a = _clip_a(model, a)
-        observe = lambda xx, s: laborieux_energy(model, xx, s, a, beta, y)  # noqa: E731
+    if a is None and model.energy(x, model.init_state(x), beta, y) is None:
+        raise ConfigError(f"{model.name} declares no energy (EnergyModel.energy returns None); pass a= to test "
+                          "E = (a/2)·Σ‖s_l‖² − Φ anyway")
+    observe = lambda xx, s: laborieux_energy(model, xx, s, a, beta, y)  # noqa: E731
     trace = Trace(observe=observe)
     start = model.init_state(x) if start is None else start
     relax(model, x, start, steps, beta=beta, y=y, mode=mode, closed_form=closed_form, trace=trace)
@@ -149,41 +133,12 @@ def energy_descent(model: EnergyModel, x: Tensor, steps: int, mode: str = "async
             max_inc = math.inf
     else:
         max_inc, n_inc = -math.inf, 0
-    return DescentReport(model.name, mode, a, steps, max_inc, n_inc, float(tol), float(beta), max_abs,
+    return DescentReport(model.name, mode, math.nan if a is None else float(a), steps, max_inc, n_inc, float(tol),
+                         float(beta), max_abs,
                          [float(v) for v in values.mean(1)])
 
 
 # --------------------------------------------------------------------------------------- convergence
-def euler_overshoot(model, x: Tensor, factor: float) -> tuple[State, float]:
-    """Biases and a start where one free Euler step of Gammell's Hopfield model must raise E (factor > 1).
-
-    With H = I − W_ss (E's Hessian on the box) and v its top eigenvector (eigenvalue λ), the biases are
-    set so that ∇E(s) = δ·v at s = ½·1, and ε = factor·2/λ; δ keeps the step inside the box, where it is
-    exact gradient descent on a quadratic: E(s⁺) − E(s) = δ²(−ε + ½ε²λ), positive iff factor > 1.
-    Sets ``model.epsilon`` and the biases (x must be one sample); returns (start, predicted ΔE).
-    """
-    if x.shape[0] != 1:
-        raise ConfigError(f"euler_overshoot sets the biases from one sample; got a batch of {x.shape[0]}")
-    n0 = model.sizes[0]
-    with torch.no_grad():
-        W = model.weights()
-        H = torch.eye(W.shape[0] - n0, dtype=W.dtype) - W[n0:, n0:]
-        lam, vecs = torch.linalg.eigh(H)
-        v, lam_max = vecs[:, -1], float(lam[-1])
-        if lam_max <= 0:
-            raise ConfigError("I − W_ss has no positive eigenvalue: every Euler step descends E")
-        eps = factor * 2.0 / lam_max
-        s = torch.full((1, H.shape[0]), 0.5, dtype=W.dtype)
-        delta = 0.4 / (eps * float(v.abs().max()))  # |εδv| ≤ 0.4: s⁺ stays inside (0, 1)
-        b = (s @ H - delta * v - x.clamp(0, 1) @ W[:n0, n0:])[0]  # ∇E(s) = Hs − (ρ(x)W_xs + b) = δv
-        start = 0
-        for bias in model.bias:
-            bias.copy_(b[start:start + bias.numel()])
-            start += bias.numel()
-    model.epsilon = eps
-    return [s], delta**2 * (-eps + 0.5 * eps**2 * lam_max)
-
-
 @dataclass
 class ConvergenceReport:
     """Per-step residuals ‖s_{t+1} − s_t‖₂ (worst sample) of a relaxation from the zero state."""
@@ -222,81 +177,6 @@ def convergence(model: EnergyModel, x: Tensor, steps: int, mode: str = "sync", c
     return ConvergenceReport(model.name, mode, steps, res, res[-1], first, float(tol))
 
 
-@dataclass
-class ActivityReport:
-    """A bin_W_N relaxation (Laydevant et al. 2021, §D.3): when do the binary activities stop changing,
-    and does the accumulator then converge at the leaky rate?
-
-    While a sample's activities stay the same its drive is constant up to the nudge β(y − s_out), and the
-    step s ← clamp((1 − γ_n)s + γ_n u, 0, 1) is affine in s with slope 1 − γ_n (hidden layers) or
-    1 − γ_n(1 + β) (the nudged output); clamp is 1-Lipschitz, so the residuals r_t = ‖s_{t+1} − s_t‖ obey
-    r_{t+1} ≤ q·r_t with q = ``rate`` = max(1 − γ_n, |1 − γ_n(1 + β)|). q < 1 is a contraction; with
-    Laydevant's γ_n = ½ and β = 2 it is ½, but a negative phase (random sign, β = −2) has q = 3/2: the
-    output accumulators are pushed apart until they reach the clamp. ``max_excess`` is the largest
-    r_{t+1} − q·r_t over such steps (all samples); it must stay below ``tol``, the round-off of one step.
-    ``max_ratio_changing`` is the largest r_{t+1}/r_t over steps where activities changed (no bound
-    there: the drive jumps). ``settled`` is the fraction of samples whose activities did not change
-    over the last ``window`` steps.
-    """
-
-    model: str
-    n_steps: int
-    gamma_neur: float
-    beta: float
-    rate: float
-    changes: list[int]  # activity changes per step, all samples and layers
-    residuals: list[float]  # worst-sample ‖s_{t+1} − s_t‖₂ per step
-    last_change: int | None  # last step (1-based) at which any activity changed, None if none did
-    settled: float
-    max_excess: float
-    max_ratio_changing: float
-    tol: float
-    window: int
-
-    @property
-    def contracts(self) -> bool:
-        """Whether every step with unchanged activities obeyed r_{t+1} ≤ q·r_t, up to round-off."""
-        return self.max_excess <= self.tol
-
-    def to_dict(self) -> dict:
-        d = asdict(self)
-        d["contracts"] = self.contracts
-        return d
-
-
-def activity_convergence(model: EnergyModel, x: Tensor, steps: int, *, beta: float = 0.0, y: Tensor | None = None,
-                         start: State | None = None, window: int = 5) -> ActivityReport:
-    """Relax a binary-neuron model ``steps`` steps and report how its activities and accumulators settle."""
-    if getattr(model, "binary", None) != "W_N":
-        raise ConfigError(f"activity_convergence checks binary-neuron models (bin_W_N), not {model.name}")
-    if steps < 2:
-        raise ConfigError(f"an activity convergence check needs at least two steps, got {steps}")
-    x = model.check_input(x)
-    trace = Trace(keep_states=True)
-    relax(model, x, model.init_state(x) if start is None else start, steps, beta=beta, y=y, trace=trace)
-    S = trace.states
-    act = [torch.cat([model.activity(si).detach().flatten(1) for si in st], 1) for st in S]
-    flat = [torch.cat([si.flatten(1) for si in st], 1) for st in S]
-    changed = torch.stack([(act[t + 1] != act[t]).sum(1) for t in range(steps)])  # (steps, B)
-    res = torch.stack([(flat[t + 1] - flat[t]).norm(dim=1) for t in range(steps)])  # (steps, B)
-    # steps t+1 and t+2 see the same drive when step t+1 changed none of the sample's activities
-    still = changed[:-1] == 0
-    g = model.gamma_neur
-    rate = max(1.0 - g, abs(1.0 - g * (1.0 + beta)))
-    excess = res[1:] - rate * res[:-1]
-    tol = _roundoff_tol(flat[0].dtype, float(max(f.norm(dim=1).max() for f in flat)))
-    moving = ~still & (res[:-1] > tol)
-    ratio = res[1:][moving] / res[:-1][moving]
-    total = changed.sum(1)
-    nz = torch.nonzero(total).flatten()
-    w = min(window, steps)
-    return ActivityReport(model.name, steps, g, float(beta), rate, [int(v) for v in total],
-                          [float(v) for v in res.max(1).values], int(nz[-1]) + 1 if nz.numel() else None,
-                          float((changed[-w:].sum(0) == 0).double().mean()),
-                          float(excess[still].max()) if bool(still.any()) else -math.inf,
-                          float(ratio.max()) if ratio.numel() else 0.0, float(tol), w)
-
-
 def phi_trace(model: EnergyModel, x: Tensor, steps: int, beta: float = 0.0, y: Tensor | None = None,
               mode: str = "sync") -> list[float]:
     """Batch-mean Φ_β at every state a relaxation from zeros visits (after each half-step if async)."""
@@ -307,15 +187,9 @@ def phi_trace(model: EnergyModel, x: Tensor, steps: int, beta: float = 0.0, y: T
 
 # --------------------------------------------------------------------------------------- contraction
 def _check_multilinear(model: EnergyModel) -> None:
-    if getattr(model, "feedback", False):
-        raise ConfigError(f"{model.name} has feedback weights: its drive is not the gradient of a "
-                          "primitive, so there is no symmetric coupling H to bound")
-    for c in getattr(model, "conns", []):
-        if getattr(c, "pool", "i") == "m":
-            raise ConfigError(f"{model.name} has max pooling: Φ is not multilinear in the layers and the "
-                              "drive is not affine in s; contraction_scale needs avg or no pooling")
-    if not getattr(model, "conns", None):
-        raise ConfigError(f"contraction_scale knows the layered models only, not {model.name}")
+    reason = model.why_drive_not_affine()
+    if reason is not None:
+        raise ConfigError(f"contraction_scale needs a drive u = H·s + c with symmetric H; {model.name}: {reason}")
 
 
 def _activation_lipschitz(model: EnergyModel) -> float:

@@ -32,9 +32,7 @@ from ..autodiff import grads
 from ..errors import ConfigError
 from ..models.base import EnergyModel, State
 from ..relaxation import Trace, relax
-from ..rules import EP
-
-Series = dict[str, Tensor]  # key -> (steps, ...) with the step index first
+from ..rules import LearningRule, Series
 
 
 def neuron_keys(model: EnergyModel) -> list[str]:
@@ -71,23 +69,6 @@ def bptt_series(model: EnergyModel, x: Tensor, y: Tensor, free: State, T2: int,
             steps.append(grads(u, params, lam_t[T2 - k]))
     for j, name in enumerate(names):
         out[name] = torch.stack([g[j].detach() for g in steps])
-    return out
-
-
-def ep_series(model: EnergyModel, x: Tensor, y: Tensor, free: State, beta: float, T2: int,
-              rule: EP) -> Series:
-    """Per-step EP updates of a nudged phase with β (signed) from the free state."""
-    trace = Trace(keep_states=True)
-    relax(model, x, free, T2, beta=beta, y=y, closed_form=rule.closed_form, trace=trace)
-    S = trace.states
-    out: Series = {}
-    for i, key in enumerate(neuron_keys(model)):
-        out[key] = torch.stack([(S[k][i] - S[k - 1][i]) / beta for k in range(1, T2 + 1)])
-    steps = [rule.pair_grads(model, x, y, free, free, 0.0, free, beta, denom=beta)]
-    steps += [rule.pair_grads(model, x, y, free, S[k - 1], beta, S[k], beta, denom=beta) for k in range(1, T2 + 1)]
-    steps = [model.postprocess_grads(g) for g in steps]
-    for name, _ in model.named_parameters():
-        out[name] = torch.stack([g[name] for g in steps])
     return out
 
 
@@ -205,13 +186,16 @@ class GDURun:
     ep: dict[float, Series] = field(default_factory=dict)
 
 
-def prepare(model: EnergyModel, x: Tensor, y: Tensor, rule: EP, T1: int | None = None,
+def prepare(model: EnergyModel, x: Tensor, y: Tensor, rule: LearningRule, T1: int | None = None,
             T2: int | None = None) -> GDURun:
     """Free phase (T1 steps) and the BPTT series (T2 steps) shared by every β."""
     if rule.mode != "sync":
         raise ConfigError("the GDU check compares synchronous dynamics; use mode='sync'")
     T1 = rule.T1 if T1 is None else T1
     T2 = rule.T2 if T2 is None else T2
+    if T1 is None or T2 is None:
+        raise ConfigError(f"the GDU check needs the free and nudged step counts T1 and T2; {type(rule).__name__} "
+                          "declares none, pass them")
     x = model.check_input(x)
     y = model.check_target(y, x.shape[0])
     trace = Trace()
@@ -222,13 +206,14 @@ def prepare(model: EnergyModel, x: Tensor, y: Tensor, rule: EP, T1: int | None =
     return run
 
 
-def ep_for(run: GDURun, rule: EP, beta: float) -> Series:
+def ep_for(run: GDURun, rule: LearningRule, beta: float) -> Series:
+    """The rule's per-step updates at signed β (`LearningRule.detailed_gradients`), computed once per run."""
     if beta not in run.ep:
-        run.ep[beta] = ep_series(run.model, run.x, run.y, run.free, beta, run.T2, rule)  # type: ignore[attr-defined]
+        run.ep[beta] = rule.detailed_gradients(run.model, run.x, run.y, run.free, beta, run.T2)  # type: ignore
     return run.ep[beta]
 
 
-def report(run: GDURun, rule: EP, beta: float, variant: str, tol: float | None = None) -> GDUReport:
+def report(run: GDURun, rule: LearningRule, beta: float, variant: str, tol: float | None = None) -> GDUReport:
     """Compare the one-sided (signed β) or symmetric EP series with BPTT."""
     if variant == "one_sided":
         ep = ep_for(run, rule, beta)
@@ -241,7 +226,7 @@ def report(run: GDURun, rule: EP, beta: float, variant: str, tol: float | None =
     return GDUReport(run.model.name, dtype, variant, beta, run.T1, run.T2, layers, run.free_residual, tol)
 
 
-def gdu_check(model: EnergyModel, x: Tensor, y: Tensor, rule: EP, *, variant: str = "symmetric",
+def gdu_check(model: EnergyModel, x: Tensor, y: Tensor, rule: LearningRule, *, variant: str = "symmetric",
               tol: float | None = None, T1: int | None = None, T2: int | None = None) -> GDUReport:
     """One GDU comparison at the rule's β; ``tol`` bounds the worst layer's relative error."""
     return report(prepare(model, x, y, rule, T1, T2), rule, rule.beta, variant, tol)
@@ -275,7 +260,7 @@ class Sweep:
         }
 
 
-def beta_sweep(run: GDURun, rule: EP, betas=None) -> Sweep:
+def beta_sweep(run: GDURun, rule: LearningRule, betas=None) -> Sweep:
     """The β-sweep of the EP-vs-BPTT relative error (worst layer), one-sided and symmetric."""
     betas = [float(b) for b in (np.logspace(-1, -4, 7) if betas is None else betas)]
     one = [report(run, rule, b, "one_sided").rel_error for b in betas]

@@ -1,12 +1,13 @@
-"""Model registry: a new model joins every suite by being registered here."""
+"""Model registry: eqbench's models by name, plus those other packages register as entry points
+(group ``eqbench.models``, see eqbench.plugins) or name as a ``package.module:factory`` path."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from typing import Any
 
-from ..errors import unknown
-from .base import EnergyModel, State
+from ..errors import ConfigError, unknown
+from .base import EnergyModel, State, Trainable
 from .binary import BinaryEP, bin_cnn, bin_mlp
 from .feedforward import conv1fc, fc
 from .hopfield import HopfieldEP
@@ -49,21 +50,42 @@ MODELS: dict[str, Callable[..., EnergyModel]] = {
 }
 
 
+def model_factories() -> dict[str, Callable[..., EnergyModel]]:
+    """eqbench's models and every model registered under the ``eqbench.models`` entry-point group."""
+    from ..plugins import entry_points_of
+
+    return {**MODELS, **entry_points_of("eqbench.models", MODELS)}
+
+
+def model_factory(name: str) -> Callable[..., EnergyModel]:
+    """The factory of a registered name or of a ``package.module:factory`` path; ConfigError otherwise."""
+    if ":" in name:
+        from ..plugins import load_object
+
+        return load_object(name, "model factory")
+    factories = MODELS if name in MODELS else model_factories()
+    if name not in factories:
+        raise unknown("model", name, factories)
+    return factories[name]
+
+
 def build_model(name: str, **config: Any) -> EnergyModel:
-    """Build a registered model by name; an unknown name raises ConfigError listing the known ones."""
-    if name not in MODELS:
-        raise unknown("model", name, MODELS)
+    """Build a model by registry name or ``package.module:factory`` path; an unknown name, an option the
+    factory rejects or a factory that returns no EnergyModel raises ConfigError in one line."""
+    factory = model_factory(name)
     try:
-        return MODELS[name](**config)
+        model = factory(**config)
     except TypeError as e:  # an unknown keyword: say which model rejected it
         raise unknown_option(name, e) from None
+    if not isinstance(model, Trainable):
+        raise ConfigError(f"model factory {name!r} returned {type(model).__name__}, not an eqbench.EnergyModel")
+    return model
 
 
 def unknown_option(name: str, e: TypeError):
-    from ..errors import ConfigError
-
     return ConfigError(f"{name}: {e}".replace("__init__() ", "").replace("LayeredEP.", "").replace("HopfieldEP.", "")
                        .replace("BinaryEP.", "").replace("SequenceEP.", ""))
 
 
-__all__ = ["BinaryEP", "EnergyModel", "HopfieldEP", "LayeredEP", "SequenceEP", "MODELS", "State", "build_model"]
+__all__ = ["BinaryEP", "EnergyModel", "HopfieldEP", "LayeredEP", "SequenceEP", "MODELS", "State", "Trainable",
+           "build_model", "model_factories", "model_factory"]

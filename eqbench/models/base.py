@@ -25,11 +25,48 @@ from ..errors import ShapeError
 State = list[Tensor]
 
 
-class EnergyModel(nn.Module):
-    """Base class of the engine's models; subclasses implement `state_shapes`, `phi`, `loss`, `output`."""
+class Trainable(nn.Module):
+    """What the trainer asks of any model (energy-based or feed-forward), each with a default.
+
+    The trainer calls these and nothing else: a model with a feature of its own (Gammell's correction
+    rates, Laydevant's binary weights) overrides the matching method instead of being probed for it.
+    """
 
     #: registry name, set by subclasses
     name: str = "model"
+
+    def layer_parameters(self) -> list[list[nn.Parameter]]:
+        """Parameters grouped by layer, bottom to top: one learning rate and weight decay each."""
+        return [list(self.parameters())]
+
+    def param_groups(self, lrs: list[float], wds: list[float]) -> list[dict]:
+        """torch.optim parameter groups: one per `layer_parameters` group with its rate and decay."""
+        return [{"params": g, "lr": lr, "weight_decay": wd} for g, lr, wd in zip(self.layer_parameters(), lrs, wds)]
+
+    def binary_weights(self) -> list[nn.Parameter]:
+        """Weights constrained to ±α, trained by eqbench.optim.FlipOptimizer only (none by default)."""
+        return []
+
+    def batch_metrics(self) -> dict[str, float]:
+        """Per-batch values the trainer logs, read after the rule wrote ``.grad`` (none by default)."""
+        return {}
+
+    def epoch_metrics(self, batches: list[dict[str, float]]) -> dict[str, float | None]:
+        """Per-epoch values for ``metrics.jsonl`` from this epoch's `batch_metrics` (none by default)."""
+        return {}
+
+    def run_metrics(self) -> dict[str, float]:
+        """Values of the run as a whole, written to ``result.json`` (none by default)."""
+        return {}
+
+    def project_(self) -> None:
+        """Project the parameters back onto their constraint set after an optimizer step (no-op by default)."""
+
+
+class EnergyModel(Trainable):
+    """Base class of the engine's models; subclasses implement `state_shapes`, `phi`, `loss`, `output`,
+    `activations`. Every optional capability below has a default, so generic code never probes a model."""
+
     #: per-sample shape of the input x
     in_shape: tuple[int, ...] = ()
     #: number of classes of the targets
@@ -45,8 +82,23 @@ class EnergyModel(nn.Module):
         raise NotImplementedError
 
     def phi(self, x: Tensor, s: State, beta: float = 0.0, y: Tensor | None = None) -> Tensor:
-        """Primitive function Φ(x, s; θ) − β·L(s, y), one value per sample (shape ``(B,)``)."""
+        """Primitive function Φ(x, s; θ) plus the nudge (−β·L(s, y) by default), one value per sample ``(B,)``."""
         raise NotImplementedError
+
+    def nudge_term(self, s: State, beta: float, y: Tensor | None) -> Tensor:
+        """The term that nudging adds to Φ: −β·L(s, y) (Scellier & Bengio 2017, Eq. 5); zero at β = 0.
+
+        ``phi`` adds it; a model whose authors nudge otherwise (after the step, on the state) overrides
+        `drive` for β ≠ 0 and says so in its docstring.
+        """
+        if beta == 0.0:
+            return s[0].new_zeros(s[0].shape[0])
+        return -beta * self.loss(s, y)
+
+    def energy(self, x: Tensor, s: State, beta: float = 0.0, y: Tensor | None = None) -> Tensor | None:
+        """A Lyapunov function E_β(x, s) per sample that the model's dynamics descend, or None when the
+        model declares none (the default): the energy-descent claim then does not apply."""
+        return None
 
     def loss(self, s: State, y: Tensor) -> Tensor:
         """The cost L(s, y) per sample (shape ``(B,)``) that nudging and BPTT use."""
@@ -143,6 +195,17 @@ class EnergyModel(nn.Module):
         """The step proper, s_l ← σ_l(u_l) (synchronous, Laborieux §A.3 step 2-3)."""
         return [act(ui) for act, ui in zip(self.activations(), u)]
 
+    def fast_relax(self, x: Tensor, s: State, steps: int, beta: float = 0.0, y: Tensor | None = None) -> State | None:
+        """``steps`` closed-form synchronous steps fused into one routine, or None when the model has none
+        (the default): `eqbench.relaxation.relax` then runs its generic loop. A model that offers one pins it
+        to the generic loop by a test."""
+        return None
+
+    def why_drive_not_affine(self) -> str | None:
+        """None when the drive at β = 0 is affine and symmetric in s, u = H·s + c with H = Hᵀ (a multilinear Φ
+        with symmetric weights), which `eqbench.checks.energy.coupling_norm` needs; otherwise the reason."""
+        return "it does not declare an affine symmetric drive (EnergyModel.why_drive_not_affine)"
+
     def parity_groups(self) -> list[list[int]]:
         """Layers updated together by an asynchronous relaxation: even layers, then odd ones.
 
@@ -151,10 +214,6 @@ class EnergyModel(nn.Module):
         """
         n = len(self.state_shapes())
         return [list(range(1, n, 2)), list(range(0, n, 2))]
-
-    def layer_parameters(self) -> list[list[nn.Parameter]]:
-        """Parameters grouped by layer, bottom to top: one learning rate and weight decay each."""
-        return [list(self.parameters())]
 
     # ----------------------------------------------------------------------------- EP estimator hooks
     def ep_objective(self, x: Tensor, y: Tensor, free: State, s1: State, beta1: float,

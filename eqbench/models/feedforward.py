@@ -37,6 +37,7 @@ import torch.nn.functional as nnf
 from torch import Tensor, nn
 
 from ..errors import ConfigError, ShapeError, unknown
+from .base import Trainable
 
 #: hidden activations and their derivatives in terms of the pre-activation a
 ACTS: dict[str, tuple[Callable[[Tensor], Tensor], Callable[[Tensor], Tensor]]] = {
@@ -91,7 +92,7 @@ class _Checks:
         return nnf.cross_entropy(logits, y, reduction="none")
 
 
-class FeedForward(_Checks, nn.Module):
+class FeedForward(_Checks, Trainable):
     """Fully connected net ``sizes = [n_in, h_1, …, n_out]``: no biases, He-uniform init, a hidden
     activation ``act``, softmax output, inverted dropout with keep probability ``keep`` on hidden layers."""
 
@@ -174,7 +175,7 @@ class FeedForward(_Checks, nn.Module):
         return self.forward(x)[0][-1]
 
 
-class ConvPEPITANet(_Checks, nn.Module):
+class ConvPEPITANet(_Checks, Trainable):
     """Dellaferrera & Kreiman's ``Net1conv1fcXL`` (``_cif`` for 3-channel inputs): one bias-free conv
     layer, relu, 2×2 max pooling, one bias-free Linear readout, softmax. PyTorch default init, no dropout.
 

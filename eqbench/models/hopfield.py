@@ -191,15 +191,17 @@ class HopfieldEP(EnergyModel):
             return F.one_hot(y, self.n_classes).to(like.dtype)
         return y.to(like.dtype)
 
-    def energy(self, x: Tensor, s: State) -> Tensor:
-        """E(x, s) per sample (Gammell §C.2, the authors' dead ``calc_E`` made to run)."""
+    def energy(self, x: Tensor, s: State, beta: float = 0.0, y: Tensor | None = None) -> Tensor:
+        """E(x, s) per sample (Gammell §C.2, the authors' dead ``calc_E`` made to run); the free phase only."""
+        if beta != 0.0:
+            raise ConfigError(f"{self.name}'s energy covers the free phase (β = 0), got β = {beta}")
         z = rho(torch.cat([x, s[0]], 1))
         b = torch.cat(list(self.bias))
         return 0.5 * (s[0] ** 2).sum(1) - 0.5 * ((z @ self.weights()) * z).sum(1) - rho(s[0]) @ b
 
     def phi(self, x: Tensor, s: State, beta: float = 0.0, y: Tensor | None = None) -> Tensor:
         out = -self.energy(x, s)
-        return out if beta == 0.0 else out - beta * self.loss(s, y)
+        return out if beta == 0.0 else out + self.nudge_term(s, beta, y)
 
     def loss(self, s: State, y: Tensor) -> Tensor:
         """C = ½‖y − s_y‖² per sample (one-hot targets for classes)."""
@@ -314,6 +316,27 @@ class HopfieldEP(EnergyModel):
             rates.append(0.0 if g is None or count == 0 else float(g.norm()) / math.sqrt(count))
         return rates
 
+    # ----------------------------------------------------------------------------- what the trainer logs
+    def batch_metrics(self) -> dict[str, float]:
+        """The correction rate of each layer (``rate/k``), read after the rule wrote ``.grad``."""
+        return {f"rate/{k + 1}": r for k, r in enumerate(self.correction_rates())}
+
+    def epoch_metrics(self, batches: list[dict[str, float]]) -> dict[str, float | None]:
+        """The epoch's mean rate per layer, their log-spread (Gammell's Table 1; JSON null when a layer never
+        learned, counted in ``dead_layers``) and the Euler step bound ε must stay below for E to descend."""
+        out: dict[str, float | None] = {"step_bound": self.euler_step_bound()}
+        if batches:
+            means = {k: float(np.mean([b[k] for b in batches])) for k in batches[0]}
+            spread = log_spread(list(means.values()))
+            out.update(means)
+            out.update(log_spread=spread if math.isfinite(spread) else None,
+                       dead_layers=sum(m == 0 for m in means.values()))
+        return out
+
+    def run_metrics(self) -> dict[str, float]:
+        """The fraction of connections the small-world topology rewired."""
+        return {"p_actual": self.p_actual}
+
 
 def log_spread(rates: Sequence[float]) -> float:
     """Std over layers of log10 of the per-layer mean correction (Gammell et al., Table 1's spread).
@@ -323,3 +346,33 @@ def log_spread(rates: Sequence[float]) -> float:
     """
     r = np.asarray(rates, dtype=float)
     return math.inf if np.any(r <= 0) else float(np.std(np.log10(r)))
+
+
+def euler_overshoot(model, x: Tensor, factor: float) -> tuple[State, float]:
+    """Biases and a start where one free Euler step of Gammell's Hopfield model must raise E (factor > 1).
+
+    With H = I − W_ss (E's Hessian on the box) and v its top eigenvector (eigenvalue λ), the biases are
+    set so that ∇E(s) = δ·v at s = ½·1, and ε = factor·2/λ; δ keeps the step inside the box, where it is
+    exact gradient descent on a quadratic: E(s⁺) − E(s) = δ²(−ε + ½ε²λ), positive iff factor > 1.
+    Sets ``model.epsilon`` and the biases (x must be one sample); returns (start, predicted ΔE).
+    """
+    if x.shape[0] != 1:
+        raise ConfigError(f"euler_overshoot sets the biases from one sample; got a batch of {x.shape[0]}")
+    n0 = model.sizes[0]
+    with torch.no_grad():
+        W = model.weights()
+        H = torch.eye(W.shape[0] - n0, dtype=W.dtype) - W[n0:, n0:]
+        lam, vecs = torch.linalg.eigh(H)
+        v, lam_max = vecs[:, -1], float(lam[-1])
+        if lam_max <= 0:
+            raise ConfigError("I − W_ss has no positive eigenvalue: every Euler step descends E")
+        eps = factor * 2.0 / lam_max
+        s = torch.full((1, H.shape[0]), 0.5, dtype=W.dtype)
+        delta = 0.4 / (eps * float(v.abs().max()))  # |εδv| ≤ 0.4: s⁺ stays inside (0, 1)
+        b = (s @ H - delta * v - x.clamp(0, 1) @ W[:n0, n0:])[0]  # ∇E(s) = Hs − (ρ(x)W_xs + b) = δv
+        start = 0
+        for bias in model.bias:
+            bias.copy_(b[start:start + bias.numel()])
+            start += bias.numel()
+    model.epsilon = eps
+    return [s], delta**2 * (-eps + 0.5 * eps**2 * lam_max)

@@ -182,7 +182,7 @@ class LayeredEP(EnergyModel):
         for l, g in enumerate(self.feedbacks, start=1):
             total = total + (self._conn_out(l, g, hi[l]) * lo[l + 1]).flatten(1).sum(1)
         if beta != 0.0:
-            total = total - beta * self.loss(post, y)
+            total = total + self.nudge_term(post, beta, y)
         return total
 
     def phi(self, x: Tensor, s: State, beta: float = 0.0, y: Tensor | None = None) -> Tensor:
@@ -272,6 +272,26 @@ class LayeredEP(EnergyModel):
         if self.readout is None:
             return err
         return (err @ self.readout.weight).reshape(s[-1].shape)
+
+    def energy(self, x: Tensor, s: State, beta: float = 0.0, y: Tensor | None = None) -> Tensor | None:
+        """E_β = (a/2)·Σ_l ‖s_l‖² − Φ_β when the activation is a clip σ(u) = clip(u/a, 0, 1); None otherwise.
+
+        Laborieux et al. 2021 §A.3 (primitive Φ), Scellier & Bengio 2017 Eq. 1 (the ‖s‖²/2 term); the
+        argument that the asynchronous dynamics descend it is in eqbench.checks.energy. It is not a Lyapunov
+        function for an identity output layer (``loss="ce"`` without softmax readout), which is not checked.
+        """
+        a = self.act.clip_a
+        if a is None:
+            return None
+        sq = sum((si.flatten(1) ** 2).sum(1) for si in s)
+        return 0.5 * a * sq - self.phi(self.check_input(x), s, beta, y)
+
+    def why_drive_not_affine(self) -> str | None:
+        if self.feedback:
+            return "it has feedback weights: its drive is not the gradient of a primitive"
+        if any(c.pool == "m" for c in self.conns):
+            return "it has max pooling: Φ is not multilinear in the layers and the drive is not affine in s"
+        return None
 
     def layer_parameters(self):
         """One group per connection (a feedback module joins its forward twin's group, as

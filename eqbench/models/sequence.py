@@ -114,7 +114,7 @@ class SequenceEP(EnergyModel):
             c = self.scale
             total = total + sum(torch.logsumexp(c * sk @ self.segment(x, kv).transpose(1, 2), -1).sum(1) / c
                                 for (_, kv), sk in zip(self.projections, s[:K]))
-        return total if beta == 0.0 else total - beta * self.loss(s, y)
+        return total if beta == 0.0 else total + self.nudge_term(s, beta, y)
 
     def loss(self, s: State, y: Tensor) -> Tensor:
         """½‖h_out − onehot(y)‖² (MSE only, as the authors)."""
@@ -159,3 +159,23 @@ def seq_snli(seq_len: int = 25, dim: int = 300, fc: Sequence[int] = (400, 3), sc
     """SNLI model: premise (segment 0) and hypothesis (1); two cross- and two self-attention projection layers."""
     return SequenceEP(seq_len, dim, segments=2, projections=((0, 1), (1, 0), (0, 0), (1, 1)), fc=fc, scale=scale,
                       name="SEQ_SNLI", **kw)
+
+
+class ValuesUnlikeKeys(SequenceEP):
+    """A negative control: Bal & Sengupta's model with a retrieval whose values V = XM differ from its keys X.
+
+    r(g) = softmax(c·gXᵀ)X is the gradient of (1/c)·lse(c·gXᵀ), with the symmetric Jacobian c·Xᵀ(diag p − ppᵀ)X;
+    with values XM the Jacobian c·Mᵀ Xᵀ(diag p − ppᵀ)X is not symmetric, r is no gradient, and EP must part
+    from BPTT (the GDU check must fail).
+    """
+
+    def retrieve(self, g: Tensor, keys: Tensor) -> Tensor:
+        d = keys.shape[-1]
+        M = torch.eye(d, dtype=keys.dtype) + 0.5 * torch.linspace(-1, 1, d * d, dtype=keys.dtype).reshape(d, d)
+        return torch.softmax(self.scale * g @ keys.transpose(1, 2), dim=-1) @ (keys @ M)
+
+
+def seq_imdb_values_unlike_keys(seq_len: int = 600, dim: int = 300, fc: Sequence[int] = (1000, 40, 2),
+                                **kw) -> ValuesUnlikeKeys:
+    """`seq_imdb` with the broken retrieval of :class:`ValuesUnlikeKeys` (a negative control)."""
+    return ValuesUnlikeKeys(seq_len, dim, segments=1, projections=((0, 0),), fc=fc, name="SEQ_IMDB", **kw)

@@ -55,7 +55,7 @@ def test_small_world_beats_layered_at_ci_scale(results, record_property):
     # Gammell et al.'s claim on MNIST-5k: the 5-layer SW network has a lower test error than the MLFF one
     # (measured over seeds 0-2: see the two entries' bands). With several seeds the paired one-sided t-test
     # must also reject "SW is not better" at 5 %.
-    from eqbench.runner import compare_runs
+    from eqbench.stats import compare_runs
 
     sw, mlff = (run_baseline(f"gammell2021/mnist5k/5layer-{t}", "ci", seeds=SEEDS, results=results, progress=False)
                 for t in ("swni", "mlff"))
@@ -75,7 +75,7 @@ def test_binary_relative_claims_at_ci_scale(bid, holds, results, record_property
     # its twin's (claim "equivalent": holds at every seed); bin_W_N's is 12.6 points above (claim "within 1 %":
     # fails at this scale — 3 epochs of MNIST-5k, about 1/300 of the paper's 100 full-MNIST epochs).
     from eqbench.registry import load_registry
-    from eqbench.runner import gap_claim
+    from eqbench.stats import gap_claim
 
     claim = load_registry()[bid].scales["ci"].claim
     a, b = (run_baseline(i, "ci", seeds=SEEDS, results=results, progress=False) for i in (bid, claim.versus))

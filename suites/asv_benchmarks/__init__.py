@@ -5,5 +5,5 @@ in the current interpreter, or ``asv continuous main HEAD`` to compare two commi
 asv.conf.json builds the project as a wheel without dependencies, installs it with the pinned
 ``constraints.txt`` (which brings torch the first time), then force-reinstalls the wheel alone
 so that each commit's code replaces the previous one without reinstalling torch.
-``$EQBENCH_NUM_THREADS`` pins torch's thread count (eqbench.perf.configure_threads).
+``$EQBENCH_NUM_THREADS`` pins torch's thread count (eqbench.timing.configure_threads).
 """

@@ -3,14 +3,14 @@
 * `DEVICES` — every timed benchmark is parametrized by device; `require_device` skips the CUDA variants
   cleanly when no GPU is present (asv records a ``NotImplementedError`` raised in ``setup`` as skipped, not
   failed);
-* `configure_threads` — ``$EQBENCH_NUM_THREADS`` pins torch's thread count (eqbench.perf.configure_threads).
+* `configure_threads` — ``$EQBENCH_NUM_THREADS`` pins torch's thread count (eqbench.timing.configure_threads).
 """
 
 from __future__ import annotations
 
 import torch
 
-from eqbench.perf import configure_threads
+from eqbench.timing import configure_threads
 
 configure_threads()
 

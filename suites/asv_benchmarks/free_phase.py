@@ -2,8 +2,9 @@
 one EP / BPTT training step as the number of nudged / backpropagated steps T2 grows, on every device.
 
 The cases, callables and memory probes are shared with the pytest-benchmark suite
-(suites/throughput) through eqbench.perf, so the two flavours measure the same thing. The callables
-synchronise CUDA before they return, so a wall clock around them is honest on a GPU.
+(suites/throughput) through eqbench.cases, eqbench.timing and eqbench.memory, so the two flavours
+measure the same thing. The callables synchronise CUDA before they return, so a wall clock around them
+is honest on a GPU.
 """
 
 from __future__ import annotations
@@ -11,7 +12,9 @@ from __future__ import annotations
 import statistics
 import time
 
-from eqbench.perf import CASES, cuda_peak_bytes, free_phase_fn, graph_bytes, make_case, train_step_fn
+from eqbench.cases import CASES, make_case
+from eqbench.memory import cuda_peak_bytes, graph_bytes
+from eqbench.timing import free_phase_fn, train_step_fn
 
 from .common import DEVICES, require_device
 
@@ -24,16 +27,16 @@ class _FreePhaseSetup:
         require_device(device)
         spec = CASES[case]
         model, x, _ = make_case(case, device=device)
-        self.sample_steps = x.shape[0] * spec.T
+        self.sample_steps = x.shape[0] * spec.T1
         closed_form, fast = STEPS[step]
-        self.run = free_phase_fn(model, x, spec.T, closed_form=closed_form, fast=fast)
+        self.run = free_phase_fn(model, x, spec.T1, closed_form=closed_form, fast=fast)
 
     def time_free_phase(self, case: str, step: str, device: str) -> None:
         self.run()
 
 
 class FreePhase(_FreePhaseSetup):
-    """One free phase of the case's T steps from the model's initial state (eqbench.perf.CASES: P_MLP 784-512-10
+    """One free phase of the case's T steps from the model's initial state (eqbench.cases.CASES: P_MLP 784-512-10
     at batch 128, T=30; Laydevant's bin_W and bin_W_N nets; Bal & Sengupta's SNLI model, which has no closed
     form, so both steps run autograd)."""
 
@@ -59,7 +62,7 @@ class TrainStep:
     EP with the symmetric estimator, or BPTT, both with T1 = T2 + 10.
 
     ``peakmem_`` is the process's peak RSS (asv), ``track_graph_bytes`` the deterministic bytes
-    saved for backward (eqbench.perf.graph_bytes): flat in T2 for EP, linear for BPTT (the CUDA allocator's peak
+    saved for backward (eqbench.memory.graph_bytes): flat in T2 for EP, linear for BPTT (the CUDA allocator's peak
     is `CudaPeakMemory`).
     """
 

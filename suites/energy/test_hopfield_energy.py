@@ -29,9 +29,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from eqbench import build_model
-from eqbench.checks.energy import energy_descent, euler_overshoot
+from eqbench.checks.energy import energy_descent
 from eqbench.errors import ConfigError
-from eqbench.models.hopfield import TOPOLOGIES, HopfieldEP
+from eqbench.models.hopfield import TOPOLOGIES, HopfieldEP, euler_overshoot
 
 pytestmark = pytest.mark.usefixtures("float64_default", "one_thread")
 STEPS = 40

@@ -10,7 +10,7 @@ Benchmarks (the ``benchmark`` fixture; skipped by ``--benchmark-skip``, run by `
   target is *reported* (extra_info, terminal summary), never asserted: timings are not tests.
 * `test_train_step_memory` — one EP (symmetric, T1 = T2 + 10) or BPTT (T1 = T2 + 10) training
   step for T2 ∈ {5, 10, 20, 40}: time, and the saved-for-backward bytes of both rules
-  (eqbench.perf.graph_bytes), plus the CUDA allocator's peak on a GPU.
+  (eqbench.memory.graph_bytes), plus the CUDA allocator's peak on a GPU.
 
 Tests (run in the ordinary test run): the memory accounting is deterministic, so its shape is
 asserted — EP flat in T2, BPTT linear in T2 — with negative controls showing the meter can fail.
@@ -26,16 +26,10 @@ import time
 import pytest
 import torch
 
-from eqbench.perf import (
-    CASES,
-    TARGET_RATIO,
-    cuda_peak_bytes,
-    free_phase_fn,
-    graph_bytes,
-    make_case,
-    train_step_fn,
-)
+from eqbench.cases import CASES, TARGET_RATIO, make_case
+from eqbench.memory import cuda_peak_bytes, graph_bytes
 from eqbench.relaxation import relax
+from eqbench.timing import free_phase_fn, train_step_fn
 from eqbench.tracking import interleaved_rates
 
 requires_cuda = pytest.mark.skipif(not torch.cuda.is_available(),
@@ -52,11 +46,11 @@ T2S = [5, 10, 20, 40]
 def test_free_phase(benchmark, case, step, device):
     spec = CASES[case]
     model, x, _ = make_case(case, device=device)
-    run = free_phase_fn(model, x, spec.T, closed_form=STEPS[step])
+    run = free_phase_fn(model, x, spec.T1, closed_form=STEPS[step])
     benchmark.group = f"free phase {case} {device}"
     benchmark.extra_info.update(
-        case=case, step=step, device=device, batch=x.shape[0], T=spec.T,
-        sample_steps=x.shape[0] * spec.T,
+        case=case, step=step, device=device, batch=x.shape[0], T=spec.T1,
+        sample_steps=x.shape[0] * spec.T1,
     )
     benchmark.pedantic(run, rounds=5, warmup_rounds=1)
 
@@ -65,19 +59,19 @@ def test_free_phase(benchmark, case, step, device):
 def test_closed_form_speedup(benchmark, device, throughput_report):
     spec = CASES["mlp"]
     model, x, _ = make_case("mlp", device=device)
-    runs = {step: free_phase_fn(model, x, spec.T, closed_form=cf) for step, cf in STEPS.items()}
-    sample_steps = x.shape[0] * spec.T
+    runs = {step: free_phase_fn(model, x, spec.T1, closed_form=cf) for step, cf in STEPS.items()}
+    sample_steps = x.shape[0] * spec.T1
     rate = interleaved_rates(runs, sample_steps, rounds=7)  # one warm-up each, then 7 interleaved rounds
     ratio = rate["closed_form"] / rate["autograd"]
     verdict = "target met" if ratio >= TARGET_RATIO else "target missed"
     benchmark.group = f"free phase speedup {device}"
     benchmark.extra_info.update(
-        case="mlp", device=device, batch=x.shape[0], T=spec.T, sample_steps=sample_steps,
+        case="mlp", device=device, batch=x.shape[0], T=spec.T1, sample_steps=sample_steps,
         closed_form_sample_steps_per_s=rate["closed_form"],
         autograd_sample_steps_per_s=rate["autograd"],
         ratio=ratio, target_ratio=TARGET_RATIO, target_met=ratio >= TARGET_RATIO,
     )
-    line = (f"free phase P_MLP 784-512-10 batch {x.shape[0]} T={spec.T} on {device} "
+    line = (f"free phase P_MLP 784-512-10 batch {x.shape[0]} T={spec.T1} on {device} "
             f"({torch.get_num_threads()} threads): closed form {rate['closed_form']:,.0f} sample-steps/s, "
             f"autograd {rate['autograd']:,.0f} sample-steps/s, ratio {ratio:.2f} "
             f"(target ≥ {TARGET_RATIO:g}: {verdict})")
@@ -93,10 +87,10 @@ def test_hopfield_free_phase(benchmark, case, step, device, throughput_report):
     # Gammell et al.'s networks: the fused Euler step (fast_relax) against the generic loop
     spec = CASES[case]
     model, x, _ = make_case(case, device=device)
-    runs = {s: free_phase_fn(model, x, spec.T, closed_form=True, fast=s == "fused") for s in ("fused", "generic")}
+    runs = {s: free_phase_fn(model, x, spec.T1, closed_form=True, fast=s == "fused") for s in ("fused", "generic")}
     benchmark.group = f"hopfield free phase {case} {device}"
-    benchmark.extra_info.update(case=case, step=step, device=device, batch=x.shape[0], T=spec.T,
-                                sample_steps=x.shape[0] * spec.T)
+    benchmark.extra_info.update(case=case, step=step, device=device, batch=x.shape[0], T=spec.T1,
+                                sample_steps=x.shape[0] * spec.T1)
     if step == "fused":  # the ratio, timed side by side (reported, not asserted)
         times = {s: [] for s in runs}
         for _ in range(5):
@@ -106,8 +100,8 @@ def test_hopfield_free_phase(benchmark, case, step, device, throughput_report):
                 times[s].append(time.perf_counter() - t0)
         ratio = statistics.median(times["generic"]) / statistics.median(times["fused"])
         benchmark.extra_info["fused_over_generic"] = ratio
-        throughput_report(f"hopfield free phase {case} batch {x.shape[0]} T={spec.T} on {device}: fused step "
-                          f"{x.shape[0] * spec.T / statistics.median(times['fused']):,.0f} sample-steps/s, "
+        throughput_report(f"hopfield free phase {case} batch {x.shape[0]} T={spec.T1} on {device}: fused step "
+                          f"{x.shape[0] * spec.T1 / statistics.median(times['fused']):,.0f} sample-steps/s, "
                           f"×{ratio:.1f} the generic loop")
     benchmark.pedantic(runs[step], rounds=3, warmup_rounds=1)
 

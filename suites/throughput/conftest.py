@@ -1,6 +1,6 @@
 """Shared setup of the throughput benchmarks (bench_*.py, pytest-benchmark).
 
-* torch's thread count comes from ``$EQBENCH_NUM_THREADS`` when set (eqbench.perf.configure_threads);
+* torch's thread count comes from ``$EQBENCH_NUM_THREADS`` when set (eqbench.timing.configure_threads);
 * the benchmark JSON's ``machine_info`` records the torch version, the CUDA device and the threads;
 * `throughput_report` collects lines (ratios, targets, memory tables) that are printed in the
   terminal summary, so that a ``--benchmark-only`` run shows them without ``-s``.
@@ -11,7 +11,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from eqbench.perf import THREADS_ENV, configure_threads
+from eqbench.timing import THREADS_ENV, configure_threads
 
 _REPORT: list[str] = []
 

@@ -1,0 +1,592 @@
+"""The one catalogue of claims: what eqbench asserts, on which case, against which bound, and why.
+
+A claim is data: the case it runs on (a key of `eqbench.cases.CASES`, or a case built for a model outside
+eqbench), what it measures (a function of ``eqbench.checks`` applied to that case), its bound with the
+derivation in one line, and whether it is a positive claim or a **negative control** — a broken variant on
+which the claim must fail, proving that the check can fail. ``make bench`` prints the catalogue as its
+table, the suites (suites/test_claims.py) assert it, the regression gate tracks its values, and
+``eqbench check`` runs its generic part (`generic_claims`) on any model.
+
+A verdict is ``pass`` (the bound holds, or a control's bound is violated as it must be), ``FAIL``, ``info``
+(reported, no bound) or ``n/a`` (the claim does not apply, with the reason: "no energy declared").
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+
+from .cases import CASES, SIGN_BETA, Case
+from .checks import energy as en
+from .checks.controls import SignFlipped
+from .checks.gdu import (
+    SIGN_ERROR_LIVE_BOUND,
+    SLOPE_ONE_SIDED,
+    SLOPE_SYMMETRIC,
+    SYMMETRIC_BETA,
+    SYMMETRIC_BOUND,
+    GDURun,
+    Sweep,
+    beta_sweep,
+    prepare,
+    report,
+)
+from .errors import ConfigError, EqbenchError
+from .rules import EP, LearningRule
+
+#: the float64 round-off bound of a step or drive compared with another way of computing it: a few ulps of
+#: values of order one (the states lie in [0, 1], the drives are sums of O(100) such products)
+ROUNDOFF = 1e-12
+
+
+class NotApplicable(EqbenchError):
+    """The claim does not apply to this model (its message says why)."""
+
+
+# ---------------------------------------------------------------------------------------------- bounds
+@dataclass(frozen=True)
+class Bound:
+    """``op`` one of ≤, ≥, <, >, in; ``value`` a number, or (low, high) for ``in``."""
+
+    op: str
+    value: float | tuple[float, float]
+
+    def holds(self, v: float) -> bool:
+        if not math.isfinite(v) and self.op != ">":
+            return False
+        if self.op == "in":
+            lo, hi = self.value  # type: ignore[misc]
+            return lo <= v <= hi
+        b = float(self.value)  # type: ignore[arg-type]
+        return {"≤": v <= b, "≥": v >= b, "<": v < b, ">": v > b}[self.op]
+
+    def __str__(self) -> str:
+        if self.op == "in":
+            lo, hi = self.value  # type: ignore[misc]
+            return f"[{lo:g}, {hi:g}]"
+        return f"{self.op} {float(self.value):g}"  # type: ignore[arg-type]
+
+
+def le(v: float) -> Bound:
+    return Bound("≤", v)
+
+
+def band(lo: float, hi: float) -> Bound:
+    return Bound("in", (lo, hi))
+
+
+# ---------------------------------------------------------------------------------------------- subjects
+@dataclass
+class Subject:
+    """A case made concrete, with what several claims on it share (built once, measured many times)."""
+
+    case: Case
+    rule_factory: Callable[..., LearningRule] = EP
+    _built: tuple | None = field(default=None, repr=False)
+    _runs: dict = field(default_factory=dict, repr=False)
+
+    def built(self) -> tuple[Any, torch.Tensor, torch.Tensor]:
+        if self._built is None:
+            self._built = self.case.build()
+        return self._built
+
+    @property
+    def model(self):
+        return self.built()[0]
+
+    def rule(self, beta: float = SYMMETRIC_BETA, T1: int | None = None,
+             control: Callable | None = None) -> LearningRule:
+        rule = self.rule_factory(beta=beta, T1=self.case.T1 if T1 is None else T1, T2=self.case.T2,
+                                 estimator="one_sided")
+        return control(rule) if control is not None else rule
+
+    def gdu(self, T1: int | None = None, control: Callable | None = None) -> tuple[GDURun, LearningRule]:
+        """The free phase and BPTT series of the case (T1 free steps), and the rule they are compared with."""
+        key = (T1, control)
+        if key not in self._runs:
+            model, x, y = self.built()
+            rule = self.rule(T1=T1, control=control)
+            self._runs[key] = (prepare(model, x, y, rule), rule)
+        return self._runs[key]
+
+    def sweep(self, T1: int | None = None, control: Callable | None = None) -> Sweep:
+        run, rule = self.gdu(T1, control)
+        if not hasattr(run, "sweep"):
+            run.sweep = beta_sweep(run, rule, list(self.case.betas))  # type: ignore[attr-defined]
+        return run.sweep  # type: ignore[attr-defined]
+
+    def error(self, variant: str = "symmetric", beta: float = SYMMETRIC_BETA, T1: int | None = None,
+              control: Callable | None = None):
+        run, rule = self.gdu(T1, control)
+        return report(run, rule, beta, variant)
+
+
+@functools.cache
+def subject(case: str) -> Subject:
+    """The shared subject of catalogue case ``case`` (one per process: GDU runs are computed once)."""
+    return Subject(CASES[case])
+
+
+# ---------------------------------------------------------------------------------------------- claims
+@dataclass(frozen=True)
+class Measured:
+    value: float
+    text: str = ""  # how the table shows it (default: the value with the claim's format)
+
+
+@dataclass(frozen=True)
+class Result:
+    claim: Claim
+    value: float
+    measured: str
+    verdict: str  # pass, FAIL, info, n/a
+    note: str = ""
+
+    @property
+    def message(self) -> str:
+        kind = "negative control (must fail)" if self.claim.control else "claim"
+        return (f"{self.claim.label}: {self.claim.check}: measured {self.measured}, bound {self.claim.bound_text} "
+                f"[{kind}: {self.verdict}] {self.note}".rstrip())
+
+
+@dataclass(frozen=True)
+class Claim:
+    """One row of the catalogue.
+
+    ``label`` names the case as the table shows it (and keys the tracked value); ``case`` is the catalogue
+    case, or a `Subject` factory for cases outside it; ``measure(subject)`` returns a float or `Measured`;
+    ``bound`` None means "reported only"; ``control`` means the bound must be violated (a broken variant).
+    """
+
+    family: str
+    label: str
+    check: str
+    measure: Callable[[Subject], float | Measured]
+    bound: Bound | None
+    why: str
+    control: bool = False
+    case: str | None = None
+    fmt: str = "{:.2e}"
+    key: str | None = None  # the tracked value's name (eqbench.tracking), when the gate follows it
+
+    @property
+    def bound_text(self) -> str:
+        if self.bound is None:
+            return "—"
+        return f"{self.bound} (must fail)" if self.control else str(self.bound)
+
+    def evaluate(self, sub: Subject | None = None) -> Result:
+        """Measure on ``sub`` (default: the catalogue's subject of ``case``) and judge."""
+        sub = subject(self.case or self.label) if sub is None else sub
+        try:
+            m = self.measure(sub)
+        except NotApplicable as e:
+            return Result(self, math.nan, "—", "n/a", str(e))
+        m = m if isinstance(m, Measured) else Measured(float(m))
+        text = m.text or self.fmt.format(m.value)
+        if self.bound is None:
+            return Result(self, m.value, text, "info")
+        ok = self.bound.holds(m.value) != self.control
+        return Result(self, m.value, text, "pass" if ok else "FAIL")
+
+
+# ---------------------------------------------------------------------------------------------- measures
+def free_residual(sub: Subject) -> float:
+    return sub.gdu()[0].free_residual
+
+
+def slope_one_sided(sub: Subject) -> float:
+    return sub.sweep().slope_one_sided
+
+
+def slope_symmetric(sub: Subject) -> float:
+    return sub.sweep().slope_symmetric
+
+
+def symmetric_error(sub: Subject) -> Measured:
+    rep = sub.error()
+    worst = max(rep.layers, key=lambda l: l.rel_error)
+    return Measured(rep.rel_error, f"{rep.rel_error:.2e} (worst layer {worst.key})")
+
+
+def layer_error(layer: str) -> Callable[[Subject], float]:
+    def measure(sub: Subject) -> float:
+        return next(l.rel_error for l in sub.error().layers if l.key == layer)
+    return measure
+
+
+def symmetric_over_one_sided(sub: Subject) -> float:
+    """The symmetric estimator's error over the one-sided one at β = 1e-3 (O(β²) against O(β): ≈ β ≪ 1)."""
+    return sub.error("symmetric").rel_error / sub.error("one_sided").rel_error
+
+
+def sign_error_live(sub: Subject) -> float:
+    return sub.error("symmetric", SIGN_BETA).sign_error_live
+
+
+def sign_error_laborieux(sub: Subject) -> float:
+    return sub.error("symmetric", SIGN_BETA).sign_error
+
+
+def with_control(measure: Callable[..., float], **kw: Any) -> Callable[[Subject], float]:
+    """``measure`` on the subject's GDU run with a control (a broken rule, fewer free steps, another β)."""
+    def run(sub: Subject) -> float:
+        return measure(sub, **kw)
+    return run
+
+
+def controlled_error(sub: Subject, variant: str = "symmetric", beta: float = SYMMETRIC_BETA, T1: int | None = None,
+                     control: Callable | None = None) -> Measured:
+    rep = sub.error(variant, beta, T1, control)
+    worst = max(rep.layers, key=lambda l: l.rel_error)
+    return Measured(rep.rel_error, f"{rep.rel_error:{'.4f' if variant == 'one_sided' else '.2e'}} "
+                                   f"(worst layer {worst.key})")
+
+
+def controlled_slope(sub: Subject, which: str = "symmetric", T1: int | None = None,
+                     control: Callable | None = None) -> float:
+    sw = sub.sweep(T1, control)
+    return sw.slope_symmetric if which == "symmetric" else sw.slope_one_sided
+
+
+def closed_form_difference(sub: Subject) -> float:
+    """max |closed-form − autograd| drive at random states in [0, 1], β = 0.3 (float64)."""
+    model, x, y = sub.built()
+    if not model.has_closed_form:
+        raise NotApplicable("no closed-form drive declared (has_closed_form is False)")
+    g = torch.Generator().manual_seed(0)
+    s = [torch.rand(t.shape, generator=g, dtype=t.dtype) for t in model.init_state(x)]
+    a = model.drive(x, s, 0.3, y, closed_form=True)
+    b = model.drive(x, s, 0.3, y, closed_form=False)
+    return max(float((p - q).detach().abs().max()) for p, q in zip(a, b))
+
+
+def energy_margin(sub: Subject, steps: int | None = None, mode: str | None = None, a: float | None = None,
+                  start=None) -> Measured:
+    """max_t (E_{t+1} − E_t) over the round-off tolerance (≤ 1: E never increases beyond round-off)."""
+    model, x, _ = sub.built()
+    try:
+        rep = en.energy_descent(model, x, sub.case.T1 if steps is None else steps,
+                                mode=sub.case.mode if mode is None else mode, a=a)
+    except ConfigError as e:
+        raise NotApplicable(str(e)) from None
+    return Measured(rep.max_increase / rep.tol, f"max ΔE {rep.max_increase:.1e} (tol {rep.tol:.0e})")
+
+
+def sync_increases(sub: Subject) -> Measured:
+    model, x, _ = sub.built()
+    rep = en.energy_descent(model, x, sub.case.T1, mode="sync")
+    return Measured(rep.n_increases, f"{rep.n_increases} (max ΔE {rep.max_increase:.1e})")
+
+
+def batch_permutation(sub: Subject) -> float:
+    """max |free(Px) − P·free(x)| over a reversed batch, relative to 1 + max|s| (T1 steps from init_state)."""
+    from .relaxation import relax
+
+    model, x, _ = sub.built()
+    perm = torch.arange(x.shape[0] - 1, -1, -1)
+    a = relax(model, x, model.init_state(x), sub.case.T1)
+    b = relax(model, x[perm], model.init_state(x[perm]), sub.case.T1)
+    return max(float((ai[perm] - bi).abs().max() / (1 + ai.abs().max())) for ai, bi in zip(a, b))
+
+
+def device_clean(sub: Subject) -> Measured:
+    """Whether one EP training step and a prediction create no tensor on the default device (meta under the guard)."""
+    from .checks.device import device_placement
+
+    model, x, y = sub.built()
+    rule = EP(beta=0.1, T1=3, T2=2, estimator="symmetric")
+
+    def step():
+        rule.compute_gradients(model, x, y)
+        rule.predict(model, x)
+
+    problem = device_placement(step)
+    model.zero_grad(set_to_none=True)
+    return Measured(0.0 if problem is None else 1.0, "none misplaced" if problem is None else problem)
+
+
+# ---------------------------------------------------------------------------------------------- the claims
+GDU_WHY = ("Ernoult et al. 2019 with the bias orders of Laborieux et al. 2021: the one-sided error is O(β), the "
+           "symmetric O(β²); ±10 % around the orders separates them and a broken estimator's slope ≤ 0")
+ERROR_WHY = ("C·β² with C ≈ 2.5 measured on the embedded cases is 2.5e-6 at β = 1e-3: loose for a correct engine, "
+             "tight against an O(β) bias (≈ 1.5e-3)")
+
+
+def gdu_claims(label: str, case: str | None = None, *, layers: list[str] | None = None,
+               tracked: bool = False) -> list[Claim]:
+    """The GDU theorem on one case: premise (converged free phase), both orders, the symmetric error, and the
+    symmetric estimator's advantage; ``layers`` adds the symmetric error per layer."""
+    key = (lambda k: f"gdu/{label}/{k}") if tracked else (lambda k: None)
+    out = [
+        Claim("gdu", label, "free phase converged (premise): residual ‖s_T1 − s_T1−1‖", free_residual, le(ROUNDOFF),
+              "the theorem needs a fixed point; float64 round-off of one step on states of order one", case=case),
+    ]
+    out += [Claim("gdu", label, f"GDU symmetric rel. error at β={SYMMETRIC_BETA:g}, {layer}", layer_error(layer),
+                  le(SYMMETRIC_BOUND), ERROR_WHY, case=case) for layer in layers or []]
+    out += [
+        Claim("gdu", label, "GDU one-sided slope (float64)", slope_one_sided, band(*SLOPE_ONE_SIDED), GDU_WHY,
+              case=case, fmt="{:.3f}", key=key("slope_one_sided")),
+        Claim("gdu", label, "GDU symmetric slope (float64)", slope_symmetric, band(*SLOPE_SYMMETRIC), GDU_WHY,
+              case=case, fmt="{:.3f}", key=key("slope_symmetric")),
+        Claim("gdu", label, f"GDU symmetric rel. error at β={SYMMETRIC_BETA:g}", symmetric_error, le(SYMMETRIC_BOUND),
+              ERROR_WHY, case=case, key=key("symmetric_error")),
+        Claim("gdu", label, f"symmetric error / one-sided error at β={SYMMETRIC_BETA:g}", symmetric_over_one_sided,
+              le(0.1), "O(β²)/O(β) ≈ β = 1e-3 up to the cases' constants (ratios measured ≤ 2e-2); 0.1 fails an "
+              "estimator no better than the one-sided one", case=case),
+    ]
+    return out
+
+
+def generic_controls(label: str, case: str | None = None) -> list[Claim]:
+    """Controls that apply to any model: the GDU check must fail with the estimator's sign flipped and with a free
+    phase of 3 steps (no fixed point)."""
+    sym = f"GDU symmetric rel. error at β={SYMMETRIC_BETA:g}"
+    return [
+        Claim("control", label, f"estimator sign flipped: {sym}", with_control(controlled_error, control=SignFlipped),
+              le(SYMMETRIC_BOUND), "EP = −BPTT gives ‖−g − g‖/‖g‖ = 2", control=True, case=case),
+        Claim("control", label, f"free phase of 3 steps: {sym}", with_control(controlled_error, T1=3),
+              le(SYMMETRIC_BOUND), "the drift of a non-fixed point over β does not vanish as β → 0", control=True,
+              case=case),
+    ]
+
+
+def generic_claims(label: str, case: str | None = None) -> list[Claim]:
+    """Every claim that applies to any EP model (what ``eqbench check`` runs): the GDU theorem, closed form =
+    autograd, energy descent, batch-permutation equivariance, device placement, and the generic controls."""
+    return [
+        *gdu_claims(label, case),
+        Claim("step", label, "closed-form drive = autograd drive (float64, max |Δu|)", closed_form_difference,
+              le(ROUNDOFF), "two evaluations of the same gradient: float64 round-off", case=case),
+        Claim("energy", label, "async relaxation never increases the declared energy (max ΔE / tol)",
+              with_control(energy_margin, mode="async"), le(1.0),
+              "block-coordinate descent on E (eqbench.checks.energy); tol = 64·eps·(1 + max|E|)", case=case,
+              fmt="{:.2f}"),
+        Claim("properties", label, "free phase commutes with a batch permutation (max rel. |Δs|)", batch_permutation,
+              le(ROUNDOFF), "samples do not interact: only the order of float sums may change", case=case),
+        Claim("properties", label, "EP step creates no tensor on the default device", device_clean, le(0.0),
+              "every tensor follows its input's device (eqbench.checks.device)", case=case, fmt="{:.0f}"),
+        *generic_controls(label, case),
+    ]
+
+
+def _sequence_layers(case: str) -> list[str]:
+    model = CASES[case].build()[0]
+    return [f"s{i + 1}" for i in range(len(model.state_shapes()))] + [n for n, _ in model.named_parameters()]
+
+
+def catalogue() -> list[Claim]:
+    """Every claim of eqbench's own models, in the order ``make bench`` prints them."""
+    from .cases import SIGN_CASES, THEOREM_CASES
+
+    out: list[Claim] = []
+    for label in THEOREM_CASES:
+        layers = _sequence_layers(label) if CASES[label].model.startswith("SEQ") else None
+        out += gdu_claims(label, layers=layers, tracked=True)
+    for label in SIGN_CASES:
+        out += [Claim("gdu", label, f"GDU sign error, live pairs (β={SIGN_BETA:g}, T2={CASES[label].T2})",
+                      sign_error_live, le(SIGN_ERROR_LIVE_BOUND),
+                      "chance is ½; measured 0.13–0.38 over seeds, a flipped estimator 1 − those (≥ 0.62)",
+                      fmt="{:.3f}"),
+                Claim("gdu", label, "GDU sign error, Laborieux (worst layer)", sign_error_laborieux, None,
+                      "saturated units (zero on both sides) dilute it", fmt="{:.3f}"),
+                Claim("control", label, f"estimator sign flipped: GDU sign error, live pairs (β={SIGN_BETA:g})",
+                      lambda sub: sub.error("symmetric", SIGN_BETA, control=SignFlipped).sign_error_live,
+                      le(SIGN_ERROR_LIVE_BOUND), "a flipped estimator scores 1 − the live sign error", control=True,
+                      fmt="{:.3f}")]
+    out += _control_claims()
+    out += _energy_claims()
+    out += _step_claims()
+    out += _flip_claims()
+    return out
+
+
+def _control_claims() -> list[Claim]:
+    sym = f"GDU symmetric rel. error at β={SYMMETRIC_BETA:g}"
+    out: list[Claim] = []
+    for vf in ("VF_MLP", "VF_CNN"):
+        out += [Claim("control", f"{vf}, independent feedback", sym, symmetric_error, le(SYMMETRIC_BOUND),
+                      "without symmetric weights the dynamics are no gradient flow: no theorem", control=True),
+                Claim("control", f"{vf}, independent feedback", "GDU symmetric slope (float64)", slope_symmetric,
+                      band(*SLOPE_SYMMETRIC), "no theorem, no order", control=True, fmt="{:.3f}"),
+                Claim("gdu", f"{vf}, tied feedback", sym, symmetric_error, le(SYMMETRIC_BOUND),
+                      "the positive twin of the control: feedback equal to the forward weights is P_*")]
+    out += [
+        Claim("control", "P_MLP, estimator sign flipped", sym, with_control(controlled_error, control=SignFlipped),
+              le(SYMMETRIC_BOUND), "EP = −BPTT", control=True, case="P_MLP"),
+        Claim("control", "P_MLP, estimator sign flipped", "‖EP − BPTT‖/‖BPTT‖ with EP = −BPTT",
+              with_control(controlled_error, control=SignFlipped), band(1.9, 2.1),
+              "‖−g − g‖/‖g‖ = 2 on the weights (the neurons' series is the state change, unflipped)",
+              case="P_MLP"),
+        Claim("control", "P_MLP, free phase of 3 steps", sym, with_control(controlled_error, T1=3),
+              le(SYMMETRIC_BOUND), "no fixed point: no theorem", control=True, case="P_MLP"),
+        Claim("control", "P_MLP, free phase of 3 steps", "GDU one-sided slope", with_control(controlled_slope,
+              which="one_sided", T1=3), Bound("<", 0.0),
+              "the drift of a non-fixed point divided by β grows as β → 0", case="P_MLP", fmt="{:.3f}"),
+    ]
+    out += [
+        Claim("control", "HOPFIELD, the authors' nudge", sym, symmetric_error, le(SYMMETRIC_BOUND),
+              "the authors' nudge is ≈ 2× the gradient nudge", control=True),
+        Claim("control", "HOPFIELD, the authors' nudge", "one-sided rel. error at β=1e-4 (≈ 2/(1 − 2εβ) − 1)",
+              with_control(controlled_error, variant="one_sided", beta=1e-4), band(0.995, 1.005),
+              "s_y += 2εβ(y − s_y) is the gradient nudge with β' = 2β/(1 − 2εβ): 1.0001 at ε = 0.5, plus the O(β) "
+              "bias ≈ 1.1β", fmt="{:.4f}"),
+    ]
+    out += [
+        Claim("control", "BIN_MLP bin_W, the authors' nudge after ρ", sym, symmetric_error, band(-math.inf, 0.5),
+              "on a saturated output the nudge moves the unit by ~β while BPTT's gradient through the clamp is 0: "
+              "O(1), not O(β)", control=True),
+        Claim("control", "BIN_MLP bin_W, the authors' nudge after ρ", "|GDU one-sided slope| (the error does not "
+              "vanish)", lambda sub: abs(sub.sweep().slope_one_sided), le(0.1), "an O(1) error has slope 0",
+              fmt="{:.3f}"),
+        Claim("control", "BIN_MLP bin_W, the authors' nudge after ρ", "|GDU symmetric slope|",
+              lambda sub: abs(sub.sweep().slope_symmetric), le(0.1), "an O(1) error has slope 0", fmt="{:.3f}"),
+    ]
+    seq = "SEQ_IMDB, retrieval with values unlike keys"
+    out += [
+        Claim("control", seq, "free phase converged (premise): residual", free_residual, le(ROUNDOFF),
+              "the premise still holds: the failure is the asymmetric Jacobian"),
+        Claim("control", seq, sym, symmetric_error, band(-math.inf, 0.1), "values V = XM ≠ keys X: the retrieval "
+              "is no gradient, its Jacobian not symmetric", control=True),
+        Claim("control", seq, "|GDU symmetric slope|", lambda sub: abs(sub.sweep().slope_symmetric), le(0.5),
+              "an O(1) error has slope ≈ 0", fmt="{:.3f}"),
+    ]
+    return out
+
+
+def _energy_claims() -> list[Claim]:
+    from .cases import of_kind
+
+    why = "block-coordinate descent on E (eqbench.checks.energy); tol = 64·eps·(1 + max|E|)"
+    HOPFIELD_ENERGY = "HOPFIELD diabetes 8-layer SW, ε = 0.5"  # noqa: N806
+    out: list[Claim] = []
+    for label, case in of_kind("energy").items():
+        if case.mode != "async":
+            continue
+        energy = "½‖s‖² − Φ" if case.model == "BIN_MLP" else "(a/2)‖s‖² − Φ"
+        out.append(Claim("energy", label, f"async relaxation never increases E = {energy} (max ΔE / tol)",
+                         energy_margin, le(1.0), why, fmt="{:.2f}", key=f"energy/{label}/margin"))
+        if case.model != "BIN_MLP":
+            out.append(Claim("energy", label, "sync relaxation: steps with an E increase (reported)", sync_increases,
+                             None, "the synchronous step is no block-coordinate step"))
+    out += [
+        Claim("energy", HOPFIELD_ENERGY, "free Euler phase never increases E (500 steps, paper init; max ΔE / tol)",
+              with_control(energy_margin, mode="sync"), le(1.0),
+              "projected gradient descent with ε below 2/λmax(I − W_ss) (Beck 2017, Lemma 10.4)", fmt="{:.2f}",
+              key=f"energy/{HOPFIELD_ENERGY}/margin"),
+        Claim("energy", HOPFIELD_ENERGY, "Euler step bound 2/λmax(I − W_ss) (reported; ε = 0.5 must stay below)",
+              lambda sub: sub.model.euler_step_bound(), None, "the descent lemma's step limit", fmt="{:.3f}"),
+        Claim("control", "HOPFIELD, ε = 1.5 × bound", "one Euler step: max ΔE / tol (E must increase)",
+              _hopfield_overshoot, le(1.0), "δ²(−ε + ½ε²λ) > 0 for ε > 2/λ on the top eigenvector", control=True,
+              case=HOPFIELD_ENERGY, fmt="{:.2e}"),
+    ]
+    wn = "BIN_MLP bin_W_N 784-8192-100, paper init"
+    out.append(Claim("energy", wn, "free phase (T = 20): r_{t+1} ≤ ½·r_t while activities hold (max excess)",
+                     _activity_excess, le(0.0), "the leaky step is affine with slope 1 − γ_n = ½ while activities "
+                     "hold; clamp is 1-Lipschitz (the excess over round-off must be ≤ 0)"))
+    for beta in (2.0, -2.0):
+        out.append(Claim("energy", wn, f"nudged phase β = {beta:g}: rate q of the accumulators (reported)",
+                         with_control(_activity_rate, beta=beta), None, "q = max(1 − γ_n, |1 − γ_n(1 + β)|)",
+                         fmt="{:g}"))
+    for label, a, why_ in (("P_MLP my_sigmoid, E with a=1", 1.0, "non-clip σ"),
+                           ("P_MLP hard_sigmoid, E with a=2", 2.0, "wrong a")):
+        out.append(Claim("control", label, f"async relaxation: max ΔE / tol (E must increase: {why_})",
+                         with_control(energy_margin, a=a), le(1.0), "E is a Lyapunov function only for the clip "
+                         "σ(u) = clip(u/a, 0, 1) with its own a", control=True, fmt="{:.2e}"))
+    return out
+
+
+def _hopfield_overshoot(sub: Subject) -> Measured:
+    from .models.hopfield import euler_overshoot
+
+    model = sub.case.build()[0]  # a fresh copy: euler_overshoot sets its biases and ε
+    x = sub.built()[1]
+    start, predicted = euler_overshoot(model, x[:1], 1.5)
+    rep = en.energy_descent(model, x[:1], 1, mode="sync", start=start)
+    return Measured(rep.max_increase / rep.tol, f"max ΔE {rep.max_increase:.2e} (predicted {predicted:.2e})")
+
+
+def _activity(sub: Subject, beta: float = 0.0):
+    from .models.binary import activity_convergence
+    from .relaxation import relax
+
+    model, x, y = sub.built()
+    if beta == 0.0:
+        return activity_convergence(model, x, sub.case.T1)
+    free = relax(model, x, model.init_state(x), sub.case.T1)
+    return activity_convergence(model, x, 10, beta=beta, y=y, start=free)
+
+
+def _activity_excess(sub: Subject) -> Measured:
+    rep = _activity(sub)
+    return Measured(rep.max_excess - rep.tol, f"max excess {rep.max_excess:.1e} (tol {rep.tol:.0e}); last activity "
+                                              f"change at step {rep.last_change}")
+
+
+def _activity_rate(sub: Subject, beta: float) -> Measured:
+    rep = _activity(sub, beta)
+    return Measured(rep.rate, f"q = {rep.rate:g}; settled {rep.settled:.2f}")
+
+
+def _step_claims() -> list[Claim]:
+    HOPFIELD_STEP = "HOPFIELD diabetes 8-layer SW"  # noqa: N806
+    why = "two evaluations of the same gradient: float64 round-off"
+    labels = {"P_MLP my_hard_sig": "P_MLP", "P_CNN my_hard_sig, max pool (step)": "P_CNN max pool"}
+    out = [Claim("step", label, "closed-form step = autograd step (float64, max |Δu|)", closed_form_difference,
+                 le(ROUNDOFF), why, case=k, key=f"step/{label}/max_diff") for k, label in labels.items()]
+    out.append(Claim("step", HOPFIELD_STEP, "fused Euler step = generic step, 100 steps (float64, max |Δs|)",
+                     _fused_difference, le(ROUNDOFF), why, case="hopfield", key=f"step/{HOPFIELD_STEP}/max_diff"))
+    return out
+
+
+def _fused_difference(sub: Subject) -> float:
+    from .relaxation import relax
+    from .tracking import paper_hopfield
+
+    model, x = paper_hopfield()
+    g = torch.Generator().manual_seed(0)
+    s0 = [torch.rand(t.shape, generator=g, dtype=t.dtype) for t in model.init_state(x)]
+    fast, slow = relax(model, x, s0, 100), relax(model, x, s0, 100, fast=False)
+    return max(float((a - b).abs().max()) for a, b in zip(fast, slow))
+
+
+def _flip_claims() -> list[Claim]:
+    """The flip optimizer (Laydevant et al.) on ½‖W − W*‖² with binary W* = α·signs: with γ = 1 and τ = 0 it is
+    sign descent and lands on W* in one step; the reversed rule (negative control) must not."""
+    from .checks.controls import ReversedFlipOptimizer
+    from .optim import FlipOptimizer
+
+    def wrong(cls) -> Callable[[Subject], Measured]:
+        def measure(sub: Subject) -> Measured:
+            g = torch.Generator().manual_seed(0)
+            target = 0.05 * torch.where(torch.rand(64, 32, generator=g) < 0.5, -1.0, 1.0)
+            w = torch.nn.Parameter(0.05 * torch.where(torch.rand(64, 32, generator=g) < 0.5, -1.0, 1.0))
+            opt = cls([{"params": [w], "binary": True, "gamma": 1.0, "threshold": 0.0}])
+            for _ in range(3):
+                w.grad = w.detach() - target
+                opt.step()
+            n = int((w.detach() != target).sum())
+            return Measured(n, f"{n} of {w.numel()} weights wrong")
+        return measure
+
+    what = "γ = 1, τ = 0: weights wrong after 3 steps on ½‖W − W*‖² (binary W*)"
+    return [Claim("optimizer", "FlipOptimizer", what, wrong(FlipOptimizer), le(0.0), "sign descent lands on W* in "
+                  "one step", case="small"),
+            Claim("control", "FlipOptimizer, sign reversed", what, wrong(ReversedFlipOptimizer), le(0.0),
+                  "flipping when the filter agrees with the sign moves away from W*", control=True, case="small")]
+
+
+@functools.cache
+def claims() -> tuple[Claim, ...]:
+    """The catalogue, built once per process."""
+    return tuple(catalogue())
+
+
+def select(*families: str) -> list[Claim]:
+    """The catalogue's claims of ``families`` (all when none is given)."""
+    return [c for c in claims() if not families or c.family in families]

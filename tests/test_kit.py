@@ -1,0 +1,124 @@
+"""``eqbench check``: the catalogue's generic claims on models eqbench does not have, and bad input in one line.
+
+The models come from a module written into a temporary folder (code outside eqbench) and, when it is installed,
+from the example package examples/third_party_model (CI installs it): its correct model passes every claim and
+its broken twin (independent feedback) fails the GDU claims, and only those.
+"""
+
+from __future__ import annotations
+
+import json
+import textwrap
+from importlib.metadata import entry_points
+
+import pytest
+
+from eqbench.cli import main
+from eqbench.kit import check
+
+MODULE = '''
+import torch
+from torch import nn
+from eqbench import EnergyModel
+
+
+class Tiny(EnergyModel):
+    """Φ = ⟨W x + b, s1⟩ + ⟨V s1 + c, s2⟩ − β·L with a sigmoid step: a Laborieux-style network of two layers."""
+
+    name, in_shape, n_classes, has_closed_form = "TINY", (64,), 10, False
+
+    def __init__(self, shapes_ok=True, phi_ok=True):
+        super().__init__()
+        self.w, self.v = nn.Linear(64, 12), nn.Linear(12, 10)
+        with torch.no_grad():
+            self.v.weight.mul_(0.5)
+        self.shapes_ok, self.phi_ok = shapes_ok, phi_ok
+
+    def state_shapes(self):
+        return [(12,), (10,)] if self.shapes_ok else [(12,), (9,)]
+
+    def init_state(self, x):
+        return [x.new_zeros(x.shape[0], 12), x.new_zeros(x.shape[0], 10)]
+
+    def phi(self, x, s, beta=0.0, y=None):
+        total = (self.w(x) * s[0]).sum(1) + (self.v(s[0]) * s[1]).sum(1)
+        total = total if beta == 0.0 else total + self.nudge_term(s, beta, y)
+        return total if self.phi_ok else total[:, None] * s[1]
+
+    def loss(self, s, y):
+        return 0.5 * ((s[1] - torch.nn.functional.one_hot(y, 10).to(s[1])) ** 2).sum(1)
+
+    def output(self, s):
+        return s[1]
+
+    def activations(self):
+        return [torch.sigmoid, torch.sigmoid]
+
+
+def tiny(**kw):
+    return Tiny(**kw)
+
+
+def not_a_model():
+    return torch.nn.Linear(2, 2)
+'''
+
+
+@pytest.fixture
+def outside(tmp_path, monkeypatch):
+    (tmp_path / "outside_ep.py").write_text(textwrap.dedent(MODULE))
+    monkeypatch.syspath_prepend(str(tmp_path))
+    return tmp_path
+
+
+def _verdicts(results) -> dict[str, str]:
+    return {r.claim.check: r.verdict for r in results}
+
+
+def test_a_model_outside_eqbench_passes_and_says_which_claims_do_not_apply(outside, one_thread):
+    _, results = check("outside_ep:tiny", T1=200)
+    v = _verdicts(results)
+    assert "FAIL" not in v.values(), [r.message for r in results if r.verdict == "FAIL"]
+    na = {r.claim.check: r.note for r in results if r.verdict == "n/a"}
+    assert any("closed-form" in k for k in na) and any("no closed-form drive declared" in n for n in na.values())
+    assert any("energy" in k for k in na) and any("declares no energy" in n for n in na.values())
+    controls = [r for r in results if r.claim.control]
+    assert len(controls) == 2 and all(r.verdict == "pass" for r in controls)  # the GDU check can fail on it
+
+
+@pytest.mark.parametrize("factory, config, message", [
+    ("outside_ep:nope", {}, "has no attribute 'nope'"),
+    ("no_such_package.models:f", {}, "does not import"),
+    ("outside_ep:not_a_model", {}, "not an eqbench.EnergyModel"),
+    ("outside_ep:tiny", {"shapes_ok": False}, "init_state gives shapes"),
+    ("outside_ep:tiny", {"phi_ok": False}, "phi returns shape"),
+    ("outside_ep:tiny", {"unknown_option": 1}, "unknown_option"),
+    ("NO_SUCH_MODEL", {}, "unknown model"),
+])
+def test_bad_input_is_one_line_naming_the_problem(outside, tmp_path, capsys, factory, config, message):
+    args = [factory]
+    if config:
+        (tmp_path / "cfg.yaml").write_text(json.dumps(config))
+        args += ["--config", str(tmp_path / "cfg.yaml")]
+    assert main(["check", *args]) == 2
+    err = capsys.readouterr().err.strip()
+    assert message in err and len(err.splitlines()) == 1 and "Traceback" not in err, err
+
+
+def test_malformed_config_file(outside, tmp_path, capsys):
+    (tmp_path / "bad.yaml").write_text("a: [1, 2\n")
+    assert main(["check", "outside_ep:tiny", "--config", str(tmp_path / "bad.yaml")]) == 2
+    assert "not valid YAML" in capsys.readouterr().err
+
+
+EXAMPLE = {ep.name for ep in entry_points(group="eqbench.models")} >= {"LEAKY_MLP", "LEAKY_MLP_BROKEN"}
+
+
+@pytest.mark.skipif(not EXAMPLE, reason="examples/third_party_model is not installed (make example)")
+def test_the_example_package_passes_and_its_broken_twin_fails_the_gdu_claims(one_thread, tmp_path):
+    assert main(["check", "LEAKY_MLP", "--json", str(tmp_path / "ok.json")]) == 0
+    assert main(["check", "LEAKY_MLP_BROKEN", "--json", str(tmp_path / "broken.json")]) == 1
+    broken = json.loads((tmp_path / "broken.json").read_text())["claims"]
+    failed = {c["check"] for c in broken if c["verdict"] == "FAIL"}
+    assert failed == {"GDU one-sided slope (float64)", "GDU symmetric slope (float64)",
+                      "GDU symmetric rel. error at β=0.001", "symmetric error / one-sided error at β=0.001"}

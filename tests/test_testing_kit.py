@@ -1,0 +1,216 @@
+"""The conformance kit (eqbench.testing): every assertion passes on a correct eqbench model and fails, with its
+one-line message, on a broken twin; the strategies draw what they promise; the pytest plugin is registered.
+
+The correct model is P_MLP 64-32-10 with my_sigmoid on 20 digits in float64 (the GDU theorem's case); the broken
+twins are VF_MLP (independent feedback: no gradient system), a free phase cut at 3 steps, a smooth activation
+measured with a clip's energy, a closed form off by a factor 1 + 1e-9, and a drive that reads another sample.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import subprocess
+import sys
+
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import eqbench
+from eqbench.cases import build_case
+from eqbench.checks.gdu import SLOPE_ONE_SIDED, SLOPE_SYMMETRIC, SYMMETRIC_BOUND
+from eqbench.models import p_mlp
+from eqbench.models.layered import LayeredEP
+from eqbench.testing import (
+    assert_batch_equivariant,
+    assert_closed_form_matches_autograd,
+    assert_converges,
+    assert_energy_descends,
+    assert_gdu,
+    scaled_examples,
+)
+from eqbench.testing import strategies as eqst
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+NUM = r"[-+0-9.e]+|inf|nan"
+
+
+def _p_mlp(**kw):
+    return build_case("P_MLP", act="my_sigmoid", **kw)
+
+
+def _twin(cls):
+    """A LayeredEP subclass with P_MLP's weights, inputs and targets."""
+    model, x, y = _p_mlp()
+    twin = cls((64,), fc=[32, 10], act="my_sigmoid", name=cls.__name__).double()
+    twin.load_state_dict(model.state_dict())
+    return twin, x, y
+
+
+def test_public_names():
+    import eqbench.testing as kit
+
+    for name in kit.__all__:
+        assert getattr(kit, name) is not None, name
+    assert "EnergyModel" in eqbench.__all__ and issubclass(LayeredEP, eqbench.EnergyModel)
+    with pytest.raises(AttributeError):
+        kit.no_such_name  # noqa: B018
+
+
+# ------------------------------------------------------------------------------------------------ GDU
+def test_assert_gdu_passes_with_the_theorem_orders():
+    model, x, y = _p_mlp()
+    r = assert_gdu(model, x, y)
+    assert r.rel_error <= SYMMETRIC_BOUND and r.free_residual < 1e-12
+    assert SLOPE_ONE_SIDED[0] <= r.slope_one_sided <= SLOPE_ONE_SIDED[1]
+    assert SLOPE_SYMMETRIC[0] <= r.slope_symmetric <= SLOPE_SYMMETRIC[1]
+    assert set(r.layer_slopes) >= {"s1", "s2", "synapses.0.weight"}
+
+
+def test_assert_gdu_fails_on_independent_feedback():
+    model, x, y = build_case("VF_MLP", act="my_sigmoid")
+    pattern = rf"^VF_MLP: GDU symmetric relative error ({NUM}) > bound 0\.0001 at β=0\.001 \(worst layer \S+ \["
+    with pytest.raises(AssertionError, match=pattern) as info:
+        assert_gdu(model, x, y)
+    assert "\n" not in str(info.value)
+
+
+def test_assert_gdu_orders_fail_on_independent_feedback():
+    # with the error bound lifted, the order check alone still rejects the twin, and names a layer
+    model, x, y = build_case("VF_MLP", act="my_sigmoid")
+    with pytest.raises(AssertionError, match=rf"GDU one-sided error slope ({NUM}) outside \[0\.9, 1\.1\] .*"
+                                             rf"worst layer \S+: slope ({NUM})\)$"):
+        assert_gdu(model, x, y, bound=math.inf)
+
+
+def test_assert_gdu_checks_its_premise():
+    model, x, y = _p_mlp()
+    with pytest.raises(AssertionError, match=rf"GDU premise fails: free-phase residual ({NUM}) > ({NUM}) .* T1=3 "):
+        assert_gdu(model, x, y, T1=3)
+
+
+# ------------------------------------------------------------------------------------------------ convergence
+def test_assert_converges():
+    model, x, _ = _p_mlp()
+    rep = assert_converges(model, x)
+    assert rep.passed and rep.first_converged_step is not None
+    with pytest.raises(AssertionError, match=rf"^P_MLP: free phase not converged: final residual ({NUM}) > tol "
+                                             rf"({NUM}) after 3 sync steps"):
+        assert_converges(model, x, steps=3)
+
+
+# ------------------------------------------------------------------------------------------------ energy
+def test_assert_energy_descends():
+    model, x, _ = build_case("P_MLP", act="my_hard_sig")  # clip(u/2, 0, 1): E = Σ‖s‖² − Φ
+    assert assert_energy_descends(model, x).passed
+    # measured with the wrong slope a = 1 the same dynamics raise E
+    with pytest.raises(AssertionError, match=rf"^P_MLP: energy increased: max ΔE = ({NUM}) > tol ({NUM}) "):
+        assert_energy_descends(model, x, a=1.0)
+
+
+def test_assert_energy_descends_on_a_smooth_activation():
+    model, x, _ = _p_mlp()  # my_sigmoid: no clip, no declared energy
+    with pytest.raises(AssertionError, match=r"P_MLP declares no energy .*my_sigmoid"):
+        assert_energy_descends(model, x)
+    with pytest.raises(AssertionError, match=rf"energy increased: max ΔE = ({NUM}) > tol .* E with a=1"):
+        assert_energy_descends(model, x, a=1.0)
+
+
+# ------------------------------------------------------------------------------------------------ closed form
+class OffByFactor(LayeredEP):
+    def closed_form_drive(self, x, s, beta=0.0, y=None, *, cache=None):
+        return [u * (1 + 1e-9) for u in super().closed_form_drive(x, s, beta, y, cache=cache)]
+
+
+class NoClosedForm(LayeredEP):
+    has_closed_form = False
+
+
+def test_assert_closed_form_matches_autograd():
+    for name in ("P_MLP", "VF_MLP"):
+        model, x, y = build_case(name, act="my_sigmoid", batch=4)
+        assert assert_closed_form_matches_autograd(model, x, y) <= 1e-12
+    model, x, _ = _twin(OffByFactor)
+    # a 1e-9 relative slip is 1000 × the tolerance
+    with pytest.raises(AssertionError, match=rf"^OffByFactor: closed-form drive ≠ autograd ∂Φ_β/∂s in layer s1 "
+                                             rf"\(random state, β=0\.3\): max \|Δ\| = ({NUM}) > tol 1\.0e-12"):
+        assert_closed_form_matches_autograd(model, x[:4])
+    model, x, _ = _twin(NoClosedForm)
+    with pytest.raises(AssertionError, match=r"NoClosedForm declares no closed-form drive \(has_closed_form = False\)"):
+        assert_closed_form_matches_autograd(model, x)
+
+
+# ------------------------------------------------------------------------------------------------ batch
+class ReadsNeighbour(LayeredEP):
+    """Each sample's drive sees the previous sample's state: the batch is no longer a set of samples."""
+
+    def closed_form_drive(self, x, s, beta=0.0, y=None, *, cache=None):
+        u = super().closed_form_drive(x, s, beta, y, cache=cache)
+        return [ui + 0.1 * si.roll(1, 0) for ui, si in zip(u, s)]
+
+
+def test_assert_batch_equivariant():
+    model, x, y = _p_mlp()
+    assert assert_batch_equivariant(model, x, y=y) <= 1e-12
+    model, x, _ = _twin(ReadsNeighbour)
+    pattern = (rf"^ReadsNeighbour: free phase not equivariant to a batch permutation: "
+               rf"max \|s\(x\[π\]\) − s\(x\)\[π\]\| = ({NUM}) > tol ({NUM}) in layer s1 ")
+    with pytest.raises(AssertionError, match=pattern):
+        assert_batch_equivariant(model, x)
+    with pytest.raises(eqbench.ConfigError, match="at least 2"):
+        assert_batch_equivariant(model, x[:1])
+
+
+# ------------------------------------------------------------------------------------------------ strategies
+@settings(max_examples=scaled_examples(10))
+@given(sizes=eqst.layer_sizes(n_in=6, max_hidden=2), beta=eqst.betas(1e-3, 0.1), scale=eqst.weight_scales(),
+       seed=eqst.seeds(), data=st.data())
+def test_strategies_draw_what_they_promise(sizes, beta, scale, seed, data):
+    assert sizes[0] == 6 and 2 <= sizes[-1] <= 5 and 2 <= len(sizes) <= 4 and all(1 <= n <= 8 for n in sizes[1:-1])
+    assert 1e-3 <= abs(beta) <= 0.1 and 0.5 <= scale <= 2.0
+    model = eqst.build(p_mlp, sizes, seed)
+    assert next(model.parameters()).dtype == torch.float64
+    x = data.draw(eqst.inputs(model, batch=3))
+    assert x.shape == (3, 6) and x.dtype == torch.float64 and bool(((x >= 0) & (x <= 1)).all())
+    y = data.draw(eqst.targets(model, 3))
+    assert y.dtype == torch.int64 and y.shape == (3,) and bool(((y >= 0) & (y < model.n_classes)).all())
+    s = data.draw(eqst.states(model, x))
+    assert [tuple(si.shape) for si in s] == [(3, n) for n in sizes[1:]]
+    assert all(si.dtype == torch.float64 and bool(((si >= 0) & (si <= 1)).all()) for si in s)
+    other = data.draw(eqst.models(p_mlp, sizes=eqst.layer_sizes(n_in=4, n_out=3)))
+    assert other.in_shape == (4,) and other.n_classes == 3
+
+
+def test_build_leaves_the_global_rng_alone():
+    torch.manual_seed(1)
+    want = torch.rand(3)
+    torch.manual_seed(1)
+    eqst.build(p_mlp, [4, 3, 2], seed=7)
+    assert torch.equal(torch.rand(3), want)
+    a, b = eqst.build(p_mlp, [4, 3, 2], 7), eqst.build(p_mlp, [4, 3, 2], 7)
+    assert torch.equal(a.synapses[0].weight, b.synapses[0].weight)
+
+
+# ------------------------------------------------------------------------------------------------ plugin
+def test_plugin_is_registered_with_its_fixtures(request, eqbench_profile, float64_default):
+    assert request.config.pluginmanager.get_plugin("eqbench") is not None
+    expected = request.config.getoption("hypothesis_profile", None) or os.environ.get(
+        "EQBENCH_HYPOTHESIS_PROFILE") or "ci"
+    assert eqbench_profile == expected
+    assert torch.get_default_dtype() == torch.float64
+    from hypothesis import settings as hs
+
+    ci = hs.get_profile("ci")
+    assert ci.derandomize and ci.database is None and ci.max_examples == 25 and ci.deadline is None
+
+
+def test_plugin_import_is_cheap():
+    # the plugin is active in every pytest run of the environment: it must not pull in hypothesis or the kit
+    code = ("import sys, eqbench.testing.plugin; "
+            "print(sorted(m for m in ('hypothesis', 'eqbench.testing.assertions', 'eqbench.testing.strategies') "
+            "if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
+    assert out == "[]"
