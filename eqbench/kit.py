@@ -28,7 +28,7 @@ from typing import Any
 import torch
 import yaml
 
-from .cases import Case
+from .cases import DEFAULTS, Case
 from .claims import Result, Subject, generic_claims
 from .errors import ConfigError, EqbenchError
 from .models import EnergyModel, build_model, model_factory
@@ -107,7 +107,7 @@ def check(factory: str, config: dict[str, Any] | None = None, *, rule: str | Non
           T2: int = 10, batch: int = 20, seed: int = 0) -> tuple[Case, list[Result]]:
     """Run every generic claim on ``factory(**config)``; returns the case and the results (nothing raised by a
     claim escapes: an error in the model's code is that claim's FAIL, with its first line as the note)."""
-    config = dict(config or {})
+    config = {**DEFAULTS.get(factory, {}), **(config or {})}  # eqbench's own models: their digits architecture
     model_factory(factory)  # an unknown name or a path that does not import: one line, before anything runs
     probe = build_model(factory, **config)
     if not isinstance(probe, EnergyModel):

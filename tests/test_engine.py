@@ -39,8 +39,9 @@ def test_ep_series_telescopes_to_estimator(name, kw, estimator):
     model, x, y = build_case(name, act="my_hard_sig", batch=6, **kw)
     rule = EP(beta=0.2, T1=15, T2=5, estimator=estimator)
     free = rule.free_phase(model, x)
-    plus = rule.detailed_gradients(model, x, y, free, 0.2, 5)
-    series = symmetric_mean(plus, rule.detailed_gradients(model, x, y, free, -0.2, 5)) if estimator == "symmetric" else plus
+    series = rule.detailed_gradients(model, x, y, free, 0.2, 5)
+    if estimator == "symmetric":
+        series = symmetric_mean(series, rule.detailed_gradients(model, x, y, free, -0.2, 5))
     rule.compute_gradients(model, x, y)
     for n, p in model.named_parameters():
         _close(series[n].sum(0), p.grad)

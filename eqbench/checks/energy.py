@@ -81,7 +81,7 @@ class DescentReport:
 
     model: str
     mode: str
-    a: float  # the explicit slope of E = (a/2)·Σ‖s‖² − Φ, NaN when the model's declared energy was used
+    a: float | None  # the explicit slope of E = (a/2)·Σ‖s‖² − Φ; None when the model's declared energy was used
     n_steps: int
     max_increase: float  # largest per-sample E_{t+1} − E_t over the run (negative: strict descent)
     n_increases: int  # number of (transition, sample) pairs with E_{t+1} − E_t > tol
@@ -109,7 +109,7 @@ def energy_descent(model: EnergyModel, x: Tensor, steps: int, mode: str = "async
     In ``mode="async"`` E is observed after every half-step (each block update), in ``"sync"``
     after every step. ``tol`` defaults to a round-off bound 64·eps·(1 + max|E|) (see
     `_roundoff_tol`). E is the model's declared energy (`EnergyModel.energy`; ``a`` is then reported
-    as NaN), or, with an explicit ``a``, (a/2)·Σ‖s_l‖² − Φ_β. With a clip activation and β = 0 the
+    as None), or, with an explicit ``a``, (a/2)·Σ‖s_l‖² − Φ_β. With a clip activation and β = 0 the
     asynchronous relaxation must pass (the block-coordinate argument in this module's docstring).
     """
     x = model.check_input(x)
@@ -133,7 +133,7 @@ def energy_descent(model: EnergyModel, x: Tensor, steps: int, mode: str = "async
             max_inc = math.inf
     else:
         max_inc, n_inc = -math.inf, 0
-    return DescentReport(model.name, mode, math.nan if a is None else float(a), steps, max_inc, n_inc, float(tol),
+    return DescentReport(model.name, mode, None if a is None else float(a), steps, max_inc, n_inc, float(tol),
                          float(beta), max_abs,
                          [float(v) for v in values.mean(1)])
 

@@ -237,7 +237,7 @@ def assert_energy_descends(model: EnergyModel, x: Tensor, steps: int = 60, mode:
             t = int(np.argmax(rises))
             if rises[t] > rep.tol:
                 where = f"; batch mean rose most at {'half-step' if mode == 'async' else 'step'} {t + 1}"
-        energy = "the model's declared E" if math.isnan(rep.a) else f"E with a={rep.a:g}"
+        energy = "the model's declared E" if rep.a is None else f"E with a={rep.a:g}"
         raise AssertionError(
             f"{name}: energy increased: max ΔE = {rep.max_increase:.3g} > tol {rep.tol:.3g} ({rep.n_increases} "
             f"increase(s) over {steps} {mode} steps, {energy}, β={beta:g}{where})")

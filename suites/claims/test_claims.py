@@ -16,6 +16,8 @@ from __future__ import annotations
 import pytest
 
 from eqbench.claims import claims
+from eqbench.kit import check
+from eqbench.models import MODELS, model_factories
 
 
 def _id(claim) -> str:
@@ -27,3 +29,13 @@ def test_claim(claim, record_property):
     result = claim.evaluate()
     record_property("measured", result.value)
     assert result.verdict == "pass", result.message
+
+
+#: models other packages register (entry-point group ``eqbench.models``): the generic claims must hold on each
+OUTSIDE = sorted(set(model_factories()) - set(MODELS))
+
+
+@pytest.mark.parametrize("name", OUTSIDE)
+def test_every_registered_model_of_another_package_holds_the_generic_claims(name, one_thread):
+    _, results = check(name)
+    assert [r.message for r in results if r.verdict == "FAIL"] == []
