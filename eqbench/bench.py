@@ -1,8 +1,8 @@
 """The main job (``make bench`` / ``eqbench bench``): every check on embedded data, in minutes.
 
 Every claim of the catalogue (eqbench.claims: the GDU, energy, step and optimizer claims and their
-negative controls), the speed ratios (reported), then every ``ci``-scale reproduction of the registry
-trained for one seed against its band.
+negative controls), the speed ratios and what lower precisions cost the GDU theorem (reported), then
+every ``ci``-scale reproduction of the registry trained for one seed against its band.
 
 Prints one table — model, check, measured value, bound, verdict — and writes a report folder:
 ``report.md`` (the table and the figures), ``results.json`` and the PNGs. Negative controls are
@@ -69,8 +69,20 @@ def speed_rows() -> list[Row]:
     rows = []
     for key, ratio in tracking.speed_ratios().items():
         model, what = key.split("/")
-        rows.append(Row(model, f"speed ratio {what}, timed side by side (reported)", f"×{ratio:.2f}", "—", "info"))
+        target = tracking.SPEED_TARGETS.get(key)
+        rows.append(Row(model, f"speed ratio {what}, timed side by side (reported)", f"×{ratio:.2f}",
+                        "—" if target is None else f"target ≥ {target:g} (not judged)", "info"))
     return rows
+
+
+def precision_rows(device: str = "cpu") -> list[Row]:
+    """What float32 and bfloat16 (and TF32 on an Ampere or newer GPU) cost the GDU theorem on two theorem cases
+    (eqbench.checks.precision): reported, never judged."""
+    from .checks.precision import precision_errors
+
+    return [Row(r.case, f"GDU rel. error of EP in {r.precision} on {device} vs float64 BPTT, best of β = "
+                        f"{', '.join(f'{b:g}' for b in r.errors)} (reported)",
+                f"{r.error:.1e} at β={r.beta:g}", "—", "info") for r in precision_errors(device)]
 
 
 def accuracy_rows(out: Path) -> list[Row]:
@@ -108,6 +120,7 @@ def run_bench(out_dir: str = "reports/bench") -> int:
     for title, fn in [("GDU", lambda: claim_rows(("gdu",))), ("negative controls", lambda: claim_rows(("control",))),
                       ("energy", lambda: claim_rows(("energy",))),
                       ("step", lambda: claim_rows(("step",)) + speed_rows()),
+                      ("precision", precision_rows),
                       ("flip optimizer", lambda: claim_rows(("optimizer",))),
                       ("figures", lambda: gdu_figures(out, figures) or []),
                       ("accuracy (training the ci configs)", lambda: accuracy_rows(out))]:

@@ -65,6 +65,15 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("--T2", type=int, default=10, help="nudged / BPTT steps compared (default 10)")
     c.add_argument("--json", help="also write the results as JSON here")
 
+    e = sub.add_parser("estimate", help="seconds per epoch, hours and peak memory of registry configs, from a few "
+                                        "batches of synthetic data of the dataset's shape (no download)")
+    e.add_argument("ids", nargs="*", help="baseline ids (eqbench baselines); none with --all")
+    e.add_argument("--all", action="store_true", help="every config of the registry that has the scale")
+    e.add_argument("--scale", default="paper", choices=["ci", "paper"])
+    e.add_argument("--device", help="override the config's device (cpu, cuda)")
+    e.add_argument("--batches", type=int, default=20, help="timed training batches (default 20)")
+    e.add_argument("--json", help="also write the estimates as JSON here")
+
     b = sub.add_parser("bench", help="the main job: every check on embedded data, table + report folder")
     b.add_argument("--out", default="reports/bench", help="report folder (default reports/bench)")
 
@@ -281,6 +290,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             from .kit import run_check
 
             return run_check(args.factory, args.config, rule=args.rule, json_out=args.json, T1=args.T1, T2=args.T2)
+        if args.command == "estimate":
+            from .estimate import run_estimate
+
+            return run_estimate(args.ids, scale=args.scale, device=args.device, batches=args.batches,
+                                every=args.all, json_out=args.json)
         if args.command == "bench":
             from .bench import run_bench
 

@@ -22,6 +22,7 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+import torch
 import yaml
 
 from .errors import ConfigError
@@ -151,6 +152,13 @@ class DataConfig:
         return cls(**d)
 
 
+#: the parameter dtypes a run may ask for
+DTYPES: dict[str, torch.dtype] = {"float32": torch.float32, "float64": torch.float64, "bfloat16": torch.bfloat16}
+#: ``torch.set_float32_matmul_precision``: "highest" (full float32), "high" (TF32 on Ampere or newer GPUs),
+#: "medium" (bfloat16 products where the hardware has them)
+MATMUL_PRECISIONS = ("highest", "high", "medium")
+
+
 @dataclass
 class RunConfig:
     model: dict[str, Any]
@@ -162,6 +170,7 @@ class RunConfig:
     seed: int = 0
     dtype: str = "float32"
     device: str = "cpu"
+    matmul_precision: str = "highest"  # float32 matmuls in full precision; "high" allows TF32 on a GPU
     extra: dict[str, Any] = field(default_factory=dict)  # free-form notes carried to the run folder
 
     @classmethod
@@ -172,8 +181,11 @@ class RunConfig:
             _require(d[key], f"{where}.{key}", ("name",), tuple(d[key]) if isinstance(d[key], dict) else ())
         _number(d["epochs"], f"{where}.epochs", positive=True, integer=True)
         _number(d.get("seed", 0), f"{where}.seed", integer=True)
-        if d.get("dtype", "float32") not in ("float32", "float64"):
-            raise ConfigError(f"{where}.dtype must be float32 or float64, got {d['dtype']!r}")
+        if d.get("dtype", "float32") not in DTYPES:
+            raise ConfigError(f"{where}.dtype must be one of {', '.join(DTYPES)}, got {d['dtype']!r}")
+        if d.get("matmul_precision", "highest") not in MATMUL_PRECISIONS:
+            raise ConfigError(f"{where}.matmul_precision must be one of {', '.join(MATMUL_PRECISIONS)}, got "
+                              f"{d['matmul_precision']!r}")
         sched = d.get("schedule")
         return cls(
             model=dict(d["model"]),
@@ -185,6 +197,7 @@ class RunConfig:
             seed=d.get("seed", 0),
             dtype=d.get("dtype", "float32"),
             device=d.get("device", "cpu"),
+            matmul_precision=d.get("matmul_precision", "highest"),
             extra=dict(d.get("extra") or {}),
         )
 

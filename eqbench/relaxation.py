@@ -65,13 +65,17 @@ def relax(
     trace: Trace | None = None,
     drive_hook: Callable[[int, State], State] | None = None,
     fast: bool = True,
+    cache: dict | None = None,
 ) -> State:
     """Run ``steps`` steps of the model's dynamics from ``s`` and return the final state.
 
     ``graph=True`` keeps the autograd graph through every step (BPTT); otherwise each state is a
     fresh detached tensor. ``drive_hook(t, u)`` may replace the drive of step t (the GDU check
     adds a zero perturbation there to read ∂L/∂u). ``fast=False`` forces the generic loop over a
-    model's ``fast_relax``. Raises DivergenceError on a non-finite state.
+    model's ``fast_relax``. ``cache`` is where a closed form keeps the input's drive: pass one dict to the
+    relaxations of one training step (same x, same weights: the free and nudged phases of EP) to compute it
+    once; the default is a fresh dict. Never share it with a relaxation that keeps its graph. Raises
+    DivergenceError on a non-finite state.
     """
     if mode not in MODES:
         raise ConfigError(f"unknown relaxation mode {mode!r}; known: {', '.join(MODES)}")
@@ -83,14 +87,27 @@ def relax(
     shapes = [(x.shape[0], *sh) for sh in model.state_shapes()]
     if [tuple(si.shape) for si in s] != shapes:
         raise ConfigError(f"state shapes {[tuple(si.shape) for si in s]} do not match {model.name}'s {shapes}")
-    if fast and closed_form and mode == "sync" and not graph and trace is None and drive_hook is None:
-        out = model.fast_relax(x, [si.detach() for si in s], steps, beta, y)
-        if out is not None:
-            if steps:
-                _check_finite(out, steps - 1, beta)
+    # Without per-step observers the state is read back once, at the end: a per-step host read costs a
+    # CUDA synchronisation every step. A diverged phase is then replayed step by step from its start, so
+    # the error still names the first non-finite step (same arithmetic, same step).
+    observed = graph or trace is not None or drive_hook is not None
+    cache = {} if cache is None or graph else cache  # a graph needs its own input drive, with its history
+    if not observed:
+        out = None
+        if fast and closed_form and mode == "sync":
+            out = model.fast_relax(x, [si.detach() for si in s], steps, beta, y, cache=cache)
+        if out is None:
+            out = _loop(model, x, s, steps, beta, y, mode, closed_form, False, None, None, cache, strict=False)
+        if steps == 0 or _finite(out):
             return out
+    return _loop(model, x, s, steps, beta, y, mode, closed_form, graph, trace, drive_hook, cache, strict=True)
+
+
+def _loop(model: EnergyModel, x: Tensor, s: State, steps: int, beta: float, y: Tensor | None, mode: Mode,
+          closed_form: bool, graph: bool, trace: Trace | None, drive_hook: Callable[[int, State], State] | None,
+          cache: dict, strict: bool) -> State:
+    """The generic loop; ``strict`` checks every step for a non-finite state (DivergenceError names it)."""
     groups = model.parity_groups() if mode == "async" else [list(range(len(s)))]
-    cache: dict = {}
     s = list(s) if graph else [si.detach() for si in s]
     if trace is not None:
         trace._visit(x, s)
@@ -106,7 +123,8 @@ def relax(
                 s = [new[i] if i in group else s[i] for i in range(len(s))]
                 if trace is not None and mode == "async":
                     trace._visit(x, s)
-            _check_finite(s, t, beta)
+            if strict:
+                _check_finite(s, t, beta)
             if trace is not None:
                 diff = sum(((a - b).detach().flatten(1) ** 2).sum(1) for a, b in zip(s, prev))
                 trace.residual.append(float(diff.sqrt().max()))
@@ -115,11 +133,15 @@ def relax(
     return s
 
 
+def _finite(s: State) -> bool:
+    # One reduction per layer and one host read: a sum is non-finite as soon as one of its terms is
+    # (isfinite().all() per layer cost a third of the closed-form free phase); a huge but finite
+    # state whose sum overflows answers False, and the strict replay then finds no bad layer.
+    return bool(torch.isfinite(torch.stack([si.detach().sum() for si in s]).sum()))
+
+
 def _check_finite(s: State, t: int, beta: float) -> None:
-    # One reduction per layer and one host read per step: a sum is non-finite as soon as one of
-    # its terms is (isfinite().all() per layer cost a third of the closed-form free phase).
-    sums = torch.stack([si.detach().sum() for si in s])
-    if bool(torch.isfinite(sums.sum())):
+    if _finite(s):
         return
     bad = next((i for i, si in enumerate(s) if not bool(torch.isfinite(si).all())), None)
     if bad is None:  # huge but finite values whose sum overflowed

@@ -82,10 +82,18 @@ class LearningRule:
 
 
 def write_grads(model: EnergyModel, grads: dict[str, Tensor]) -> None:
-    """Set ``p.grad`` (replacing any previous value) for every named parameter."""
+    """Set ``p.grad`` (replacing any previous value) for every named parameter. The tensors are taken, not
+    copied (a copy of a 784×512 gradient is ~7 % of a P_MLP EP step), except one given to two parameters
+    (e.g. tied updates), which each get their own, so an in-place optimizer never updates both."""
+    seen: set[int] = set()
     for name, p in model.named_parameters():
         g = grads.get(name)
-        p.grad = None if g is None else g.detach().clone()
+        if g is not None:
+            g = g.detach()
+            if g.data_ptr() in seen:
+                g = g.clone()
+            seen.add(g.data_ptr())
+        p.grad = g
 
 
 def _check_steps(T1: int, T2: int, what: str) -> None:
@@ -120,17 +128,17 @@ class EP(LearningRule):
 
     # ----------------------------------------------------------------------------- phases
     def relax(self, model: EnergyModel, x: Tensor, s: State, steps: int, beta: float = 0.0,
-              y: Tensor | None = None) -> State:
-        return relax(model, x, s, steps, beta=beta, y=y, mode=self.mode, closed_form=self.closed_form)
+              y: Tensor | None = None, cache: dict | None = None) -> State:
+        return relax(model, x, s, steps, beta=beta, y=y, mode=self.mode, closed_form=self.closed_form, cache=cache)
 
-    def free_phase(self, model: EnergyModel, x: Tensor, key: str | None = None) -> State:
+    def free_phase(self, model: EnergyModel, x: Tensor, key: str | None = None, cache: dict | None = None) -> State:
         """T1 free steps from zeros, or from batch ``key``'s particle (which is then updated)."""
         start = model.init_state(x)
         if self.persistent and key is not None:
             kept = self._particles.get(key)
             if kept is not None and [tuple(k.shape) for k in kept] == [tuple(s.shape) for s in start]:
                 start = [k.to(s) for k, s in zip(kept, start)]
-        free = self.relax(model, x, start, self.T1)
+        free = self.relax(model, x, start, self.T1, cache=cache)
         if self.persistent and key is not None:
             self._particles[key] = [f.detach().clone() for f in free]
         return free
@@ -143,18 +151,18 @@ class EP(LearningRule):
         self._particles = {k: list(v) for k, v in state["particles"].items()}
         self._gen.set_state(state["gen"])
 
-    def phases(self, model: EnergyModel, x: Tensor, y: Tensor, free: State):
+    def phases(self, model: EnergyModel, x: Tensor, y: Tensor, free: State, cache: dict | None = None):
         """The (s1, β1, s2, β2) pair of the estimator, nudged phases starting from ``free``."""
         if self.estimator == "symmetric":
-            plus = self.relax(model, x, free, self.T2, self.beta, y)
-            minus = self.relax(model, x, free, self.T2, -self.beta, y)
+            plus = self.relax(model, x, free, self.T2, self.beta, y, cache)
+            minus = self.relax(model, x, free, self.T2, -self.beta, y, cache)
             return minus, -self.beta, plus, self.beta
         beta = self.beta
         # the coin is drawn on its generator's device (the CPU), whatever the default device is
         if self.estimator == "random_sign" and bool(torch.randint(2, (1,), generator=self._gen,
                                                                   device=self._gen.device)):
             beta = -beta
-        return free, 0.0, self.relax(model, x, free, self.T2, beta, y), beta
+        return free, 0.0, self.relax(model, x, free, self.T2, beta, y, cache), beta
 
     # ----------------------------------------------------------------------------- the update
     def pair_grads(self, model: EnergyModel, x: Tensor, y: Tensor, free: State, s1: State, beta1: float,
@@ -165,7 +173,10 @@ class EP(LearningRule):
         with torch.enable_grad():
             obj = model.ep_objective(x, y, [t.detach() for t in free], [t.detach() for t in s1], beta1,
                                      [t.detach() for t in s2], beta2)
-        return {n: -g / denom for n, g in zip(names, grads(obj, params))}
+            # the factor −1/denom on the scalar: autograd carries it through the small state-sized tensors,
+            # not as two more passes over every parameter-sized gradient (13 % of a P_MLP EP step)
+            obj = obj * (-1.0 / denom)
+        return dict(zip(names, grads(obj, params)))
 
     def detailed_gradients(self, model: EnergyModel, x: Tensor, y: Tensor, free: State, beta: float,
                            T2: int) -> Series:
@@ -190,8 +201,9 @@ class EP(LearningRule):
         """Free phase, nudged phase(s), then ``.grad`` on every parameter; returns the free state."""
         x = model.check_input(x)
         y = model.check_target(y, x.shape[0])
-        free = self.free_phase(model, x, key)
-        s1, b1, s2, b2 = self.phases(model, x, y, free)
+        cache: dict = {}  # the input's drive, computed once for the three phases (same x, same weights)
+        free = self.free_phase(model, x, key, cache)
+        s1, b1, s2, b2 = self.phases(model, x, y, free, cache)
         grads = model.postprocess_grads(self.pair_grads(model, x, y, free, s1, b1, s2, b2))
         write_grads(model, grads)
         with torch.no_grad():

@@ -10,7 +10,9 @@ Timing lives in the benchmark tools, not here; this module only builds what they
 
 from __future__ import annotations
 
+import math
 import os
+import time
 from collections.abc import Callable
 
 import torch
@@ -64,17 +66,18 @@ def free_phase_fn(model: EnergyModel, x: Tensor, T: int, closed_form: bool, fast
 
 
 def train_step_fn(algo: str, model: EnergyModel, x: Tensor, y: Tensor, T2: int, *,
-                  extra_free: int = 10, beta: float = 0.5) -> Callable[[], dict]:
+                  extra_free: int = 10, beta: float = 0.5, closed_form: bool = True) -> Callable[[], dict]:
     """A callable computing one training step's ``.grad`` (no optimizer step), T1 = T2 + extra_free.
 
     ``algo="EP"``: symmetric estimator (free phase of T1 steps, two nudged phases of T2 steps);
-    ``algo="BPTT"``: backpropagation through the last T2 of T1 free steps.
+    ``algo="BPTT"``: backpropagation through the last T2 of T1 free steps. ``closed_form=False`` relaxes with
+    the generic autograd step (the authors' algorithm).
     """
     T1 = T2 + extra_free
     if algo == "EP":
-        rule: EP | BPTT = EP(beta=beta, T1=T1, T2=T2, estimator="symmetric")
+        rule: EP | BPTT = EP(beta=beta, T1=T1, T2=T2, estimator="symmetric", closed_form=closed_form)
     elif algo == "BPTT":
-        rule = BPTT(T1=T1, T2=T2)
+        rule = BPTT(T1=T1, T2=T2, closed_form=closed_form)
     else:
         raise KeyError(f"unknown training algorithm {algo!r}; known: EP, BPTT")
 
@@ -86,4 +89,59 @@ def train_step_fn(algo: str, model: EnergyModel, x: Tensor, y: Tensor, T2: int, 
     return run
 
 
-__all__ = ["THREADS_ENV", "configure_threads", "free_phase_fn", "sync", "train_step_fn"]
+def bare_free_phase_fn(model: EnergyModel, x: Tensor, T: int) -> Callable[[], list[Tensor]]:
+    """The yardstick of a fully connected clip network's free phase (P_MLP, two layers or more): T synchronous
+    steps of just the needed ops — one ``addmm`` per drive into preallocated buffers, the input drive once,
+    clip(u/a, 0, 1) in place — with no checks, no dispatch through the model and no read-back. What eqbench's
+    relaxation of the same model achieves is reported as a fraction of its speed (``make bench``)."""
+    weights = [(m.weight, m.bias) for m in model.synapses]
+    inv_a = 1.0 / model.activations()[0].clip_a
+    x = x.flatten(1)
+
+    def run() -> list[Tensor]:
+        with torch.no_grad():
+            c0 = torch.addmm(weights[0][1], x, weights[0][0].t())
+            cur = [x.new_zeros(x.shape[0], w.shape[0]) for w, _ in weights]
+            nxt = [torch.empty_like(si) for si in cur]
+            n = len(cur)
+            for _ in range(T):
+                for l in range(n):
+                    if l == 0:
+                        torch.addmm(c0, cur[1], weights[1][0], out=nxt[0])
+                    else:
+                        torch.addmm(weights[l][1], cur[l - 1], weights[l][0].t(), out=nxt[l])
+                        if l + 1 < n:
+                            nxt[l].addmm_(cur[l + 1], weights[l + 1][0])
+                    nxt[l].mul_(inv_a).clamp_(0.0, 1.0)
+                cur, nxt = nxt, cur
+        sync(x)
+        return cur
+
+    return run
+
+
+def free_phase_flops(model: EnergyModel, batch: int, T: int) -> float:
+    """Matmul FLOPs of a fully connected network's closed-form free phase: the input drive once,
+    2·B·n_0·n_1, then per step every other layer's bottom-up and every top-down product, 2·B·n_{l−1}·n_l each."""
+    sizes = [model.synapses[0].weight.shape[1], *(m.weight.shape[0] for m in model.synapses)]
+    pairs = [a * b for a, b in zip(sizes, sizes[1:])]
+    return 2.0 * batch * (pairs[0] + T * (2 * sum(pairs[1:])))
+
+
+def matmul_rate(device: str | torch.device = "cpu", n: int = 1024, repeats: int = 5) -> float:
+    """The machine's float32 matmul rate (FLOP/s): the best of ``repeats`` n×n products, after one warm-up."""
+    a = torch.rand(n, n, device=device)
+    out = torch.empty_like(a)
+    torch.mm(a, a, out=out)
+    sync(a)
+    best = math.inf
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        torch.mm(a, a, out=out)
+        sync(a)
+        best = min(best, time.perf_counter() - t0)
+    return 2.0 * n**3 / best
+
+
+__all__ = ["THREADS_ENV", "bare_free_phase_fn", "configure_threads", "free_phase_flops", "free_phase_fn",
+           "matmul_rate", "sync", "train_step_fn"]

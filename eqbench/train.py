@@ -42,7 +42,7 @@ from typing import Any
 import torch
 import yaml
 
-from .config import RunConfig
+from .config import DTYPES, RunConfig
 from .data import DATASET_INFO
 from .errors import ConfigError, DivergenceError, EqbenchError
 from .io import save_torch, write_json, write_text
@@ -54,7 +54,6 @@ class TrainingDiverged(EqbenchError):
     """Non-finite states or loss during training; the run folder keeps the last good epoch."""
 
 
-DTYPES = {"float32": torch.float32, "float64": torch.float64}
 
 
 def build_optimizer(model: torch.nn.Module, cfg) -> torch.optim.Optimizer:
@@ -94,7 +93,33 @@ class Run:
 def build_run(cfg: RunConfig, data_dir: str | None = None, download: bool = False) -> Run:
     from .data import make_loaders
 
+    model, rule, optimizer, scheduler = build_parts(cfg)
+    train, test = make_loaders(cfg.data.name, batch_size=cfg.data.batch_size, test_batch_size=cfg.data.test_batch_size,
+                               data_dir=data_dir, download=download, augment=cfg.data.augment,
+                               normalize=cfg.data.normalize, seed=cfg.seed, shuffle=cfg.data.shuffle,
+                               embeddings=cfg.data.embeddings)
+    return Run(model, rule, optimizer, scheduler, train, test)
+
+
+def set_precision(cfg: RunConfig) -> None:
+    """Apply ``cfg.matmul_precision`` (``torch.set_float32_matmul_precision``, process-wide, as torch has it) after
+    checking that the device can honour ``cfg.dtype`` and the precision: bfloat16 needs a GPU that supports it,
+    TF32 ("high") an Ampere or newer GPU; on the CPU "high" and "medium" only act where the CPU has bf16 units."""
+    dev = torch.device(cfg.device)
+    if dev.type == "cuda" and torch.cuda.is_available():
+        if cfg.dtype == "bfloat16" and not torch.cuda.is_bf16_supported():
+            raise ConfigError(f"dtype bfloat16: {torch.cuda.get_device_name(dev)} does not support it")
+        if cfg.matmul_precision == "high" and torch.cuda.get_device_capability(dev) < (8, 0):
+            raise ConfigError(f"matmul_precision 'high' (TF32): {torch.cuda.get_device_name(dev)} has no TF32 "
+                              "(compute capability 8.0 or newer needed)")
+    torch.set_float32_matmul_precision(cfg.matmul_precision)
+
+
+def build_parts(cfg: RunConfig) -> tuple[torch.nn.Module, Any, torch.optim.Optimizer,
+                                         torch.optim.lr_scheduler.LRScheduler | None]:
+    """The model, rule, optimizer and scheduler of ``cfg`` (seeded by ``cfg.seed``), without its data."""
     torch.manual_seed(cfg.seed)
+    set_precision(cfg)
     model_cfg = dict(cfg.model)
     name = model_cfg.pop("name")
     if "seed" in inspect.signature(model_factory(name)).parameters:
@@ -120,11 +145,7 @@ def build_run(cfg: RunConfig, data_dir: str | None = None, download: bool = Fals
     elif cfg.schedule is not None:
         scheduler = torch.optim.lr_scheduler.MultiStepLR(optimizer, milestones=cfg.schedule.milestones,
                                                          gamma=cfg.schedule.gamma)
-    train, test = make_loaders(cfg.data.name, batch_size=cfg.data.batch_size, test_batch_size=cfg.data.test_batch_size,
-                               data_dir=data_dir, download=download, augment=cfg.data.augment,
-                               normalize=cfg.data.normalize, seed=cfg.seed, shuffle=cfg.data.shuffle,
-                               embeddings=cfg.data.embeddings)
-    return Run(model, rule, optimizer, scheduler, train, test)
+    return model, rule, optimizer, scheduler
 
 
 def _rng_state(run: Run) -> dict[str, Any]:

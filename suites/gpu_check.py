@@ -5,7 +5,9 @@
 1. the CUDA tests (pytest marker ``gpu``) and the device-placement test;
 2. the GPU benchmarks of suites/throughput (pytest-benchmark: free phase, closed form vs autograd, EP/BPTT step
    time and CUDA peak memory), a few rounds each;
-3. the regression gate (``eqbench regress --profile gpu``) of HEAD against BASE on the device (an interrupted
+3. ``eqbench estimate --all`` (seconds per epoch, hours, peak memory of every paper config, 5 batches each);
+4. the GDU error of EP in float32, TF32 and bfloat16 against float64 BPTT (eqbench.checks.precision);
+5. the regression gate (``eqbench regress --profile gpu``) of HEAD against BASE on the device (an interrupted
    gate keeps its finished measurements: rerunning the script continues it).
 
 One JSON with every step's exit status, duration and figures. ``--device cpu`` runs the same steps on the CPU
@@ -38,6 +40,10 @@ def step(name: str, cmd: list[str], timeout: float) -> dict:
             "tail": tail}
 
 
+def _read(path: Path) -> dict | None:
+    return json.loads(path.read_text()) if path.exists() else None
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--device", default="cuda", choices=["cuda", "cpu"])
@@ -56,10 +62,17 @@ def main(argv: list[str] | None = None) -> int:
                        "cuda or placement or meta" if a.device == "cuda" else "placement or meta"], 120),
         step("benchmarks", [py, "-m", "pytest", "-q", "suites/throughput", "--benchmark-only",
                             "--benchmark-min-rounds=3", f"--benchmark-json={bench_json}", "-k",
-                            f"{a.device} and (mlp or speedup or memory) and not bin"], 120),
+                            f"{a.device} and (mlp or speed or memory) and not bin"], 120),
+        # every paper config on the GPU (5 batches each); on the CPU one config shows the step works
+        step("estimate", [py, "-m", "eqbench.cli", "estimate", "--device", a.device, "--json",
+                          str(ROOT / "reports" / "gpu-check-estimate.json"),
+                          *(["--all", "--batches", "5"] if a.device == "cuda"
+                            else ["gammell2021/diabetes/5layer-swni", "--batches", "2"])], 120),
+        step("precision", [py, "-m", "eqbench.checks.precision", "--device", a.device, "--json",
+                           str(ROOT / "reports" / "gpu-check-precision.json")], 60),
         step("gate", [py, "-m", "eqbench.cli", "regress", "--base", a.base, "--device", a.device, "--profile", "gpu",
                       "--factor", "1.3", "--mem-factor", "1.3", "--out", str(ROOT / "reports" / "gpu-check-gate")],
-             240),
+             180),
     ]
     bench = []
     if bench_json.exists():
@@ -70,6 +83,8 @@ def main(argv: list[str] | None = None) -> int:
               "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
               "steps": steps, "benchmarks": bench,
               "gate": json.loads(gates[-1].read_text()) if gates else None,
+              "estimate": _read(ROOT / "reports" / "gpu-check-estimate.json"),
+              "precision": _read(ROOT / "reports" / "gpu-check-precision.json"),
               "pass": all(s["rc"] == 0 for s in steps)}
     out = ROOT / a.out
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -73,7 +73,7 @@ def test_input_drive_cached_once_per_relaxation():
     model, x, _ = build_case("P_MLP", batch=4)
     calls = []
     hook = model.synapses[0].register_forward_hook(lambda *a: calls.append(1))
-    relax(model, x, model.init_state(x), 12)
+    relax(model, x, model.init_state(x), 12, fast=False)  # the generic closed-form loop (the fused one calls addmm)
     hook.remove()
     assert len(calls) == 1
     # the generic autograd step evaluates Φ, input term included, at every step

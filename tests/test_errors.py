@@ -92,6 +92,20 @@ def test_non_finite_state_is_reported():
         relax(m, x, m.init_state(x), 5)
 
 
+@pytest.mark.parametrize("fast", [True, False])
+def test_divergence_is_named_by_its_step_though_checked_once_per_phase(fast):
+    """The state is read back once per phase (no host read per step); a diverged phase is replayed step by
+    step, so the error names the first non-finite step. Here the identity output layer overflows at step 2:
+    step 1 sets s2 = clip(4/2) = 1, then s3 = Σ 1e308·1 = inf."""
+    m = build_model("P_MLP", sizes=[4, 3, 3, 2], loss="ce").double()
+    with torch.no_grad():
+        m.synapses[1].bias.fill_(4.0), m.synapses[2].weight.fill_(1e308), m.synapses[2].bias.zero_()
+    x = torch.zeros(2, 4, dtype=torch.float64)
+    assert torch.isfinite(relax(m, x, m.init_state(x), 1, fast=fast)[-1]).all()
+    with pytest.raises(DivergenceError, match=r"non-finite state in layer 3 at step 2 of the free phase"):
+        relax(m, x, m.init_state(x), 6, fast=fast)
+
+
 def test_nudged_phase_needs_targets():
     m = build_model("P_MLP", sizes=[4, 3, 2])
     x = torch.ones(2, 4)

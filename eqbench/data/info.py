@@ -38,6 +38,10 @@ class DatasetInfo:
     task: Literal["classification", "regression"]
     embedded: bool
     description: str
+    #: examples per split of a dataset read from a folder (for `eqbench estimate`, which never reads it); an
+    #: embedded dataset's sizes come from its tensors
+    n_train: int | None = None
+    n_test: int | None = None
 
 
 DATASET_INFO: dict[str, DatasetInfo] = {i.name: i for i in (
@@ -60,25 +64,26 @@ DATASET_INFO: dict[str, DatasetInfo] = {i.name: i for i in (
                 "±1 class bits, a hypothesis holding a probe that matches one of them; the label is the match's "
                 "class. 4,000 train / 1,000 test, 8-d embeddings drawn once from a fixed seed"),
     DatasetInfo("mnist", (1, 28, 28), 10, "classification", False,
-                "MNIST via torchvision: 60,000 train / 10,000 test handwritten digits"),
+                "MNIST via torchvision: 60,000 train / 10,000 test handwritten digits", 60_000, 10_000),
     DatasetInfo("fashion_mnist", (1, 28, 28), 10, "classification", False,
-                "Fashion-MNIST via torchvision: 60,000 train / 10,000 test clothing images"),
+                "Fashion-MNIST via torchvision: 60,000 train / 10,000 test clothing images", 60_000, 10_000),
     DatasetInfo("cifar10", (3, 32, 32), 10, "classification", False,
-                "CIFAR-10 via torchvision: 50,000 train / 10,000 test colour images"),
+                "CIFAR-10 via torchvision: 50,000 train / 10,000 test colour images", 50_000, 10_000),
     DatasetInfo("cifar100", (3, 32, 32), 100, "classification", False,
-                "CIFAR-100 via torchvision: 50,000 train / 10,000 test colour images, 100 fine labels"),
+                "CIFAR-100 via torchvision: 50,000 train / 10,000 test colour images, 100 fine labels", 50_000, 10_000),
     # Bal & Sengupta (2023, README): IMDB seqLen 600; SNLI 25 tokens per sentence, premise then hypothesis
     DatasetInfo("imdb", (600, 300), 2, "classification", False,
                 "IMDB movie reviews (Stanford aclImdb_v1: 25,000 train / 25,000 test; neg 0, pos 1) as 600 "
                 "300-d word2vec vectors, preprocessed as Bal & Sengupta (2023); read from <data_dir>/aclImdb "
                 "(--download fetches it) with a 300-d word2vec-format file such as "
-                "GoogleNews-vectors-negative300.bin, which is never downloaded"),
+                "GoogleNews-vectors-negative300.bin, which is never downloaded", 25_000, 25_000),
     DatasetInfo("snli", (50, 300), 3, "classification", False,
                 "SNLI 1.0 sentence pairs (Stanford snli_1.0: the first 540,000 train / 10,000 test rows, rows "
                 "without a gold label skipped; neutral 0, contradiction 1, entailment 2) as the premise's 25 "
                 "then the hypothesis's 25 300-d word2vec vectors, preprocessed as Bal & Sengupta (2023); read "
                 "from <data_dir>/snli_1.0 (--download fetches it) with a 300-d word2vec-format file such as "
-                "GoogleNews-vectors-negative300.bin, which is never downloaded"),
+                "GoogleNews-vectors-negative300.bin, which is never downloaded",
+                540_000, 10_000),  # an upper bound: the few rows without a gold label are skipped
 )}
 
 

@@ -195,10 +195,11 @@ class EnergyModel(Trainable):
         """The step proper, s_l ← σ_l(u_l) (synchronous, Laborieux §A.3 step 2-3)."""
         return [act(ui) for act, ui in zip(self.activations(), u)]
 
-    def fast_relax(self, x: Tensor, s: State, steps: int, beta: float = 0.0, y: Tensor | None = None) -> State | None:
+    def fast_relax(self, x: Tensor, s: State, steps: int, beta: float = 0.0, y: Tensor | None = None, *,
+                   cache: dict | None = None) -> State | None:
         """``steps`` closed-form synchronous steps fused into one routine, or None when the model has none
-        (the default): `eqbench.relaxation.relax` then runs its generic loop. A model that offers one pins it
-        to the generic loop by a test."""
+        (the default): `eqbench.relaxation.relax` then runs its generic loop. ``cache`` is the relaxation's
+        (see ``drive``). A model that offers one pins it to the generic loop by a test."""
         return None
 
     def why_drive_not_affine(self) -> str | None:

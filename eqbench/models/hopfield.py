@@ -261,7 +261,8 @@ class HopfieldEP(EnergyModel):
         return math.inf if lam <= 0 else 2.0 / lam
 
     @torch.no_grad()
-    def fast_relax(self, x: Tensor, s: State, steps: int, beta: float = 0.0, y: Tensor | None = None) -> State:
+    def fast_relax(self, x: Tensor, s: State, steps: int, beta: float = 0.0, y: Tensor | None = None, *,
+                   cache: dict | None = None) -> State:
         """The same steps as ``relax`` with the closed form, one fused ``addmm`` and a clamp each.
 
         On the box, s + εu = s·A + c with A = (1 − ε)I + εW_ss and c = ε(ρ(x)W_xs + b); either nudge

@@ -37,10 +37,10 @@ class _FreePhaseSetup:
 
 class FreePhase(_FreePhaseSetup):
     """One free phase of the case's T steps from the model's initial state (eqbench.cases.CASES: P_MLP 784-512-10
-    at batch 128, T=30; Laydevant's bin_W and bin_W_N nets; Bal & Sengupta's SNLI model, which has no closed
-    form, so both steps run autograd)."""
+    at batch 128, T=30; a CIFAR-shaped P_CNN at batch 64, T=20; Laydevant's bin_W and bin_W_N nets; Bal &
+    Sengupta's SNLI model, which has no closed form, so both steps run autograd)."""
 
-    params = (["mlp", "bin_w", "bin_wn", "seq_snli"], ["closed_form", "autograd"], DEVICES)
+    params = (["mlp", "cnn_cifar", "bin_w", "bin_wn", "seq_snli"], ["closed_form", "autograd"], DEVICES)
     param_names = ["case", "step", "device"]
     timeout = 120
 

@@ -21,7 +21,7 @@ import torch
 from hypothesis import assume, event, given, settings
 from hypothesis import strategies as st
 
-from eqbench import BPTT, EP, Trace, build_model, relax
+from eqbench import BPTT, EP, EnergyModel, Trace, build_model, relax
 from eqbench.checks.energy import contraction_scale, convergence, coupling_norm, scale_weights
 from eqbench.checks.gdu import prepare, report
 from eqbench.errors import ConfigError
@@ -187,6 +187,77 @@ def test_closed_form_negative_control():
         cf = model.drive(x, s, closed_form=True)
     with pytest.raises(AssertionError):
         _assert_drives_close(cf, ag, "perturbed")
+
+
+# ------------------------------------------------------------------------------------ fused = generic loop
+def _fused_and_generic(model, x, y, s0, steps, beta):
+    fused = relax(model, x, s0, steps, beta=beta, y=y)
+    return fused, relax(model, x, s0, steps, beta=beta, y=y, fast=False)
+
+
+@settings(max_examples=scaled_examples(50))
+@given(arch=archs(kinds=("mlp",)), seed=st.integers(0, 2**31 - 1), scale=st.one_of(st.none(), st.floats(0.5, 3.0)),
+       beta=betas, steps=st.integers(1, 12), data=st.data())
+def test_fused_relaxation_equals_generic_loop(arch, seed, scale, beta, steps, data):
+    """P_MLP's `fast_relax` (addmm into buffers, in-place clip) reaches the generic loop's state, from a random
+    and from the zero state, free and nudged, every loss and activation. Tolerance: `_assert_drives_close`'s
+    round-off bound; a step is 1-Lipschitz in the drive for these activations up to the weights' norm, and a
+    few steps of O(1)-norm weights amplify 1e-16 differences by far less than the 1e4 margin left."""
+    name, cfg, in_shape = arch
+    model = _build(name, cfg, seed, scale)
+    x, y, states = _inputs(data.draw, model, in_shape)
+    _events(model, beta)
+    for s0, label in zip(states, ("random", "zero")):
+        fused, generic = _fused_and_generic(model, x, y, s0, steps, beta)
+        _assert_drives_close(fused, generic, f"{cfg} {label} state, {steps} steps, β={beta:g}")
+
+
+def test_fused_relaxation_negative_control(monkeypatch):
+    """A fused path that forgets the nudge is caught (the check compares states, not code paths)."""
+    torch.manual_seed(0)
+    model = build_model("P_MLP", sizes=[6, 5, 4, 3], act="my_hard_sig").double()
+    x, y = torch.rand(2, 6), torch.tensor([0, 2])
+    s0 = [torch.rand(2, n) for n in (5, 4, 3)]
+    _assert_drives_close(*_fused_and_generic(model, x, y, s0, 5, 0.5), "correct")
+    fast = type(model).fast_relax
+    monkeypatch.setattr(type(model), "fast_relax",
+                        lambda m, x, s, n, beta=0.0, y=None, **kw: fast(m, x, s, n, 0.0, None, **kw))
+    with pytest.raises(AssertionError, match="differs"):
+        _assert_drives_close(*_fused_and_generic(model, x, y, s0, 5, 0.5), "nudge dropped")
+
+
+# ------------------------------------------------------------------------------------ merged EP objective
+def _objective_grads(model, objective, x, y, s1, b1, s2, b2):
+    obj = objective(model, x, y, s1, s1, b1, s2, b2)
+    return list(torch.autograd.grad(obj, list(model.parameters()), allow_unused=True, materialize_grads=True))
+
+
+@settings(max_examples=scaled_examples(50))
+@given(arch=archs(), seed=st.integers(0, 2**31 - 1), b1=betas, b2=betas, data=st.data())
+def test_merged_ep_objective_equals_the_generic_difference(arch, seed, b1, b2, data):
+    """LayeredEP.ep_objective (the input's term merged) has the θ-gradient of the generic
+    Φ_{β2}(s2) − Φ_{β1}(s1) (EnergyModel.ep_objective): same products, summed in another order."""
+    name, cfg, in_shape = arch
+    model = _build(name, cfg, seed)
+    x, y, (s1, _) = _inputs(data.draw, model, in_shape)
+    s2 = [torch.rand_like(t) for t in s1]
+    merged = _objective_grads(model, type(model).ep_objective, x, y, s1, b1, s2, b2)
+    generic = _objective_grads(model, EnergyModel.ep_objective, x, y, s1, b1, s2, b2)
+    _assert_drives_close(merged, generic, f"{cfg} β1={b1:g} β2={b2:g}")
+
+
+def test_merged_ep_objective_negative_control():
+    """A merged objective whose input term sees a slightly different s1 is caught by the same comparison."""
+    torch.manual_seed(0)
+    model = build_model("P_MLP", sizes=[6, 5, 3], act="my_hard_sig").double()
+    x, y = torch.rand(2, 6), torch.tensor([0, 2])
+    s1, s2 = [torch.rand(2, 5), torch.rand(2, 3)], [torch.rand(2, 5), torch.rand(2, 3)]
+    generic = _objective_grads(model, EnergyModel.ep_objective, x, y, s1, -0.5, s2, 0.5)
+    slipped = [s1[0] * (1 + 1e-6), s1[1]]
+    merged = list(torch.autograd.grad(type(model).ep_objective(model, x, y, s1, slipped, -0.5, s2, 0.5),
+                                      list(model.parameters())))
+    with pytest.raises(AssertionError, match="differs"):
+        _assert_drives_close(merged, generic, "slipped")
 
 
 # ------------------------------------------------------------------------------------ GDU: symmetric ≤ one-sided

@@ -5,9 +5,9 @@ Benchmarks (the ``benchmark`` fixture; skipped by ``--benchmark-skip``, run by `
 * `test_free_phase` — one free phase, closed-form step vs the generic autograd step, on the
   target case P_MLP 784-512-10 (batch 128, T=30) and on Laborieux's MNIST P_CNN (batch 32, T=10).
   ``extra_info["sample_steps"]`` = batch × T: sample-steps/s = sample_steps / the reported time.
-* `test_closed_form_speedup` — both steps timed in the same run, interleaved, and their ratio
-  against the target "closed form ≥ 3× autograd on P_MLP 784-512-10, batch 128, T=30". The
-  target is *reported* (extra_info, terminal summary), never asserted: timings are not tests.
+* `test_speed_ratios` — the ratios of `eqbench.tracking.SPEED` (the rows of ``make bench``), timed side by side
+  in one run, each beside its target; targets are *reported* (extra_info, terminal summary), never asserted:
+  timings are not tests.
 * `test_train_step_memory` — one EP (symmetric, T1 = T2 + 10) or BPTT (T1 = T2 + 10) training
   step for T2 ∈ {5, 10, 20, 40}: time, and the saved-for-backward bytes of both rules
   (eqbench.memory.graph_bytes), plus the CUDA allocator's peak on a GPU.
@@ -26,11 +26,11 @@ import time
 import pytest
 import torch
 
-from eqbench.cases import CASES, TARGET_RATIO, make_case
+from eqbench.cases import CASES, make_case
 from eqbench.memory import cuda_peak_bytes, graph_bytes
 from eqbench.relaxation import relax
 from eqbench.timing import free_phase_fn, train_step_fn
-from eqbench.tracking import interleaved_rates
+from eqbench.tracking import SPEED, SPEED_TARGETS
 
 requires_cuda = pytest.mark.skipif(not torch.cuda.is_available(),
                                    reason="needs a CUDA device (torch.cuda.is_available() is False)")
@@ -42,7 +42,7 @@ T2S = [5, 10, 20, 40]
 # ------------------------------------------------------------------------------------ throughput
 @pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("step", list(STEPS))
-@pytest.mark.parametrize("case", ["mlp", "cnn", "bin_w", "bin_wn", "seq_snli"])
+@pytest.mark.parametrize("case", ["mlp", "cnn", "cnn_cifar", "bin_w", "bin_wn", "seq_snli"])
 def test_free_phase(benchmark, case, step, device):
     spec = CASES[case]
     model, x, _ = make_case(case, device=device)
@@ -56,28 +56,20 @@ def test_free_phase(benchmark, case, step, device):
 
 
 @pytest.mark.parametrize("device", DEVICES)
-def test_closed_form_speedup(benchmark, device, throughput_report):
-    spec = CASES["mlp"]
-    model, x, _ = make_case("mlp", device=device)
-    runs = {step: free_phase_fn(model, x, spec.T1, closed_form=cf) for step, cf in STEPS.items()}
-    sample_steps = x.shape[0] * spec.T1
-    rate = interleaved_rates(runs, sample_steps, rounds=7)  # one warm-up each, then 7 interleaved rounds
-    ratio = rate["closed_form"] / rate["autograd"]
-    verdict = "target met" if ratio >= TARGET_RATIO else "target missed"
-    benchmark.group = f"free phase speedup {device}"
-    benchmark.extra_info.update(
-        case="mlp", device=device, batch=x.shape[0], T=spec.T1, sample_steps=sample_steps,
-        closed_form_sample_steps_per_s=rate["closed_form"],
-        autograd_sample_steps_per_s=rate["autograd"],
-        ratio=ratio, target_ratio=TARGET_RATIO, target_met=ratio >= TARGET_RATIO,
-    )
-    line = (f"free phase P_MLP 784-512-10 batch {x.shape[0]} T={spec.T1} on {device} "
-            f"({torch.get_num_threads()} threads): closed form {rate['closed_form']:,.0f} sample-steps/s, "
-            f"autograd {rate['autograd']:,.0f} sample-steps/s, ratio {ratio:.2f} "
-            f"(target ≥ {TARGET_RATIO:g}: {verdict})")
-    print(line)
-    throughput_report(line)
-    benchmark.pedantic(runs["closed_form"], rounds=5, warmup_rounds=1)
+@pytest.mark.parametrize("case", list(SPEED))
+def test_speed_ratios(benchmark, case, device, throughput_report):
+    """The speed ratios of `eqbench.tracking.SPEED` (closed form / autograd for a free phase and an EP step, the
+    closed form against a bare loop and against the compute floor, fused / generic), each timed side by side in
+    7 interleaved rounds, beside its target where it has one. Reported, never asserted."""
+    whats, fn = SPEED[case]
+    values = benchmark.pedantic(fn, args=(7, device), rounds=1, iterations=1)
+    benchmark.group = f"speed ratios {device}"
+    benchmark.extra_info.update(case=case, device=device, threads=torch.get_num_threads(), **values)
+    for what in whats:
+        target = SPEED_TARGETS.get(f"{case}/{what}")
+        verdict = "" if target is None else f" (target ≥ {target:g}: {'met' if values[what] >= target else 'missed'})"
+        throughput_report(f"{case} on {device} ({torch.get_num_threads()} threads): {what} "
+                          f"×{values[what]:.2f}{verdict}")
 
 
 @pytest.mark.parametrize("device", DEVICES)

@@ -1,0 +1,113 @@
+"""What a lower precision costs the GDU theorem: EP's update computed in float32, TF32 or bfloat16 against the
+BPTT gradient computed in float64 on the same case.
+
+Relative error ‖g_EP,p − g_BPTT,64‖ / ‖g_BPTT,64‖ over all parameters, with the symmetric estimator (Laborieux
+et al. 2021, Eq. 5) and T1, T2 of the case. In exact arithmetic the error is the estimator's bias, O(β²); in a
+precision with unit round-off u the finite difference (Φ(β) − Φ(−β)) / 2β adds about u / β, so each precision has
+its own best β: the error is reported at the best of a few β, with that β, so a user sees which nudging strength a
+precision needs as well as what it costs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import math
+import sys
+from dataclasses import asdict, dataclass
+
+import torch
+
+from ..config import DTYPES
+from ..errors import ConfigError
+
+#: precision name → (parameter dtype, torch.set_float32_matmul_precision)
+PRECISIONS: dict[str, tuple[str, str]] = {
+    "float64": ("float64", "highest"),
+    "float32": ("float32", "highest"),
+    "tf32": ("float32", "high"),
+    "bfloat16": ("bfloat16", "highest"),
+}
+BETAS = (1e-3, 1e-2, 1e-1)
+#: the theorem cases of eqbench.cases the precisions are measured on
+CASES = ("P_MLP", "P_CNN avg pool")
+
+
+@dataclass
+class PrecisionError:
+    case: str
+    precision: str
+    device: str
+    error: float  # the smallest relative error over BETAS
+    beta: float  # where it was reached
+    errors: dict[float, float]  # every β's error
+
+
+def _flat_grads(model: torch.nn.Module) -> torch.Tensor:
+    return torch.cat([p.grad.detach().double().flatten() for p in model.parameters()])
+
+
+def precision_error(case: str, precision: str, device: str = "cpu", betas: tuple[float, ...] = BETAS
+                    ) -> PrecisionError:
+    """EP (symmetric) in ``precision`` on ``device`` against float64 BPTT on the CPU, on theorem case ``case``."""
+    from ..cases import CASES
+    from ..rules import BPTT, EP
+
+    if precision not in PRECISIONS:
+        raise ConfigError(f"unknown precision {precision!r}; known: {', '.join(PRECISIONS)}")
+    dtype, matmul = PRECISIONS[precision]
+    dev = torch.device(device)
+    if matmul == "high" and (dev.type != "cuda" or torch.cuda.get_device_capability(dev) < (8, 0)):
+        raise ConfigError("TF32 needs an Ampere or newer GPU")
+    spec = CASES[case]
+    model, x, y = spec.build()  # float64
+    BPTT(T1=spec.T1, T2=spec.T2).compute_gradients(model, x, y)
+    ref = _flat_grads(model)
+    before = torch.get_float32_matmul_precision()
+    errors = {}
+    try:
+        torch.set_float32_matmul_precision(matmul)
+        for beta in betas:
+            m = copy.deepcopy(model).to(dev, DTYPES[dtype])
+            m.zero_grad(set_to_none=True)
+            xx = x.to(dev, DTYPES[dtype])
+            yy = y.to(dev, DTYPES[dtype]) if y.is_floating_point() else y.to(dev)
+            EP(beta=beta, T1=spec.T1, T2=spec.T2, estimator="symmetric").compute_gradients(m, xx, yy)
+            g = _flat_grads(m).cpu()
+            errors[beta] = float((g - ref).norm() / ref.norm()) if bool(torch.isfinite(g).all()) else math.inf
+    finally:
+        torch.set_float32_matmul_precision(before)
+    beta = min(errors, key=errors.get)
+    return PrecisionError(case, precision, str(dev), errors[beta], beta, errors)
+
+
+def precision_errors(device: str = "cpu") -> list[PrecisionError]:
+    """float32 and bfloat16 (and TF32 on an Ampere or newer GPU) on every case of ``CASES``."""
+    names = ["float32", "bfloat16"]
+    if device.startswith("cuda") and torch.cuda.get_device_capability(device) >= (8, 0):
+        names.insert(1, "tf32")
+    return [precision_error(case, name, device) for case in CASES for name in names]
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m eqbench.checks.precision [--device D] [--json F]``: the table (and JSON) of `precision_errors`
+    (suites/gpu_check.py runs it on the GPU)."""
+    ap = argparse.ArgumentParser(prog="python -m eqbench.checks.precision", description=main.__doc__)
+    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--json", default=None)
+    a = ap.parse_args(argv)
+    if a.device.startswith("cuda") and not torch.cuda.is_available():
+        print("precision: error: --device cuda, but torch sees no CUDA device", file=sys.stderr)
+        return 2
+    rows = precision_errors(a.device)
+    for r in rows:
+        print(f"{r.case:16s} {r.precision:9s} {r.device:6s} rel. error {r.error:.1e} at β={r.beta:g}")
+    if a.json:
+        with open(a.json, "w") as f:
+            json.dump([{**asdict(r), "errors": {str(k): v for k, v in r.errors.items()}} for r in rows], f, indent=2)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

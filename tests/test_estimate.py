@@ -1,0 +1,87 @@
+"""``eqbench estimate``: seconds per epoch, hours and peak memory from a few batches, without the dataset.
+
+Times are not asserted (tests assert correctness): what is checked is the arithmetic of the estimate (batches per
+epoch from the split sizes, the epoch from the batch times), that the data has the dataset's exact shape, that
+nothing is read from a data folder, and that bad input is one line.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+import torch
+
+from eqbench.cli import main
+from eqbench.config import RunConfig
+from eqbench.errors import ConfigError
+from eqbench.estimate import _batches, estimate, estimate_config
+from eqbench.registry import get_baseline
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+TINY_CIFAR = {  # a P_CNN on CIFAR-10's shape: synthetic batches, 50,000 / 10,000 examples
+    "model": {"name": "P_CNN", "in_shape": [3, 32, 32], "channels": [2], "kernels": [3], "pools": "m", "fc": [10]},
+    "rule": {"name": "EP", "beta": 0.5, "T1": 3, "T2": 2, "estimator": "symmetric"},
+    "optimizer": {"name": "sgd", "lrs": [0.01, 0.01]},
+    "data": {"name": "cifar10", "batch_size": 64, "test_batch_size": 500},
+    "epochs": 120,
+}
+
+
+def test_a_paper_config_on_embedded_data():
+    """Gammell et al.'s diabetes 5-layer SW network (paper scale, its own CPU config): 400 training examples in
+    fixed batches of 5 (shuffle 'once' drops no partial batch here), 40 test examples."""
+    r = estimate("gammell2021/diabetes/5layer-swni", "paper", batches=2)
+    assert (r.dataset, r.data, r.device, r.batch_size, r.batches_timed) == ("diabetes_gammell", "embedded", "cpu", 5, 2)
+    test_batch = get_baseline(r.id).scales["paper"].config.data.test_batch_size
+    assert r.train_batches == 400 // 5 and r.test_batches == math.ceil(40 / test_batch)
+    assert r.train_batch_s > 0 and r.test_batch_s > 0 and r.peak_kind == "process RSS" and r.peak_bytes > 0
+    assert r.epoch_s == pytest.approx(r.train_batches * r.train_batch_s + r.test_batches * r.test_batch_s)
+    assert r.run_hours == pytest.approx(r.epochs * r.epoch_s / 3600)
+
+
+def test_a_dataset_read_from_a_folder_is_replaced_by_synthetic_batches_of_its_shape(monkeypatch, tmp_path):
+    monkeypatch.setenv("EQBENCH_DATA_DIR", str(tmp_path / "nothing-here"))  # would fail if anything were read
+    cfg = RunConfig.from_dict(TINY_CIFAR)
+    x, y = _batches(cfg, 2, 64, "train")[0]
+    assert x.shape == (64, 3, 32, 32) and y.dtype == torch.long and int(y.max()) < 10
+    r = estimate_config(cfg, "tiny cifar", batches=2)
+    assert (r.data, r.train_batches, r.test_batches) == ("synthetic", math.ceil(50_000 / 64), 10_000 // 500)
+    assert r.run_hours == pytest.approx(120 * r.epoch_s / 3600)
+    assert not (tmp_path / "nothing-here").exists()
+
+
+def test_cli_writes_json_and_a_table(tmp_path, capsys):
+    out = tmp_path / "est.json"
+    assert main(["estimate", "gammell2021/diabetes/5layer-swni", "--batches", "1", "--json", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert "| gammell2021/diabetes/5layer-swni (paper) | cpu | diabetes_gammell, embedded |" in text
+    d = json.loads(out.read_text())
+    (row,) = d["estimates"]
+    assert row["id"] == "gammell2021/diabetes/5layer-swni" and row["epoch_s"] > 0 and d["batches"] == 1
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["estimate", "no/such/baseline"], "no/such/baseline"),
+    (["estimate"], "needs baseline ids or --all"),
+    (["estimate", "gammell2021/diabetes/5layer-swni", "--batches", "0"], "--batches must be ≥ 1"),
+    (["estimate", "gammell2021/diabetes/5layer-swni", "--scale", "ci"], "has no 'ci' scale"),
+])
+def test_bad_input_is_one_line(argv, message, capsys):
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert message in err and len(err.splitlines()) == 1, err
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="a CUDA device is present")
+def test_cuda_without_a_gpu_is_one_line():
+    with pytest.raises(ConfigError, match="torch sees no CUDA device"):
+        estimate("gammell2021/diabetes/5layer-swni", device="cuda", batches=1)
+
+
+def test_an_unknown_dataset_shape_is_one_line():
+    cfg = RunConfig.from_dict({**TINY_CIFAR, "data": {**TINY_CIFAR["data"], "name": "mystery"}})
+    with pytest.raises(ConfigError, match="dataset 'mystery' of x has no known shape"):
+        estimate_config(cfg, "x", batches=1)
