@@ -15,12 +15,15 @@ the process's peak resident set on the CPU (which includes Python and torch them
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import math
+import multiprocessing
 import resource
 import statistics
 import sys
 import time
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -187,14 +190,22 @@ def run_estimate(ids: list[str], *, scale: str = "paper", device: str | None = N
     if every:
         ids = [bid for bid, b in load_registry().items() if scale in b.scales]
     rows = []
-    for bid in ids:
-        r = estimate(bid, scale, device=device, batches=batches)
-        print(f"{bid}: {r.epoch_s:,.1f} s/epoch on {r.device} ({r.train_batch_s * 1e3:,.1f} ms per training batch "
-              f"of {r.batch_size}), {r.run_hours:,.2f} h for {r.epochs} epochs, peak {r.peak_bytes / 2**20:,.0f} MiB "
-              f"({r.peak_kind})", flush=True)
-        rows.append(r)
-        if json_out:  # after every config: a long --all run keeps what it finished
-            write_json(json_out, {"scale": scale, "batches": batches, "torch": torch.__version__,
-                                  "estimates": [e.to_dict() for e in rows]})
+    # several configs: each in a fresh process, so that its peak (process RSS on the CPU, which only grows) is its
+    # own and not the largest of the configs before it
+    fresh = (ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"), max_tasks_per_child=1)
+             if len(ids) > 1 else contextlib.nullcontext())
+    with fresh as pool:
+        for bid in ids:
+            if pool is None:
+                r = estimate(bid, scale, device=device, batches=batches)
+            else:
+                r = pool.submit(estimate, bid, scale, device=device, batches=batches).result()
+            print(f"{bid}: {r.epoch_s:,.1f} s/epoch on {r.device} ({r.train_batch_s * 1e3:,.1f} ms per training "
+                  f"batch of {r.batch_size}), {r.run_hours:,.2f} h for {r.epochs} epochs, peak "
+                  f"{r.peak_bytes / 2**20:,.0f} MiB ({r.peak_kind})", flush=True)
+            rows.append(r)
+            if json_out:  # after every config: a long --all run keeps what it finished
+                write_json(json_out, {"scale": scale, "batches": batches, "torch": torch.__version__,
+                                      "estimates": [e.to_dict() for e in rows]})
     print(table(rows))
     return 0

@@ -7,6 +7,7 @@ nothing is read from a data folder, and that bad input is one line.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 
@@ -14,10 +15,11 @@ import pytest
 import torch
 
 from eqbench.cli import main
-from eqbench.config import RunConfig
+from eqbench.config import DTYPES, RunConfig
 from eqbench.errors import ConfigError
-from eqbench.estimate import _batches, estimate, estimate_config
-from eqbench.registry import get_baseline
+from eqbench.estimate import _batches, _split_sizes, estimate, estimate_config
+from eqbench.registry import get_baseline, load_registry
+from eqbench.train import build_parts
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -85,3 +87,28 @@ def test_an_unknown_dataset_shape_is_one_line():
     cfg = RunConfig.from_dict({**TINY_CIFAR, "data": {**TINY_CIFAR["data"], "name": "mystery"}})
     with pytest.raises(ConfigError, match="dataset 'mystery' of x has no known shape"):
         estimate_config(cfg, "x", batches=1)
+
+
+PAPER = sorted(b.id for b in load_registry().values() if "paper" in b.scales)
+
+
+@pytest.mark.parametrize("bid", PAPER)
+def test_every_paper_config_gets_batches_its_model_takes(bid):
+    """What `eqbench estimate --all` needs of each paper config, on the CPU and without its dataset: split sizes,
+    a batch of the dataset's shape that the config's rule evaluates and its model scores (two examples; the timed
+    training batches themselves take minutes each on two cores for the largest configs)."""
+    cfg = dataclasses.replace(get_baseline(bid).scales["paper"].config, device="cpu")
+    n_train, n_test = _split_sizes(cfg.data.name, cfg.seed)
+    assert n_train > 0 and n_test > 0
+    model, rule = build_parts(cfg)[:2]
+    ((x, y),) = _batches(cfg, 1, 2, "train")
+    scores, _ = rule.predict(model, x.to(DTYPES[cfg.dtype]))
+    assert scores.shape[0] == 2 and int(y.max()) < scores.shape[1]
+
+
+def test_several_configs_run_each_in_its_own_process(capsys):
+    """With several ids each config is estimated in a fresh process (its peak RSS is its own)."""
+    ids = ["gammell2021/diabetes/5layer-swni", "gammell2021/diabetes/5layer-mlff"]
+    assert main(["estimate", *ids, "--batches", "1"]) == 0
+    out = capsys.readouterr().out
+    assert all(f"| {bid} (paper) | cpu |" in out for bid in ids)
