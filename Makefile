@@ -42,11 +42,12 @@ FACTOR ?= 1.10
 regress: $(STAMP)
 	$(BIN)/eqbench regress --base "$(BASE)" --factor $(FACTOR) --mem-factor $(FACTOR)
 
-# the GPU check (at most 8 minutes on one GPU): CUDA tests, GPU benchmarks, the gate on the GPU; one JSON.
+# the GPU check (at most 8 minutes on one GPU): CUDA tests, GPU benchmarks, estimate --all, the GDU error per
+# precision, the gate of HEAD against BASE on the GPU; one JSON.
 # DEVICE=cpu shows that the script works without a GPU.
 DEVICE ?= cuda
 gpu-check: $(STAMP)
-	$(BIN)/python suites/gpu_check.py --device $(DEVICE) --out reports/gpu-check.json
+	$(BIN)/python suites/gpu_check.py --device $(DEVICE) --base "$(BASE)" --out reports/gpu-check.json
 
 # the conformance kit on a model outside eqbench: install examples/third_party_model (leaky_ep) into the venv and
 # run its tests, which use eqbench.testing only (README there)

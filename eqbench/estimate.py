@@ -190,10 +190,10 @@ def run_estimate(ids: list[str], *, scale: str = "paper", device: str | None = N
     if every:
         ids = [bid for bid, b in load_registry().items() if scale in b.scales]
     rows = []
-    # several configs: each in a fresh process, so that its peak (process RSS on the CPU, which only grows) is its
-    # own and not the largest of the configs before it
+    # several configs off CUDA: each in a fresh process, so that its peak (process RSS, which only grows) is its
+    # own and not the largest of the configs before it (CUDA's allocator peak is reset per config instead)
     fresh = (ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"), max_tasks_per_child=1)
-             if len(ids) > 1 else contextlib.nullcontext())
+             if len(ids) > 1 and not (device or "").startswith("cuda") else contextlib.nullcontext())
     with fresh as pool:
         for bid in ids:
             if pool is None:

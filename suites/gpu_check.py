@@ -59,21 +59,22 @@ def main(argv: list[str] | None = None) -> int:
     bench_json = Path(tempfile.mkdtemp(prefix="eqbench-gpu-check-")) / "bench.json"
     steps = [
         step("tests", [py, "-m", "pytest", "-q", "tests/test_device_placement.py", "suites/throughput", "-k",
-                       "cuda or placement or meta" if a.device == "cuda" else "placement or meta"], 120),
+                       "cuda or placement or meta" if a.device == "cuda" else "placement or meta"], 60),
         step("benchmarks", [py, "-m", "pytest", "-q", "suites/throughput", "--benchmark-only",
                             "--benchmark-min-rounds=3", f"--benchmark-json={bench_json}", "-k",
-                            f"{a.device} and (mlp or speed or memory) and not bin"], 120),
-        # every paper config on the GPU (5 batches each); on the CPU one config shows the step works
+                            f"{a.device} and (mlp or speed or memory) and not bin"], 90),
+        # every paper config on the GPU (5 batches each; the JSON is written after each config, so a timeout keeps
+        # what finished); on the CPU one config shows the step works
         step("estimate", [py, "-m", "eqbench.cli", "estimate", "--device", a.device, "--json",
                           str(ROOT / "reports" / "gpu-check-estimate.json"),
                           *(["--all", "--batches", "5"] if a.device == "cuda"
-                            else ["gammell2021/diabetes/5layer-swni", "--batches", "2"])], 120),
+                            else ["gammell2021/diabetes/5layer-swni", "--batches", "2"])], 180),
         step("precision", [py, "-m", "eqbench.checks.precision", "--device", a.device, "--json",
-                           str(ROOT / "reports" / "gpu-check-precision.json")], 60),
+                           str(ROOT / "reports" / "gpu-check-precision.json")], 30),
         step("gate", [py, "-m", "eqbench.cli", "regress", "--base", a.base, "--device", a.device, "--profile", "gpu",
                       "--factor", "1.3", "--mem-factor", "1.3", "--out", str(ROOT / "reports" / "gpu-check-gate")],
-             180),
-    ]
+             120),
+    ]  # 480 s at most in all
     bench = []
     if bench_json.exists():
         for b in json.loads(bench_json.read_text())["benchmarks"]:

@@ -6,9 +6,9 @@ Scellier et al. 2023 report 13.5× over Laborieux et al. 2021 from asynchronous 
 measures what the step count costs in accuracy on the ci config of Laborieux et al.'s P_MLP 784-512-10
 (symmetric EP, MNIST-5k, 8 epochs): the synchronous default (T1 30, T2 10) against the asynchronous mode (even
 layers, then odd from the new evens) with the same and with fewer steps, and the synchronous mode with the same
-fewer steps (so that what the order buys is separated from what the step count costs). Each (variant, seed) is one run folder
-under ``--out`` (finished runs are reused, interrupted ones resumed); ``summary.md`` and ``summary.json`` give
-the mean ± std of the final test accuracy and the mean seconds per epoch. A study, not a test: nothing is
+fewer steps (so that what the order buys is separated from what the step count costs). Each (variant, seed) is
+one run folder under ``--out`` (finished runs are reused, interrupted ones resumed); ``summary.md`` and
+``summary.json`` give the mean ± std of the final test accuracy and the mean seconds per epoch. A study, not a test: nothing is
 asserted.
 """
 
