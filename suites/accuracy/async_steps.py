@@ -8,8 +8,8 @@ measures what the step count costs in accuracy on the ci config of Laborieux et 
 layers, then odd from the new evens) with the same and with fewer steps, and the synchronous mode with the same
 fewer steps (so that what the order buys is separated from what the step count costs). Each (variant, seed) is
 one run folder under ``--out`` (finished runs are reused, interrupted ones resumed); ``summary.md`` and
-``summary.json`` give the mean ± std of the final test accuracy and the mean seconds per epoch. A study, not a test: nothing is
-asserted.
+``summary.json`` give the mean ± std of the final test accuracy and the mean seconds per epoch. A study, not a
+test: nothing is asserted.
 """
 
 from __future__ import annotations
