@@ -11,7 +11,7 @@ install: $(STAMP)
 
 $(STAMP): pyproject.toml constraints.txt
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c constraints.txt -e ".[test,data,bench,dev]"
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c constraints.txt -e ".[test,data,bench,dev,cluster]"
 	@touch $(STAMP)
 
 # tests/ and the CI tier of suites/ (benchmarks are skipped; hypothesis uses the derandomized ci profile)

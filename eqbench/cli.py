@@ -94,6 +94,19 @@ def _parser() -> argparse.ArgumentParser:
     u.add_argument("--results", default="results", help="results folder (default results/)")
     u.add_argument("--json", help="also write the run's JSON here")
     _data_args(u)
+    _launch_args(u, default=None)
+
+    j = sub.add_parser("sweep", help="many (baseline, seed) runs as parallel local processes or SLURM jobs "
+                                     "(submitit); finished ones skipped, interrupted ones resumed")
+    j.add_argument("specs", nargs="*", help="baseline ids or glob patterns ('gammell2021/diabetes/*'), or one YAML "
+                                            "file listing ids / {id, seeds}")
+    j.add_argument("--scale", required=True, choices=["ci", "paper"])
+    j.add_argument("--seeds", type=int, default=1, help="seeds per id (default 1; a sweep file may give a list)")
+    j.add_argument("--device", help="override the configs' device (cpu, cuda)")
+    j.add_argument("--results", default="results", help="results folder (default results/)")
+    j.add_argument("--status", action="store_true", help="show each job's state instead of launching")
+    _data_args(j)
+    _launch_args(j, default="local")
 
     o = sub.add_parser("report", help="Markdown 'paper / eqbench' table of every baseline that has been run")
     o.add_argument("--results", default="results")
@@ -131,6 +144,36 @@ def _parser() -> argparse.ArgumentParser:
     w.add_argument("--out", default="reports/fig4", help="where curve.json and curve.png go (default reports/fig4)")
     _data_args(w)
     return p
+
+
+def _launch_args(p: argparse.ArgumentParser, default: str | None) -> None:
+    from .launch import LAUNCHERS
+
+    p.add_argument("--launcher", choices=LAUNCHERS, default=default,
+                   help="local: parallel processes; submitit: SLURM jobs" + ("" if default else
+                                                                              " (default: seeds one after another)"))
+    p.add_argument("--jobs", type=int, default=1, help="local launcher: jobs at a time (default 1)")
+    p.add_argument("--threads", type=int, help="intra-op threads per job (default: cores / jobs)")
+    p.add_argument("--slurm-profile", help="YAML of SLURM options (partition, time, gpus, mem_gb, cpus, sbatch: {…})")
+    p.add_argument("--partition")
+    p.add_argument("--time", type=int, help="minutes per job")
+    p.add_argument("--gpus", type=int, help="GPUs per job")
+    p.add_argument("--mem-gb", type=float)
+    p.add_argument("--cpus", type=int, help="CPUs per job")
+    p.add_argument("--sbatch", action="append", default=[], metavar="KEY=VALUE", help="an extra #SBATCH option")
+
+
+def _launch(a: argparse.Namespace, specs: list[str]) -> int:
+    from .launch import expand, launch, slurm_options, status_table
+
+    jobs = expand(specs, a.scale, a.seeds, a.device)
+    if getattr(a, "status", False):
+        print(status_table(jobs, a.results))
+        return 0
+    slurm = slurm_options(a.slurm_profile, partition=a.partition, time=a.time, gpus=a.gpus, mem_gb=a.mem_gb,
+                          cpus=a.cpus, sbatch=a.sbatch) if a.launcher == "submitit" else None
+    return launch(jobs, a.launcher, n_jobs=a.jobs, threads=a.threads, results=a.results, slurm=slurm,
+                  data_dir=a.data_dir, download=a.download, echo=lambda line: print(line, flush=True))
 
 
 def _data_args(p: argparse.ArgumentParser) -> None:
@@ -178,10 +221,17 @@ def _run(a: argparse.Namespace) -> int:
     from rich.console import Console
 
     from .io import write_json
-    from .runner import run_baseline
+    from .runner import _folder, run_baseline
 
-    r = run_baseline(a.id, a.scale, seeds=a.seeds, device=a.device, results=a.results, data_dir=a.data_dir,
-                     download=a.download, progress=not a.quiet)
+    if a.launcher is None:
+        r = run_baseline(a.id, a.scale, seeds=a.seeds, device=a.device, results=a.results, data_dir=a.data_dir,
+                         download=a.download, progress=not a.quiet)
+    else:  # the seeds as jobs (eqbench.launch); the run.json is written by the job that finishes last
+        status = _launch(a, [a.id])
+        run_json = _folder(a.results, a.id, a.scale) / "run.json"
+        if status or a.launcher == "submitit":
+            return status
+        r = json.loads(run_json.read_text())
     if a.json:
         write_json(a.json, r)
     m, e = r["measured"], r["expected"]
@@ -315,6 +365,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             from .history import run_history
 
             return run_history(args.rev_range, bench=args.bench, publish=not args.no_publish)
+        if args.command == "sweep":
+            return _launch(args, args.specs)
         if args.command == "sweep-p":
             return _sweep(args)
         if args.command == "report":

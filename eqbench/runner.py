@@ -87,9 +87,9 @@ def verdict(mean: float, expected: dict[str, Any]) -> bool | None:
     return None if tol is None else abs(mean - expected["value"]) <= tol
 
 
-def run_baseline(bid: str, scale: str, *, seeds: int = 1, device: str | None = None, results: str = "results",
-                 data_dir: str | None = None, download: bool = False, progress: bool = True) -> dict[str, Any]:
-    """Train baseline ``bid`` at ``scale`` over ``seeds`` seeds and compare with what is expected."""
+def seed_configs(bid: str, scale: str, seeds: list[int] | int, device: str | None = None) -> list:
+    """The run config of each seed of baseline ``bid`` at ``scale`` (``seeds``: a count from the config's own
+    seed, or the seeds themselves), on ``device`` if given; every bad input is one `ConfigError`."""
     import torch
 
     from .registry import get_baseline
@@ -100,28 +100,49 @@ def run_baseline(bid: str, scale: str, *, seeds: int = 1, device: str | None = N
         raise ConfigError(f"baseline {bid} has no {scale!r} reproduction config (scales: {known})")
     if scale == "ci" and baseline.scales[scale].band is None:
         raise ConfigError(f"baseline {bid} has a ci config but no band to compare with")
-    if seeds < 1:
-        raise ConfigError(f"--seeds must be at least 1, got {seeds}")
     base = baseline.scales[scale].config
+    if isinstance(seeds, int):
+        if seeds < 1:
+            raise ConfigError(f"--seeds must be at least 1, got {seeds}")
+        seeds = [base.seed + k for k in range(seeds)]
     device = device or base.device
     if device.startswith("cuda") and not torch.cuda.is_available():
         raise ConfigError(f"{bid} at the {scale} scale runs on {device}, but no CUDA device is available; "
                           f"pass --device cpu to run it on the CPU")
+    return [replace(base, seed=seed, device=device) for seed in seeds]
+
+
+def seed_folder(results: str | Path, bid: str, scale: str, seed: int) -> Path:
+    """Where seed ``seed`` of ``bid`` at ``scale`` trains: ``results/<id>/<scale>/seed<k>``."""
+    return _folder(results, bid, scale) / f"seed{seed}"
+
+
+def summarize(bid: str, scale: str, seeds: list[int], results: str | Path = "results") -> dict[str, Any]:
+    """``run.json`` of ``bid`` at ``scale`` from the finished seeds' ``result.json``: measured against expected."""
+    from .registry import get_baseline
+
+    baseline = get_baseline(bid)
     metric, expected = expected_for(baseline, scale)
-    folder = _folder(results, bid, scale)
-    per_seed, epoch_s = [], []
-    for k in range(seeds):
-        cfg = replace(base, seed=base.seed + k, device=device)
-        res = run_seed(cfg, folder / f"seed{cfg.seed}", data_dir=data_dir, download=download, progress=progress)
-        per_seed.append(to_metric(res["final"], metric, baseline.unit))
-        epoch_s.append(res["mean_epoch_s"])
+    res = [json.loads((seed_folder(results, bid, scale, s) / "result.json").read_text()) for s in seeds]
+    per_seed = [to_metric(r["final"], metric, baseline.unit) for r in res]
     mean = statistics.fmean(per_seed)
     out = {
         "id": bid, "scale": scale, "metric": metric, "unit": baseline.unit, "expected": expected,
         "measured": {"mean": mean, "std": statistics.stdev(per_seed) if len(per_seed) > 1 else 0.0,
-                     "per_seed": per_seed, "seeds": [base.seed + k for k in range(seeds)],
-                     "epochs": base.epochs, "mean_epoch_s": statistics.fmean(epoch_s)},
+                     "per_seed": per_seed, "seeds": list(seeds), "epochs": baseline.scales[scale].config.epochs,
+                     "mean_epoch_s": statistics.fmean(r["mean_epoch_s"] for r in res)},
     }
     out["pass"] = verdict(mean, expected)
-    write_json(folder / "run.json", out)
+    write_json(_folder(results, bid, scale) / "run.json", out)
     return out
+
+
+def run_baseline(bid: str, scale: str, *, seeds: int = 1, device: str | None = None, results: str = "results",
+                 data_dir: str | None = None, download: bool = False, progress: bool = True) -> dict[str, Any]:
+    """Train baseline ``bid`` at ``scale`` over ``seeds`` seeds, one after another, and compare with what is
+    expected (`eqbench.launch` runs the seeds as parallel jobs instead)."""
+    cfgs = seed_configs(bid, scale, seeds, device)
+    for cfg in cfgs:
+        run_seed(cfg, seed_folder(results, bid, scale, cfg.seed), data_dir=data_dir, download=download,
+                 progress=progress)
+    return summarize(bid, scale, [cfg.seed for cfg in cfgs], results)

@@ -16,6 +16,8 @@ The run folder::
     batch_metrics.png the model's per-batch metrics (e.g. Gammell et al.'s per-layer correction rates), if any
     flips.png        per-layer fraction of binary weights flipped per epoch (the flip optimizer)
     last.pt, best.pt checkpoints (model, optimizer, scheduler, RNG states, history)
+    previous.pt      the checkpoint before last.pt: resume falls back to it if last.pt is unreadable
+    .lock, .lock.json the writer's lock and who holds it (eqbench.runlock), while a process trains here
     result.json      written when the last epoch is done
 
 Every file is written atomically (a temporary file renamed over the old one), the checkpoint first:
@@ -33,6 +35,8 @@ from __future__ import annotations
 import inspect
 import json
 import math
+import os
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -48,6 +52,7 @@ from .errors import ConfigError, DivergenceError, EqbenchError
 from .io import save_torch, write_json, write_text
 from .models import build_model, model_factory
 from .rules import build_rule
+from .runlock import RunFolderLock
 
 
 class TrainingDiverged(EqbenchError):
@@ -190,11 +195,30 @@ class Trainer:
         trainer._load()
         return trainer
 
+    def _read_checkpoint(self) -> dict | None:
+        """The newest readable checkpoint: ``last.pt``, else ``previous.pt`` (the one before it, kept by
+        `_checkpoint`) with a one-line warning; None when there is none (killed before the first epoch ended)."""
+        problems = []
+        for name in ("last.pt", "previous.pt"):
+            path = self.out / name
+            if not path.exists():
+                continue
+            try:
+                ck = torch.load(path, map_location=self.cfg.device, weights_only=True)
+            except Exception as e:  # truncated, corrupt or unreadable: torch raises several kinds
+                problems.append(f"{path} is unreadable ({type(e).__name__}: {str(e).splitlines()[0][:120]})")
+                continue
+            if problems:
+                print(f"eqbench: warning: {problems[0]}; resuming from {path} (epoch {ck['epoch']})", file=sys.stderr)
+            return ck
+        if problems:
+            raise ConfigError(f"cannot resume {self.out}: {'; '.join(problems)}, and no earlier checkpoint is readable")
+        return None
+
     def _load(self) -> None:
-        path = self.out / "last.pt"
-        if not path.exists():
+        ck = self._read_checkpoint()
+        if ck is None:
             return  # killed before the first epoch finished: start over
-        ck = torch.load(path, map_location=self.cfg.device, weights_only=True)
         self.run.model.load_state_dict(ck["model"])
         self.run.optimizer.load_state_dict(ck["optimizer"])
         if self.run.scheduler is not None:
@@ -222,7 +246,10 @@ class Trainer:
             "batch_log": [json.dumps(m) for m in self.batch_log],
             "rule": self.run.rule.state_dict(),
         }
-        save_torch(state, self.out / "last.pt")
+        last = self.out / "last.pt"
+        if last.exists():  # kept until the new one is written: a damaged last.pt falls back to it
+            os.replace(last, self.out / "previous.pt")
+        save_torch(state, last)
         if improved:
             best = {"test_cost": -self.best} if self.regression else {"test_acc": self.best}
             save_torch({"model": state["model"], "epoch": self.epoch, **best}, self.out / "best.pt")
@@ -295,10 +322,14 @@ class Trainer:
         return loss_sum / total, self._metric(score, total), batches, flips
 
     def fit(self) -> dict[str, Any]:
-        """Run the remaining epochs; return the final metrics (also written to result.json)."""
+        """Run the remaining epochs; return the final metrics (also written to result.json). The run folder is
+        locked for the whole run (`eqbench.runlock`): a second process on it gets one line naming this one."""
+        with RunFolderLock(self.out):
+            return self._fit()
+
+    def _fit(self) -> dict[str, Any]:
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-        self.out.mkdir(parents=True, exist_ok=True)
         write_text(self.out / "config.yaml", yaml.safe_dump(self.cfg.to_dict(), sort_keys=False))
         columns = [TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                    TextColumn("{task.fields[stats]}")]
