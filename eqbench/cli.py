@@ -84,6 +84,8 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("config", nargs="?", help="run config YAML (see eqbench/config.py)")
     t.add_argument("--out", help="run folder (default results/train/<config stem>)")
     t.add_argument("--resume", metavar="DIR", help="continue the interrupted run in DIR")
+    t.add_argument("--ddp", type=int, metavar="N", help="data-parallel over N local processes (torch.distributed; "
+                                                        "or launch with torchrun --nproc-per-node N -m eqbench train)")
     _data_args(t)
 
     u = sub.add_parser("run", help="train a registry baseline over seeds and compare with what is expected")
@@ -105,6 +107,8 @@ def _parser() -> argparse.ArgumentParser:
     j.add_argument("--device", help="override the configs' device (cpu, cuda)")
     j.add_argument("--results", default="results", help="results folder (default results/)")
     j.add_argument("--status", action="store_true", help="show each job's state instead of launching")
+    j.add_argument("--report", default="reports/report.md", help="where the report goes once every job is done "
+                                                                 "(default reports/report.md)")
     _data_args(j)
     _launch_args(j, default="local")
 
@@ -164,7 +168,7 @@ def _launch_args(p: argparse.ArgumentParser, default: str | None) -> None:
 
 
 def _launch(a: argparse.Namespace, specs: list[str]) -> int:
-    from .launch import expand, launch, slurm_options, status_table
+    from .launch import expand, launch, slurm_options, state, status_table
 
     jobs = expand(specs, a.scale, a.seeds, a.device)
     if getattr(a, "status", False):
@@ -172,8 +176,13 @@ def _launch(a: argparse.Namespace, specs: list[str]) -> int:
         return 0
     slurm = slurm_options(a.slurm_profile, partition=a.partition, time=a.time, gpus=a.gpus, mem_gb=a.mem_gb,
                           cpus=a.cpus, sbatch=a.sbatch) if a.launcher == "submitit" else None
-    return launch(jobs, a.launcher, n_jobs=a.jobs, threads=a.threads, results=a.results, slurm=slurm,
-                  data_dir=a.data_dir, download=a.download, echo=lambda line: print(line, flush=True))
+    status = launch(jobs, a.launcher, n_jobs=a.jobs, threads=a.threads, results=a.results, slurm=slurm,
+                    data_dir=a.data_dir, download=a.download, echo=lambda line: print(line, flush=True))
+    if getattr(a, "report", None) and all(state(job, a.results)[0] == "done" for job in jobs):
+        from .report import write_report
+
+        print(f"report: {write_report(a.results, a.report)}")
+    return status
 
 
 def _data_args(p: argparse.ArgumentParser) -> None:
@@ -188,15 +197,30 @@ def _train(a: argparse.Namespace) -> int:
     from .config import load_config
     from .train import Trainer
 
+    if not (a.resume or a.config):
+        raise ConfigError("eqbench train needs a config file or --resume DIR")
+    if a.ddp is not None:  # N processes running this same command without --ddp, joined by init_from_env
+        from .distributed import spawn
+
+        batch = load_config(Path(a.resume) / "config.yaml" if a.resume else a.config).data.batch_size
+        if a.ddp > batch:
+            raise ConfigError(f"--ddp {a.ddp} is larger than the batch ({batch}): each process needs an example")
+        spawn(a.ddp, _train, argparse.Namespace(**{**vars(a), "ddp": None}))
+        return 0
+    from .distributed import init_from_env
+
     kw = {"data_dir": a.data_dir, "download": a.download, "progress": not a.quiet}
     if a.resume:
+        saved = Path(a.resume) / "config.yaml"
+        init_from_env(load_config(saved).device if saved.exists() else "cpu")  # a missing one: Trainer.resume says
         trainer = Trainer.resume(a.resume, **kw)
-    elif a.config:
-        out = a.out or str(Path("results") / "train" / Path(a.config).stem)
-        trainer = Trainer(load_config(a.config), out, **kw)
     else:
-        raise ConfigError("eqbench train needs a config file or --resume DIR")
+        cfg = load_config(a.config)
+        init_from_env(cfg.device)
+        trainer = Trainer(cfg, a.out or str(Path("results") / "train" / Path(a.config).stem), **kw)
     result = trainer.fit()
+    if not trainer.shard.main:
+        return 0
     if "best_test_cost" in result:
         print(f"final test cost {result['final']['test_cost']:.4g} (best {result['best_test_cost']:.4g}); "
               f"run folder {trainer.out}")

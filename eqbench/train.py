@@ -32,6 +32,7 @@ per fixed batch (``train/<b>``, ``test/<b>``) and needs ``data.shuffle: once``.
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import json
 import math
@@ -46,6 +47,7 @@ from typing import Any
 import torch
 import yaml
 
+from . import distributed
 from .config import DTYPES, RunConfig
 from .data import DATASET_INFO
 from .errors import ConfigError, DivergenceError, EqbenchError
@@ -175,6 +177,10 @@ class Trainer:
         self.cfg, self.out = cfg, Path(out)
         self.progress, self.on_batch = progress, on_batch
         self.run = build_run(cfg, data_dir, download)
+        self.shard = distributed.current()  # rank r of N under torch.distributed (eqbench.distributed), else 0 of 1
+        if self.shard.world > cfg.data.batch_size:
+            raise ConfigError(f"{self.shard.world} data-parallel processes for a batch of {cfg.data.batch_size}: "
+                              "each process needs at least one example")
         self.history: list[dict[str, Any]] = []
         self.batch_log: list[dict[str, float]] = []  # the model's batch_metrics, every batch so far
         self.best = -math.inf  # best test accuracy, or minus the best test cost
@@ -229,12 +235,23 @@ class Trainer:
         self.batch_log = [json.loads(line) for line in ck.get("batch_log", [])]
         if "rates" in ck:  # run folders written before models declared batch_metrics: Gammell's rates
             self.batch_log = [{f"rate/{k + 1}": r for k, r in enumerate(row)} for row in ck["rates"].tolist()]
-        if ck.get("rule") is not None:
+        if "rule_ranks" in ck:  # written by N data-parallel processes: rank r continues its own particles
+            if len(ck["rule_ranks"]) != self.shard.world:
+                raise ConfigError(f"{self.out} was written by {len(ck['rule_ranks'])} data-parallel processes; "
+                                  f"resume it with as many (--ddp {len(ck['rule_ranks'])}), not {self.shard.world}")
+            self.run.rule.load_state_dict(ck["rule_ranks"][self.shard.rank])
+        elif ck.get("rule") is not None:
+            if self.shard.world > 1 and self.run.rule.persistent:
+                raise ConfigError(f"{self.out} was written by one process: its persistent particles are whole "
+                                  "batches, resume it without --ddp")
             self.run.rule.load_state_dict(ck["rule"])
         elif "rule" in ck["rng"]:  # run folders written before rules had a state_dict kept only the coin
             self.run.rule._gen.set_state(ck["rng"]["rule"])
 
     def _checkpoint(self, improved: bool) -> None:
+        rules = distributed.gather(self.run.rule.state_dict(), self.shard)  # every rank takes part
+        if not self.shard.main:
+            return
         state = {
             "model": self.run.model.state_dict(),
             "optimizer": self.run.optimizer.state_dict(),
@@ -244,8 +261,10 @@ class Trainer:
             "best": self.best,
             "history": [json.dumps(h) for h in self.history],
             "batch_log": [json.dumps(m) for m in self.batch_log],
-            "rule": self.run.rule.state_dict(),
+            "rule": rules[0],
         }
+        if self.shard.world > 1:
+            state["rule_ranks"] = rules
         last = self.out / "last.pt"
         if last.exists():  # kept until the new one is written: a damaged last.pt falls back to it
             os.replace(last, self.out / "previous.pt")
@@ -279,10 +298,12 @@ class Trainer:
         model, rule = self.run.model, self.run.rule
         score = total = 0
         for b, (x, y) in enumerate(self.run.test_loader):
-            x, y = self._to(x, y)
-            out, _ = rule.predict(model, x, **self._kw("test", b))
-            score += self._score(out, y)
-            total += len(y)
+            x, y = distributed.split(*self._to(x, y), self.shard, exact=False)
+            if len(y):
+                out, _ = rule.predict(model, x, **self._kw("test", b))
+                score += self._score(out, y)
+                total += len(y)
+        score, total = distributed.sums([score, total], self.shard)
         return self._metric(score, total)
 
     def _train_epoch(self, progress) -> tuple[float, float]:
@@ -297,6 +318,8 @@ class Trainer:
             if self.on_batch is not None:
                 self.on_batch(self.epoch, b)
             x, y = self._to(x, y)
+            n_batch = len(y)
+            x, y = distributed.split(x, y, self.shard)
             try:
                 info = rule.compute_gradients(model, x, y, **self._kw("train", b))
             except DivergenceError as e:
@@ -306,6 +329,7 @@ class Trainer:
             if not bool(torch.isfinite(loss).all()):
                 raise TrainingDiverged(f"training diverged at epoch {self.epoch + 1}, batch {b + 1}: non-finite "
                                        f"loss; the last good checkpoint is in {self.out}")
+            distributed.average_grads(model, self.shard, len(y), n_batch)
             metrics = model.batch_metrics()  # read the update the rule wrote, before the step uses it
             opt.step()
             model.project_()
@@ -319,22 +343,24 @@ class Trainer:
                                                    f"{self._metric(score, total):.4g}")
         progress.remove_task(task)
         self.batch_log.extend(batches)
+        loss_sum, score, total = distributed.sums([loss_sum, score, total], self.shard)
         return loss_sum / total, self._metric(score, total), batches, flips
 
     def fit(self) -> dict[str, Any]:
         """Run the remaining epochs; return the final metrics (also written to result.json). The run folder is
         locked for the whole run (`eqbench.runlock`): a second process on it gets one line naming this one."""
-        with RunFolderLock(self.out):
+        with RunFolderLock(self.out) if self.shard.main else contextlib.nullcontext():
             return self._fit()
 
     def _fit(self) -> dict[str, Any]:
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-        write_text(self.out / "config.yaml", yaml.safe_dump(self.cfg.to_dict(), sort_keys=False))
+        if self.shard.main:
+            write_text(self.out / "config.yaml", yaml.safe_dump(self.cfg.to_dict(), sort_keys=False))
         columns = [TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                    TextColumn("{task.fields[stats]}")]
         key = "cost" if self.regression else "acc"
-        with Progress(*columns, disable=not self.progress) as progress:
+        with Progress(*columns, disable=not (self.progress and self.shard.main)) as progress:
             while self.epoch < self.cfg.epochs:
                 t0 = time.perf_counter()
                 train_loss, train_metric, batches, flips = self._train_epoch(progress)
@@ -357,8 +383,9 @@ class Trainer:
                                   for k, (f, n) in enumerate(zip(flips, sizes))})
                 self.history.append({**entry, **self._diagnostics()})
                 self._checkpoint(improved)
-                self._write_metrics()
-                if self.progress:
+                if self.shard.main:
+                    self._write_metrics()
+                if self.progress and self.shard.main:
                     unit = "" if self.regression else "%"
                     progress.console.print(f"epoch {self.epoch}: train loss {train_loss:.4f}, train {key} "
                                            f"{train_metric:.4g}{unit}, test {key} {test_metric:.4g}{unit}")
@@ -366,12 +393,15 @@ class Trainer:
         result = {"epochs": self.epoch, "final": self.history[-1], f"best_test_{key}": best,
                   "mean_epoch_s": sum(h["time_s"] for h in self.history) / len(self.history)}
         result.update(self.run.model.run_metrics())
-        write_json(self.out / "result.json", result)
+        if self.shard.main:
+            write_json(self.out / "result.json", result)
         return result
 
     def _diagnostics(self) -> dict[str, float]:
         """A rule's per-epoch diagnostics (e.g. the angle of each layer's update to BP's gradient) on the
-        first test batch; rules without any return nothing."""
+        first test batch; rules without any return nothing (computed by the rank that writes the run folder)."""
+        if not self.shard.main:
+            return {}
         x, y = self._to(*next(iter(self.run.test_loader)))
         return dict(self.run.rule.diagnostics(self.run.model, x, y))
 

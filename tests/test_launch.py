@@ -159,3 +159,17 @@ def test_the_sbatch_script_carries_the_requested_options(tmp_path, monkeypatch):
     for option in ("--partition=gpu", "--mem=32GB", "--time=600", "--gpus-per-node=1", "--cpus-per-task=8",
                    "--account=ep-lab", "--qos=high", "--job-name=eqbench"):
         assert f"#SBATCH {option}\n" in script, option
+
+
+def test_the_sweep_command_writes_every_run_json_and_the_report(tmp_path, capsys):
+    ids = [f"laborieux2021/mnist5k/mlp-ep-{e}-mse" for e in ("onesided", "randomsign", "symmetric")]
+    argv = ["sweep", "laborieux2021/mnist5k/mlp-ep-*-mse", "--scale", "ci", "--launcher", "local", "--jobs", "2",
+            "--threads", "1", "--results", str(tmp_path / "r"), "--report", str(tmp_path / "report.md")]
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    assert out.count("done: ") == 3 and "report: " in out
+    for bid in ids:
+        assert json.loads((tmp_path / "r" / bid.replace("/", "__") / "ci" / "run.json").read_text())["id"] == bid
+    assert all(bid in (tmp_path / "report.md").read_text() for bid in ids)
+    assert main([*argv[:4], "--results", str(tmp_path / "r"), "--status"]) == 0
+    assert capsys.readouterr().out.count("| done |") == 3
