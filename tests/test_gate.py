@@ -148,8 +148,8 @@ def test_gate_flags_planted_gdu_and_memory_errors_and_passes_a_comment(clone: Pa
     report = json.loads((out / f"{base[:10]}-{comment[:10]}.json").read_text())
     assert report["pass"] and len(report["rows"]) == len(rows) == 9
 
-    factor = plant(clone, "eqbench/rules.py", "return {n: -g / denom for n, g in zip(names, grads(obj, params))}",
-                   "return {n: -2 * g / denom for n, g in zip(names, grads(obj, params))}", "estimator ×2")
+    factor = plant(clone, "eqbench/rules.py", "obj = obj * (-1.0 / denom)", "obj = obj * (-2.0 / denom)",
+                   "estimator ×2")
     status, rows = run_gate(base, factor, repo=clone, profile="correctness", quiet=True, out=out)
     gdu = _verdicts(rows, "gdu/")
     assert status == 1
