@@ -224,9 +224,16 @@ def launch(jobs: list[Job], launcher: str = "local", *, n_jobs: int = 1, threads
     failed = 0
     if launcher == "submitit":
         ex = _submitit_executor(results, slurm or {})
-        subs = [(job, ex.submit(run_job, job, threads=threads, **kw)) for job in todo]
-        for job, s in subs:
-            echo(f"submitted: {job.name} as job {s.job_id}")
+        subs = []
+        for job in todo:
+            try:
+                sub = ex.submit(run_job, job, threads=threads, **kw)
+            except Exception as e:  # sbatch refused it (an option SLURM rejects, a full queue): the others go on
+                failed += 1
+                echo(f"FAILED: {job.name}: not submitted: {_one_line(e)}")
+                continue
+            subs.append((job, sub))
+            echo(f"submitted: {job.name} as job {sub.job_id}")
         if ex.cluster == "local":  # tests and single machines: wait, as the local launcher does
             for job, s in subs:
                 try:

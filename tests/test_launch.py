@@ -173,3 +173,18 @@ def test_the_sweep_command_writes_every_run_json_and_the_report(tmp_path, capsys
     assert all(bid in (tmp_path / "report.md").read_text() for bid in ids)
     assert main([*argv[:4], "--results", str(tmp_path / "r"), "--status"]) == 0
     assert capsys.readouterr().out.count("| done |") == 3
+
+
+def test_a_job_sbatch_refuses_is_reported_in_one_line(tmp_path, monkeypatch):
+    bin_ = tmp_path / "bin"
+    bin_.mkdir()
+    for name, body in {"srun": "exit 0", "sbatch": 'echo "sbatch: error: invalid partition specified: nope" >&2\nexit 1'
+                       }.items():
+        (bin_ / name).write_text(f"#!/bin/sh\n{body}\n")
+        (bin_ / name).chmod(stat.S_IRWXU)
+    monkeypatch.setenv("PATH", f"{bin_}{os.pathsep}{os.environ['PATH']}")
+    lines: list[str] = []
+    assert launch(expand([BID], "ci", seeds=2), "submitit", results=str(tmp_path / "r"),
+                  slurm={"cluster": "slurm", "partition": "nope"}, echo=lines.append) == 1
+    assert len(lines) == 2 and all(line.startswith(f"FAILED: {BID} (ci) seed ") and "not submitted" in line
+                                   and "\n" not in line for line in lines), lines
