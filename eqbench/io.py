@@ -43,3 +43,18 @@ def save_torch(obj: Any, path: str | os.PathLike) -> Path:
 def save_figure(fig, path: str | os.PathLike) -> Path:
     fmt = Path(path).suffix.lstrip(".") or "png"
     return _atomic(path, lambda f: fig.savefig(f, format=fmt, dpi=110, bbox_inches="tight"))
+
+
+def read_yaml(path: str | os.PathLike, what: str) -> Any:
+    """``yaml.safe_load`` of a user's file; a missing file or bad YAML is one `ConfigError` naming ``what`` and path."""
+    import yaml
+
+    from .errors import ConfigError
+
+    p = Path(path)
+    if not p.is_file():
+        raise ConfigError(f"{what} {path} does not exist")
+    try:
+        return yaml.safe_load(p.read_text())
+    except yaml.YAMLError as e:
+        raise ConfigError(f"{what} {path} is not valid YAML: {str(e).splitlines()[0]}") from None

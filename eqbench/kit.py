@@ -22,28 +22,21 @@ import inspect
 import math
 import sys
 from dataclasses import asdict
-from pathlib import Path
 from typing import Any
 
 import torch
-import yaml
 
 from .cases import DEFAULTS, Case
 from .claims import Result, Subject, generic_claims
 from .errors import ConfigError, EqbenchError
+from .io import read_yaml
 from .models import EnergyModel, build_model, model_factory
 
 
 def _config(path: str | None) -> dict[str, Any]:
     if path is None:
         return {}
-    p = Path(path)
-    if not p.is_file():
-        raise ConfigError(f"config file {path} does not exist")
-    try:
-        cfg = yaml.safe_load(p.read_text())
-    except yaml.YAMLError as e:
-        raise ConfigError(f"config file {path} is not valid YAML: {str(e).splitlines()[0]}") from None
+    cfg = read_yaml(path, "config file")
     if cfg is None:
         return {}
     if not isinstance(cfg, dict):

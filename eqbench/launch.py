@@ -32,10 +32,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from .errors import ConfigError
-from .io import write_json
+from .io import read_yaml, write_json
 from .runner import _folder, seed_configs, seed_folder, summarize
 
 LAUNCHERS = ("local", "submitit")
@@ -75,12 +73,7 @@ def expand(specs: Iterable[str], scale: str, seeds: int = 1, device: str | None 
     entries: list[tuple[str, list[int] | int]] = []
     if len(specs) == 1 and specs[0].endswith((".yaml", ".yml")):
         path = Path(specs[0])
-        if not path.exists():
-            raise ConfigError(f"sweep file {path} does not exist")
-        try:
-            data = yaml.safe_load(path.read_text())
-        except yaml.YAMLError as e:
-            raise ConfigError(f"sweep file {path} is not valid YAML: {str(e).splitlines()[0]}") from None
+        data = read_yaml(path, "sweep file")
         if not isinstance(data, list) or not data:
             raise ConfigError(f"sweep file {path} must be a non-empty list of ids or {{id, seeds}} entries")
         for i, e in enumerate(data):
@@ -186,10 +179,7 @@ def slurm_options(profile: str | None = None, *, partition: str | None = None, t
     any other submitit parameter, ``sbatch: {KEY: VALUE}`` for extra ``#SBATCH`` lines), then the flags."""
     opts: dict[str, Any] = {}
     if profile:
-        try:
-            data = yaml.safe_load(Path(profile).read_text())
-        except (OSError, yaml.YAMLError) as e:
-            raise ConfigError(f"SLURM profile {profile}: {_one_line(e)}") from None
+        data = read_yaml(profile, "SLURM profile")
         if not isinstance(data, dict):
             raise ConfigError(f"SLURM profile {profile} must be a mapping of options")
         opts.update(data)
