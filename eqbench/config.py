@@ -159,6 +159,13 @@ DTYPES: dict[str, torch.dtype] = {"float32": torch.float32, "float64": torch.flo
 MATMUL_PRECISIONS = ("highest", "high", "medium")
 
 
+def has_tf32(device: str | torch.device) -> bool:
+    """Whether ``device`` computes float32 matmuls in TF32 at precision "high": a CUDA GPU of compute capability
+    8.0 (Ampere) or newer."""
+    dev = torch.device(device)
+    return dev.type == "cuda" and torch.cuda.is_available() and torch.cuda.get_device_capability(dev) >= (8, 0)
+
+
 @dataclass
 class RunConfig:
     model: dict[str, Any]

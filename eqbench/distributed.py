@@ -70,10 +70,7 @@ def average_grads(model: torch.nn.Module, shard: Shard, n: int, n_batch: int) ->
         return
     for p in model.parameters():
         if p.grad is not None:
-            if n_batch % shard.world:
-                p.grad.mul_(n / n_batch)
-            else:  # equal shards: the plain mean over ranks
-                p.grad.div_(shard.world)
+            p.grad.mul_(n / n_batch)
             dist.all_reduce(p.grad)
 
 

@@ -31,6 +31,13 @@ class DatasetMissingError(EqbenchError, FileNotFoundError):
     """A dataset's files are not where they are expected, or cannot be read (or downloaded)."""
 
 
+def one_line(exc: BaseException, limit: int = 400) -> str:
+    """``Type: message`` on one line (whitespace runs, newlines included, become one space), at most ``limit``
+    characters: how an error that is not eqbench's own is reported (a failed job, an unreadable checkpoint)."""
+    text = " ".join(str(exc).split())
+    return f"{type(exc).__name__}: {text}"[:limit]
+
+
 def unknown(kind: str, name: str, known) -> ConfigError:
     """The error for an unknown registry name, listing the names that exist."""
     return ConfigError(f"unknown {kind} {name!r}; known: {', '.join(sorted(known))}")

@@ -26,6 +26,8 @@ import time
 
 
 def _one_line(exc: BaseException) -> str:
+    # eqbench.errors.one_line's twin: this script imports nothing of the gate's own eqbench (see above), and an
+    # older commit's eqbench may not have it
     text = " ".join(str(exc).split())
     return f"{type(exc).__name__}: {text}"[:400]
 

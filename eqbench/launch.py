@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .errors import ConfigError
+from .errors import ConfigError, one_line
 from .io import read_yaml, write_json
 from .runner import _folder, seed_configs, seed_folder, summarize
 
@@ -99,11 +99,6 @@ def expand(specs: Iterable[str], scale: str, seeds: int = 1, device: str | None 
     return [Job(bid, scale, s, seeds, device) for bid, seeds in seeds_of.items() for s in seeds]
 
 
-def _one_line(e: BaseException) -> str:
-    text = str(e).strip().splitlines()
-    return f"{type(e).__name__}: {text[0] if text else ''}"[:300]
-
-
 def run_job(job: Job, results: str = "results", threads: int | None = None, data_dir: str | None = None,
             download: bool = False) -> dict[str, Any]:
     """Train ``job`` (skip it if finished, resume it if interrupted), then write its id's run.json if it was the
@@ -121,7 +116,7 @@ def run_job(job: Job, results: str = "results", threads: int | None = None, data
         result = run_seed(cfg, folder, data_dir=data_dir, download=download, progress=False)
     except Exception as e:
         folder.mkdir(parents=True, exist_ok=True)
-        write_json(folder / "failed.json", {"reason": _one_line(e)})
+        write_json(folder / "failed.json", {"reason": one_line(e)})
         raise
     (folder / "failed.json").unlink(missing_ok=True)
     with FileLock(_folder(results, job.id, job.scale) / ".run-json.lock"):
@@ -135,18 +130,14 @@ def state(job: Job, results: str = "results") -> tuple[str, str]:
     queued (not started)."""
     import json
 
-    from filelock import FileLock, Timeout
+    from .runlock import RunFolderLock
 
     folder = seed_folder(results, job.id, job.scale, job.seed)
     if (folder / "result.json").exists():
         return "done", ""
-    if (folder / ".lock.json").exists():
-        try:
-            with FileLock(folder / ".lock", timeout=0):
-                pass
-        except Timeout:
-            h = json.loads((folder / ".lock.json").read_text())
-            return "running", f"pid {h.get('pid')} on {h.get('host')} since {h.get('since')}"
+    h = RunFolderLock(folder).running_holder()
+    if h is not None:
+        return "running", f"pid {h.get('pid')} on {h.get('host')} since {h.get('since')}"
     if (folder / "failed.json").exists():
         return "failed", json.loads((folder / "failed.json").read_text())["reason"]
     if (folder / "config.yaml").exists():
@@ -164,11 +155,11 @@ def _submitit_executor(results: str, slurm: dict[str, Any]):
     try:
         ex = submitit.AutoExecutor(folder=Path(results) / ".submitit" / "%j", cluster=cluster)
     except RuntimeError as e:  # e.g. no srun: not on a SLURM cluster
-        raise ConfigError(f"submitit cannot submit here: {_one_line(e)}") from None
+        raise ConfigError(f"submitit cannot submit here: {one_line(e)}") from None
     try:
         ex.update_parameters(**{SLURM_KEYS.get(k, k): v for k, v in params.items()})
     except (ValueError, TypeError, NameError) as e:
-        raise ConfigError(f"submitit rejects the SLURM options: {_one_line(e)}") from None
+        raise ConfigError(f"submitit rejects the SLURM options: {one_line(e)}") from None
     return ex
 
 
@@ -220,7 +211,7 @@ def launch(jobs: list[Job], launcher: str = "local", *, n_jobs: int = 1, threads
                 sub = ex.submit(run_job, job, threads=threads, **kw)
             except Exception as e:  # sbatch refused it (an option SLURM rejects, a full queue): the others go on
                 failed += 1
-                echo(f"FAILED: {job.name}: not submitted: {_one_line(e)}")
+                echo(f"FAILED: {job.name}: not submitted: {one_line(e)}")
                 continue
             subs.append((job, sub))
             echo(f"submitted: {job.name} as job {sub.job_id}")
@@ -245,7 +236,7 @@ def launch(jobs: list[Job], launcher: str = "local", *, n_jobs: int = 1, threads
                 echo(f"done: {job.name}")
             except Exception as e:
                 failed += 1
-                echo(f"FAILED: {job.name}: {_one_line(e)}")
+                echo(f"FAILED: {job.name}: {one_line(e)}")
     return 1 if failed else 0
 
 

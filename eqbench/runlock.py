@@ -40,6 +40,18 @@ class RunFolderLock:
         except (OSError, ValueError):
             return {}
 
+    def running_holder(self) -> dict | None:
+        """The note of the live process holding this folder (host, pid, since), or None when nobody does; a
+        killed holder's note is left but its lock is not, so it answers None too."""
+        if not self.note.exists():
+            return None
+        probe = FileLock(self.folder / ".lock", timeout=0)  # its own descriptor: flock conflicts even in-process
+        try:
+            with probe:
+                return None
+        except Timeout:
+            return self._holder()
+
     def __enter__(self) -> RunFolderLock:
         self.folder.mkdir(parents=True, exist_ok=True)
         try:

@@ -48,9 +48,9 @@ import torch
 import yaml
 
 from . import distributed
-from .config import DTYPES, RunConfig
+from .config import DTYPES, RunConfig, has_tf32
 from .data import DATASET_INFO
-from .errors import ConfigError, DivergenceError, EqbenchError
+from .errors import ConfigError, DivergenceError, EqbenchError, one_line
 from .io import save_torch, write_json, write_text
 from .models import build_model, model_factory
 from .rules import build_rule
@@ -59,8 +59,6 @@ from .runlock import RunFolderLock
 
 class TrainingDiverged(EqbenchError):
     """Non-finite states or loss during training; the run folder keeps the last good epoch."""
-
-
 
 
 def build_optimizer(model: torch.nn.Module, cfg) -> torch.optim.Optimizer:
@@ -116,7 +114,7 @@ def set_precision(cfg: RunConfig) -> None:
     if dev.type == "cuda" and torch.cuda.is_available():
         if cfg.dtype == "bfloat16" and not torch.cuda.is_bf16_supported():
             raise ConfigError(f"dtype bfloat16: {torch.cuda.get_device_name(dev)} does not support it")
-        if cfg.matmul_precision == "high" and torch.cuda.get_device_capability(dev) < (8, 0):
+        if cfg.matmul_precision == "high" and not has_tf32(dev):
             raise ConfigError(f"matmul_precision 'high' (TF32): {torch.cuda.get_device_name(dev)} has no TF32 "
                               "(compute capability 8.0 or newer needed)")
     torch.set_float32_matmul_precision(cfg.matmul_precision)
@@ -212,7 +210,7 @@ class Trainer:
             try:
                 ck = torch.load(path, map_location=self.cfg.device, weights_only=True)
             except Exception as e:  # truncated, corrupt or unreadable: torch raises several kinds
-                problems.append(f"{path} is unreadable ({type(e).__name__}: {str(e).splitlines()[0][:120]})")
+                problems.append(f"{path} is unreadable ({one_line(e, 160)})")
                 continue
             if problems:
                 print(f"eqbench: warning: {problems[0]}; resuming from {path} (epoch {ck['epoch']})", file=sys.stderr)

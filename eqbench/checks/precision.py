@@ -12,15 +12,15 @@ from __future__ import annotations
 
 import argparse
 import copy
-import json
 import math
 import sys
 from dataclasses import asdict, dataclass
 
 import torch
 
-from ..config import DTYPES
+from ..config import DTYPES, has_tf32
 from ..errors import ConfigError
+from ..io import write_json
 
 #: precision name → (parameter dtype, torch.set_float32_matmul_precision)
 PRECISIONS: dict[str, tuple[str, str]] = {
@@ -58,7 +58,7 @@ def precision_error(case: str, precision: str, device: str = "cpu", betas: tuple
         raise ConfigError(f"unknown precision {precision!r}; known: {', '.join(PRECISIONS)}")
     dtype, matmul = PRECISIONS[precision]
     dev = torch.device(device)
-    if matmul == "high" and (dev.type != "cuda" or torch.cuda.get_device_capability(dev) < (8, 0)):
+    if matmul == "high" and not has_tf32(dev):
         raise ConfigError("TF32 needs an Ampere or newer GPU")
     spec = CASES[case]
     model, x, y = spec.build()  # float64
@@ -85,7 +85,7 @@ def precision_error(case: str, precision: str, device: str = "cpu", betas: tuple
 def precision_errors(device: str = "cpu") -> list[PrecisionError]:
     """float32 and bfloat16 (and TF32 on an Ampere or newer GPU) on every case of ``CASES``."""
     names = ["float32", "bfloat16"]
-    if device.startswith("cuda") and torch.cuda.get_device_capability(device) >= (8, 0):
+    if has_tf32(device):
         names.insert(1, "tf32")
     return [precision_error(case, name, device) for case in CASES for name in names]
 
@@ -104,8 +104,7 @@ def main(argv: list[str] | None = None) -> int:
     for r in rows:
         print(f"{r.case:16s} {r.precision:9s} {r.device:6s} rel. error {r.error:.1e} at β={r.beta:g}")
     if a.json:
-        with open(a.json, "w") as f:
-            json.dump([{**asdict(r), "errors": {str(k): v for k, v in r.errors.items()}} for r in rows], f, indent=2)
+        write_json(a.json, [{**asdict(r), "errors": {str(k): v for k, v in r.errors.items()}} for r in rows])
     return 0
 
 
