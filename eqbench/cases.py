@@ -43,6 +43,7 @@ DEFAULTS: dict[str, dict[str, Any]] = {
     "SEQ_SNLI": {"seq_len": 4, "dim": 8, "fc": [12, 3]},
 }
 DEFAULTS["eqbench.models.sequence:seq_imdb_values_unlike_keys"] = DEFAULTS["SEQ_IMDB"]
+DEFAULTS["eqbench.models.layered:real_part_step_mlp"] = DEFAULTS["P_MLP"]
 
 #: free/nudged steps of the theorem cases: 300 free steps reach a residual below 1e-15 on the layered ones
 THEOREM_T1, THEOREM_T2 = 300, 10
@@ -50,6 +51,11 @@ THEOREM_T1, THEOREM_T2 = 300, 10
 THEOREM_BETAS: tuple[float, ...] = tuple(float(b) for b in np.logspace(-1, -4, 7))
 #: the sweep of cases whose activation has kinks (clamps): see the notes at the cases
 KINKED_BETAS: tuple[float, ...] = tuple(float(b) for b in np.logspace(-3, -4, 5))
+#: the β-sweep of holomorphic EP's orders: at N = 4 the error falls from ~1e-4 (β = 0.1) to ~1e-12 (β = 1e-3),
+#: still above the float64 round-off of the update (~1e-13 relative; N = 5 reaches it below β = 2e-3)
+HOLOMORPHIC_BETAS: tuple[float, ...] = tuple(float(b) for b in np.logspace(-1, -3, 5))
+#: the theorem cases on which holomorphic EP's orders are asserted (holomorphic activation, no max pooling)
+HOLOMORPHIC_CASES = ("P_MLP", "P_CNN avg pool")
 #: float32 with a clipping activation at the seed's gducheck settings (Laborieux README:
 #: --T1 250 --T2 15 --thirdphase --betas 0.0 0.1), on a batch of 128 digits
 SIGN_BETA, SIGN_T1, SIGN_T2 = 0.1, 250, 15
@@ -229,6 +235,7 @@ CASES.update({
     "SEQ_IMDB, retrieval with values unlike keys": CASES["SEQ_IMDB (retrieval step)"].but(
         model="eqbench.models.sequence:seq_imdb_values_unlike_keys"),
     "P_MLP my_sigmoid, E with a=1": CASES["P_MLP hard_sigmoid"].but(config={"act": "my_sigmoid"}),
+    "P_MLP, holomorphic EP with a step on Re u": CASES["P_MLP"].but(model="eqbench.models.layered:real_part_step_mlp"),
     "P_MLP hard_sigmoid, E with a=2": CASES["P_MLP hard_sigmoid"],
     # Gammell et al.'s diabetes 8-layer SW network at the paper's init, 500 free Euler steps on 5 training inputs
     "HOPFIELD diabetes 8-layer SW, ε = 0.5": CASES["hopfield"].but(data="diabetes_gammell", dtype="float64", T1=500,
@@ -237,7 +244,8 @@ CASES.update({
 })
 for _k in ("VF_MLP, independent feedback", "VF_CNN, independent feedback", "HOPFIELD, the authors' nudge",
            "BIN_MLP bin_W, the authors' nudge after ρ", "SEQ_IMDB, retrieval with values unlike keys",
-           "P_MLP my_sigmoid, E with a=1", "P_MLP hard_sigmoid, E with a=2"):
+           "P_MLP my_sigmoid, E with a=1", "P_MLP hard_sigmoid, E with a=2",
+           "P_MLP, holomorphic EP with a step on Re u"):
     CASES[_k] = CASES[_k].but(kind="control")
 
 

@@ -31,13 +31,15 @@ from .checks.gdu import (
     SYMMETRIC_BETA,
     SYMMETRIC_BOUND,
     GDURun,
+    OrderSweep,
     Sweep,
     beta_sweep,
+    order_sweep,
     prepare,
     report,
 )
 from .errors import ConfigError, EqbenchError
-from .rules import EP, LearningRule
+from .rules import EP, CoupledLearning, LearningRule
 
 #: the float64 round-off bound of a step or drive compared with another way of computing it: a few ulps of
 #: values of order one (the states lie in [0, 1], the drives are sums of O(100) such products)
@@ -119,6 +121,15 @@ class Subject:
         if not hasattr(run, "sweep"):
             run.sweep = beta_sweep(run, rule, list(self.case.betas))  # type: ignore[attr-defined]
         return run.sweep  # type: ignore[attr-defined]
+
+    def orders(self) -> OrderSweep:
+        """Holomorphic EP's β-sweep for N = 1 … 4 on the case's GDU run (computed once)."""
+        from .cases import HOLOMORPHIC_BETAS
+
+        run, rule = self.gdu()
+        if not hasattr(run, "orders"):
+            run.orders = order_sweep(run, rule, HOLOMORPHIC_POINTS, HOLOMORPHIC_BETAS)  # type: ignore[attr-defined]
+        return run.orders  # type: ignore[attr-defined]
 
     def error(self, variant: str = "symmetric", beta: float = SYMMETRIC_BETA, T1: int | None = None,
               control: Callable | None = None):
@@ -252,6 +263,81 @@ def controlled_slope(sub: Subject, which: str = "symmetric", T1: int | None = No
                      control: Callable | None = None) -> float:
     sw = sub.sweep(T1, control)
     return sw.slope_symmetric if which == "symmetric" else sw.slope_one_sided
+
+
+HOLOMORPHIC_POINTS = (1, 2, 3, 4)
+HOLOMORPHIC_BETA = 1e-2  # where the errors per N are reported
+
+
+def holomorphic_slope(N: int) -> Callable[[Subject], Measured]:
+    """The parameter whose log–log slope of the error against β is furthest from N, with the range over all."""
+    def measure(sub: Subject) -> Measured:
+        slopes = list(sub.orders().slopes(N).values())
+        worst = max(slopes, key=lambda v: abs(v - N))
+        return Measured(worst, f"{min(slopes):.3f}–{max(slopes):.3f} over {len(slopes)} parameters")
+    return measure
+
+
+def holomorphic_error(N: int) -> Callable[[Subject], float]:
+    def measure(sub: Subject) -> float:
+        return sub.orders().error_at(N, HOLOMORPHIC_BETA)
+    return measure
+
+
+def _flat(update: dict, names: list[str]) -> torch.Tensor:
+    return torch.cat([update[n].flatten() for n in names])
+
+
+def holomorphic_n2_minus_symmetric(sub: Subject) -> float:
+    """max |holomorphic N = 2 − symmetric| over the update at β = 1e-2, relative to max |symmetric|."""
+    run, rule = sub.gdu()
+    names = [n for n, _ in sub.model.named_parameters()]
+    a = _flat(replace_rule(rule, estimator="holomorphic", points=2).update(sub.model, run.x, run.y, run.free)[0], names)
+    b = _flat(replace_rule(rule, estimator="symmetric").update(sub.model, run.x, run.y, run.free)[0], names)
+    return float((a - b).abs().max() / b.abs().max())
+
+
+def holomorphic_imaginary(sub: Subject) -> float:
+    """max |Im| over max |Re| of the N = 3 circle summed over all three points (no conjugate pairing)."""
+    run, rule = sub.gdu()
+    r = replace_rule(rule, estimator="holomorphic", points=3)
+    names = [n for n, _ in sub.model.named_parameters()]
+    re = _flat(r.circle_grads(sub.model, run.x, run.y, run.free, full=True), names)
+    im = _flat(r.circle_grads(sub.model, run.x, run.y, run.free, full=True, part="imag"), names)
+    return float(im.abs().max() / re.abs().max())
+
+
+def replace_rule(rule: LearningRule, **changes: Any) -> LearningRule:
+    from dataclasses import replace
+
+    return replace(rule, beta=HOLOMORPHIC_BETA, **changes)  # type: ignore[type-var]
+
+
+CL_ETAS = (1.0, 0.5, 0.1, 0.01)
+
+
+def coupled_update(sub: Subject, eta: float, control: type | None = None) -> torch.Tensor:
+    run, _ = sub.gdu()
+    rule = (control or CoupledLearning)(eta=eta, T1=sub.case.T1, T2=sub.case.T2)
+    names = [n for n, _ in sub.model.named_parameters()]
+    return _flat(rule.update(sub.model, run.x, run.y, run.free)[0], names)
+
+
+def coupled_alignment(eta: float) -> Callable[[Subject], float]:
+    """cos(coupled learning's update at η, the BPTT gradient)."""
+    def measure(sub: Subject) -> float:
+        run, _ = sub.gdu()
+        g = _flat({n: run.bptt[n].sum(0) for n, _ in sub.model.named_parameters()},
+                  [n for n, _ in sub.model.named_parameters()])
+        c = coupled_update(sub, eta)
+        return float(c @ g / (c.norm() * g.norm()))
+    return measure
+
+
+def coupled_first_order(sub: Subject, control: type | None = None) -> float:
+    """‖CL(0.04) − CL(0.02)‖ / ‖CL(0.02) − CL(0.01)‖: 2 + O(η) when the update is smooth in η at 0."""
+    a, b, c = (coupled_update(sub, eta, control) for eta in (0.04, 0.02, 0.01))
+    return float((a - b).norm() / (b - c).norm())
 
 
 def closed_form_difference(sub: Subject) -> float:
@@ -422,10 +508,57 @@ def catalogue() -> list[Claim]:
                       lambda sub: sub.error("symmetric", SIGN_BETA, control=SignFlipped).sign_error_live,
                       le(SIGN_ERROR_LIVE_BOUND), "a flipped estimator scores 1 − the live sign error", control=True,
                       fmt="{:.3f}")]
+    out += _holomorphic_claims()
     out += _control_claims()
     out += _energy_claims()
     out += _step_claims()
     out += _flip_claims()
+    return out
+
+
+HOLO_WHY = ("Laborieux & Zenke 2022: the Cauchy estimate over N points on the circle |β| has bias O(|β|^N) (N = 1: "
+            "one-sided, O(β)); ±10 % around N separates the orders; every parameter's slope must lie in the band")
+CL_WHY = ("the clamped equilibrium is smooth in the clamp's displacement η·e, so CL(η) = c₀ + c₁η + O(η²) and the ratio "
+          "of successive differences at η, η/2, η/4 is 2 + O(η); ±10 %")
+
+
+def _holomorphic_claims() -> list[Claim]:
+    """Holomorphic EP's orders and identities, and coupled learning's limit, on the holomorphic theorem cases."""
+    from .cases import HOLOMORPHIC_CASES
+    from .checks.controls import UncontrastedCL
+
+    out: list[Claim] = []
+    for label in HOLOMORPHIC_CASES:
+        for N in HOLOMORPHIC_POINTS:
+            out.append(Claim("gdu", label, f"holomorphic EP N={N}: slope of the update's error vs β, every parameter "
+                             "(float64)", holomorphic_slope(N), band(0.9 * N, 1.1 * N), HOLO_WHY, fmt="{:.3f}",
+                             key=f"holomorphic/{label}/slope_N{N}"))
+        out += [Claim("gdu", label, f"holomorphic EP N={N}: update rel. error at β={HOLOMORPHIC_BETA:g} (reported)",
+                      holomorphic_error(N), None, "C_N·β^N") for N in HOLOMORPHIC_POINTS]
+        out += [
+            Claim("gdu", label, "holomorphic EP N=2 = symmetric (max |Δ| / max |update|)",
+                  holomorphic_n2_minus_symmetric, le(ROUNDOFF),
+                  "the same two phases, the free-state terms cancel: float64 round-off"),
+            Claim("gdu", label, "holomorphic EP N=3, full circle: max |Im| / max |Re|", holomorphic_imaginary,
+                  le(ROUNDOFF), "conjugate points give conjugate terms (Φ has real coefficients): round-off"),
+        ]
+        out += [Claim("gdu", label, f"coupled learning η={eta:g}: cos(update, BPTT gradient) (reported)",
+                      coupled_alignment(eta), None, "no exact estimator: its alignment per η", fmt="{:.4f}")
+                for eta in CL_ETAS]
+        out += [
+            Claim("gdu", label, "coupled learning: cos(update, BPTT) as η → 0 (η = 0.01) > 0", coupled_alignment(0.01),
+                  Bound(">", 0.0), "a descent direction on the theorem cases (an observation, not a theorem)",
+                  fmt="{:.4f}"),
+            Claim("gdu", label, "coupled learning: first order in η, ‖CL(.04) − CL(.02)‖/‖CL(.02) − CL(.01)‖",
+                  coupled_first_order, band(1.8, 2.2), CL_WHY, fmt="{:.3f}"),
+            Claim("control", label, "coupled learning without the free-state term: the same ratio",
+                  with_control(coupled_first_order, control=UncontrastedCL), band(1.8, 2.2),
+                  "−∂θΦ(s^C)/η grows as 1/η: the ratio is ½", control=True, fmt="{:.3f}"),
+        ]
+    ctl = "P_MLP, holomorphic EP with a step on Re u"
+    out.append(Claim("control", ctl, "holomorphic EP N=3: slope of the update's error vs β, every parameter",
+                     holomorphic_slope(3), band(2.7, 3.3), "σ(Re u) is no holomorphic function: the complex phases see "
+                     "Re β_k only and the estimate tends to half the gradient (slope ≈ 0)", control=True, fmt="{:.3f}"))
     return out
 
 

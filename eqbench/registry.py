@@ -63,7 +63,8 @@ import yaml
 from .config import RunConfig
 from .errors import ConfigError, RegistryError
 
-METRICS = ("test_error", "test_accuracy", "train_error", "train_accuracy", "test_top5_accuracy", "relative_claim")
+METRICS = ("test_error", "test_accuracy", "train_error", "train_accuracy", "test_top5_accuracy", "test_top5_error",
+           "relative_claim")
 # percent and ratio are error/accuracy rates (0–100, 0–1); cost is a loss value (Gammell's diabetes regression
 # error = ½‖y − s‖²); text goes with relative_claim.
 UNITS = ("percent", "ratio", "cost", "text")

@@ -57,7 +57,7 @@ def relax(
     s: State,
     steps: int,
     *,
-    beta: float = 0.0,
+    beta: complex = 0.0,
     y: Tensor | None = None,
     mode: Mode = "sync",
     closed_form: bool = True,
@@ -66,6 +66,7 @@ def relax(
     drive_hook: Callable[[int, State], State] | None = None,
     fast: bool = True,
     cache: dict | None = None,
+    clamp: dict[int, Tensor] | None = None,
 ) -> State:
     """Run ``steps`` steps of the model's dynamics from ``s`` and return the final state.
 
@@ -74,8 +75,9 @@ def relax(
     adds a zero perturbation there to read ∂L/∂u). ``fast=False`` forces the generic loop over a
     model's ``fast_relax``. ``cache`` is where a closed form keeps the input's drive: pass one dict to the
     relaxations of one training step (same x, same weights: the free and nudged phases of EP) to compute it
-    once; the default is a fresh dict. Never share it with a relaxation that keeps its graph. Raises
-    DivergenceError on a non-finite state.
+    once; the default is a fresh dict. Never share it with a relaxation that keeps its graph. ``clamp`` holds
+    layers (state index → value) at given values from the start: they are not updated (coupled learning's clamped
+    phase, Stern et al. 2021). Raises DivergenceError on a non-finite state.
     """
     if mode not in MODES:
         raise ConfigError(f"unknown relaxation mode {mode!r}; known: {', '.join(MODES)}")
@@ -90,24 +92,31 @@ def relax(
     # Without per-step observers the state is read back once, at the end: a per-step host read costs a
     # CUDA synchronisation every step. A diverged phase is then replayed step by step from its start, so
     # the error still names the first non-finite step (same arithmetic, same step).
+    if clamp:
+        bad = [i for i, v in clamp.items() if not 0 <= i < len(s) or tuple(v.shape) != tuple(s[i].shape)]
+        if bad:
+            raise ConfigError(f"clamped layer {bad[0]} is not a state layer of {model.name} with its shape")
+        s = [clamp.get(i, si) for i, si in enumerate(s)]
     observed = graph or trace is not None or drive_hook is not None
     cache = {} if cache is None or graph else cache  # a graph needs its own input drive, with its history
     if not observed:
         out = None
-        if fast and closed_form and mode == "sync":
+        if fast and closed_form and mode == "sync" and not clamp:
             out = model.fast_relax(x, [si.detach() for si in s], steps, beta, y, cache=cache)
         if out is None:
-            out = _loop(model, x, s, steps, beta, y, mode, closed_form, False, None, None, cache, strict=False)
+            out = _loop(model, x, s, steps, beta, y, mode, closed_form, False, None, None, cache, clamp, strict=False)
         if steps == 0 or _finite(out):
             return out
-    return _loop(model, x, s, steps, beta, y, mode, closed_form, graph, trace, drive_hook, cache, strict=True)
+    return _loop(model, x, s, steps, beta, y, mode, closed_form, graph, trace, drive_hook, cache, clamp, strict=True)
 
 
 def _loop(model: EnergyModel, x: Tensor, s: State, steps: int, beta: float, y: Tensor | None, mode: Mode,
           closed_form: bool, graph: bool, trace: Trace | None, drive_hook: Callable[[int, State], State] | None,
-          cache: dict, strict: bool) -> State:
+          cache: dict, clamp: dict[int, Tensor] | None, strict: bool) -> State:
     """The generic loop; ``strict`` checks every step for a non-finite state (DivergenceError names it)."""
     groups = model.parity_groups() if mode == "async" else [list(range(len(s)))]
+    if clamp:
+        groups = [[i for i in g if i not in clamp] for g in groups]
     s = list(s) if graph else [si.detach() for si in s]
     if trace is not None:
         trace._visit(x, s)

@@ -8,11 +8,20 @@ phases of T2 steps continuing from s*, and the estimator
 * ``one_sided``:   (s1, β1, s2, β2) = (s*, 0, s^β, β)                     bias O(β)
 * ``random_sign``: one-sided with the sign of β drawn per batch             bias O(β), zero-mean first-order term
 * ``symmetric``:   (s^{−β}, −β, s^β, β), no free-state term                 bias O(β²)
+  (``centered``, the name of Scellier et al. 2023, is an alias)
+* ``holomorphic``: N = ``points`` nudged phases at β_k = β·e^{2πik/N} (Laborieux & Zenke 2022), the Cauchy
+  integral of the nudged ∂θΦ around the circle:
+
+    p.grad = (1/N)·Σ_k −[∂θΦ_{β_k}(s^{β_k}) − ∂θΦ(s*)] / β_k                bias O(|β|^N)
+
+  N = 1 is the one-sided estimator, N = 2 the symmetric one.
 
 Persistent particles (Gammell et al. 2021, §C.4; ``persistent=True``): the free phase of a batch starts
 from where the last free phase of the same batch ended (zeros the first time) instead of from zeros;
 the trainer names batches by ``key`` (split and index over fixed batches), and the particles are part of
 the rule's ``state_dict`` so a resumed run continues from them.
+
+Coupled learning (Stern et al. 2021, `CoupledLearning`): a clamped phase instead of a nudged one.
 
 BPTT (§A.6): T1 − T2 free steps without graph, then T2 steps with graph, loss = batch mean of L,
 backpropagated through the last T2 steps only (truncated, as the reference code does).
@@ -20,7 +29,10 @@ backpropagated through the last T2 steps only (truncated, as the reference code 
 
 from __future__ import annotations
 
+import cmath
+import copy
 import math
+import warnings
 from dataclasses import dataclass, field
 
 import torch
@@ -31,7 +43,9 @@ from .errors import ConfigError, unknown
 from .models.base import EnergyModel, State
 from .relaxation import MODES, Trace, relax
 
-ESTIMATORS = ("one_sided", "random_sign", "symmetric")
+ESTIMATORS = ("one_sided", "random_sign", "symmetric", "holomorphic")
+#: the literature's other names of an estimator: centered EP (Scellier et al. 2023) is the symmetric one
+ESTIMATOR_ALIASES = {"centered": "symmetric"}
 
 
 Series = dict[str, Tensor]  # key (``s1``… for neurons, parameter names) -> (steps, ...) with the step index first
@@ -101,35 +115,27 @@ def _check_steps(T1: int, T2: int, what: str) -> None:
         raise ConfigError(f"{what} needs T1 ≥ 1 and T2 ≥ 1 steps, got T1={T1}, T2={T2}")
 
 
-@dataclass
-class EP(LearningRule):
-    """Equilibrium propagation with a one-sided, random-sign or symmetric estimator."""
+@dataclass(kw_only=True)
+class Relaxing(LearningRule):
+    """What the rules of energy-based models share: a free phase of T1 steps (from zeros, or from a batch's
+    persistent particle), the relaxation settings, evaluation with the free phase only (Laborieux §A.9)."""
 
-    beta: float
     T1: int
     T2: int
-    estimator: str = "symmetric"
     mode: str = "sync"
     closed_form: bool = True
-    seed: int = 0
     persistent: bool = False
-    _gen: torch.Generator = field(init=False, repr=False)
     _particles: dict[str, State] = field(init=False, repr=False, default_factory=dict)
 
     def __post_init__(self) -> None:
-        if self.estimator not in ESTIMATORS:
-            raise unknown("estimator", self.estimator, ESTIMATORS)
-        if not math.isfinite(self.beta) or self.beta == 0.0:
-            raise ConfigError(f"the EP estimator divides by β; β must be finite and non-zero, got {self.beta}")
         if self.mode not in MODES:
             raise unknown("relaxation mode", self.mode, MODES)
-        _check_steps(self.T1, self.T2, "EP")
-        self._gen = torch.Generator().manual_seed(self.seed)
+        _check_steps(self.T1, self.T2, type(self).__name__)
 
-    # ----------------------------------------------------------------------------- phases
-    def relax(self, model: EnergyModel, x: Tensor, s: State, steps: int, beta: float = 0.0,
-              y: Tensor | None = None, cache: dict | None = None) -> State:
-        return relax(model, x, s, steps, beta=beta, y=y, mode=self.mode, closed_form=self.closed_form, cache=cache)
+    def relax(self, model: EnergyModel, x: Tensor, s: State, steps: int, beta: complex = 0.0,
+              y: Tensor | None = None, cache: dict | None = None, clamp: dict[int, Tensor] | None = None) -> State:
+        return relax(model, x, s, steps, beta=beta, y=y, mode=self.mode, closed_form=self.closed_form, cache=cache,
+                     clamp=clamp)
 
     def free_phase(self, model: EnergyModel, x: Tensor, key: str | None = None, cache: dict | None = None) -> State:
         """T1 free steps from zeros, or from batch ``key``'s particle (which is then updated)."""
@@ -144,15 +150,101 @@ class EP(LearningRule):
         return free
 
     def state_dict(self) -> dict:
-        """The persistent particles (key → tensors) and the sign generator's state."""
-        return {"particles": {k: list(v) for k, v in self._particles.items()}, "gen": self._gen.get_state()}
+        """The persistent particles (key → tensors)."""
+        return {"particles": {k: list(v) for k, v in self._particles.items()}}
 
     def load_state_dict(self, state: dict) -> None:
         self._particles = {k: list(v) for k, v in state["particles"].items()}
+
+    def pair_grads(self, model: EnergyModel, x: Tensor, y: Tensor, free: State, s1: State, beta1: complex,
+                   s2: State, beta2: complex, denom: complex | None = None, weight: complex = 1.0) -> dict[str, Tensor]:
+        """−weight·∂θ[Φ_{β2}(s2) − Φ_{β1}(s1)] / denom, denom = β2 − β1 unless given (GDU per-step terms).
+
+        On a model with complex parameters (holomorphic EP) the real part: autograd of a real scalar with respect to
+        a complex leaf θ = a + ib gives ∂/∂a + i∂/∂b, whose real part is the derivative along the real parameters."""
+        denom = beta2 - beta1 if denom is None else denom
+        names, params = zip(*model.named_parameters())
+        with torch.enable_grad():
+            obj = model.ep_objective(x, y, [t.detach() for t in free], [t.detach() for t in s1], beta1,
+                                     [t.detach() for t in s2], beta2)
+            # the factor −1/denom on the scalar: autograd carries it through the small state-sized tensors,
+            # not as two more passes over every parameter-sized gradient (13 % of a P_MLP EP step)
+            obj = obj * (-weight / denom)
+            if obj.is_complex():
+                obj = obj.real
+        return {n: g.real if g.is_complex() else g for n, g in zip(names, grads(obj, params))}
+
+    def predict(self, model: EnergyModel, x: Tensor, key: str | None = None) -> tuple[Tensor, State]:
+        """Evaluation with the free phase only (Laborieux §A.9); with persistent particles the test
+        batch's particle is used and updated, as Gammell's ``calculate_test_error`` does."""
+        free = self.free_phase(model, model.check_input(x), key)
+        with torch.no_grad():
+            return model.output(free), free
+
+    def update(self, model: EnergyModel, x: Tensor, y: Tensor, free: State,
+               cache: dict | None = None) -> tuple[dict[str, Tensor], dict]:
+        """The rule's update (descent form, per parameter name) for the batch from its free state, and what
+        `compute_gradients` reports with it."""
+        raise NotImplementedError
+
+    def compute_gradients(self, model: EnergyModel, x: Tensor, y: Tensor, key: str | None = None) -> dict:
+        """Free phase, the rule's second phase(s), then ``.grad`` on every parameter; returns the free state."""
+        x = model.check_input(x)
+        y = model.check_target(y, x.shape[0])
+        cache: dict = {}  # the input's drive, computed once for every phase (same x, same weights)
+        free = self.free_phase(model, x, key, cache)
+        grads, info = self.update(model, x, y, free, cache)
+        write_grads(model, grads)
+        with torch.no_grad():
+            return {"free": free, "output": model.output(free), "loss": model.loss(free, y), **info}
+
+
+@dataclass(kw_only=True)
+class EP(Relaxing):
+    """Equilibrium propagation with a one-sided, random-sign, symmetric (centered) or holomorphic estimator.
+
+    Holomorphic EP (``points`` N, Laborieux & Zenke 2022): the phases at β_k ∉ ℝ run on a complex copy of the model
+    (complex128 for float64 parameters, complex64 otherwise) from the free state; those at ±β on the model itself.
+    The estimate is real by construction: for real parameters and input the phase at the conjugate point is the
+    conjugate of the phase at β_k (Φ has real coefficients), so the pair (k, N − k) is computed once and its real
+    part doubled (the authors' ``to_2real_dict``); the suites check the imaginary part of the full circle is
+    round-off. Deviations from the authors' code (models/cnn.py, models/mlp.py ``ep_gradN``): each term subtracts
+    the free-state ∂θΦ(s*) — zero in exact arithmetic for N ≥ 2 (Σ_k 1/β_k = 0), it keeps every term O(1) rather
+    than O(1/β), so round-off does not grow as β → 0, and makes N = 1 the one-sided estimator; a phase that
+    diverges raises DivergenceError instead of being dropped (the authors' ``safe`` mask falls back to N = 2).
+    ``continued=True`` is the authors' noisy/persistent variant (``noisy_ep_gradN``): phase k starts where phase
+    k − 1 ended instead of at s*, all N phases on the complex copy.
+    """
+
+    beta: float
+    estimator: str = "symmetric"
+    seed: int = 0
+    points: int = 2
+    continued: bool = False
+    _gen: torch.Generator = field(init=False, repr=False)
+    _twins: dict = field(init=False, repr=False, default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.estimator = ESTIMATOR_ALIASES.get(self.estimator, self.estimator)
+        if self.estimator not in ESTIMATORS:
+            raise unknown("estimator", self.estimator, [*ESTIMATORS, *ESTIMATOR_ALIASES])
+        if not math.isfinite(self.beta) or self.beta == 0.0:
+            raise ConfigError(f"the EP estimator divides by β; β must be finite and non-zero, got {self.beta}")
+        if isinstance(self.points, bool) or not isinstance(self.points, int) or self.points < 1:
+            raise ConfigError(f"holomorphic EP needs an integer number of points N ≥ 1, got {self.points!r}")
+        super().__post_init__()
+        self._gen = torch.Generator().manual_seed(self.seed)
+
+    def state_dict(self) -> dict:
+        """The persistent particles (key → tensors) and the sign generator's state."""
+        return {**super().state_dict(), "gen": self._gen.get_state()}
+
+    def load_state_dict(self, state: dict) -> None:
+        super().load_state_dict(state)
         self._gen.set_state(state["gen"])
 
     def phases(self, model: EnergyModel, x: Tensor, y: Tensor, free: State, cache: dict | None = None):
-        """The (s1, β1, s2, β2) pair of the estimator, nudged phases starting from ``free``."""
+        """The (s1, β1, s2, β2) pair of a two-point estimator, nudged phases starting from ``free``."""
         if self.estimator == "symmetric":
             plus = self.relax(model, x, free, self.T2, self.beta, y, cache)
             minus = self.relax(model, x, free, self.T2, -self.beta, y, cache)
@@ -165,18 +257,69 @@ class EP(LearningRule):
         return free, 0.0, self.relax(model, x, free, self.T2, beta, y, cache), beta
 
     # ----------------------------------------------------------------------------- the update
-    def pair_grads(self, model: EnergyModel, x: Tensor, y: Tensor, free: State, s1: State, beta1: float,
-                   s2: State, beta2: float, denom: float | None = None) -> dict[str, Tensor]:
-        """−∂θ[Φ_{β2}(s2) − Φ_{β1}(s1)] / denom, denom = β2 − β1 unless given (GDU per-step terms)."""
-        denom = beta2 - beta1 if denom is None else denom
-        names, params = zip(*model.named_parameters())
-        with torch.enable_grad():
-            obj = model.ep_objective(x, y, [t.detach() for t in free], [t.detach() for t in s1], beta1,
-                                     [t.detach() for t in s2], beta2)
-            # the factor −1/denom on the scalar: autograd carries it through the small state-sized tensors,
-            # not as two more passes over every parameter-sized gradient (13 % of a P_MLP EP step)
-            obj = obj * (-1.0 / denom)
-        return dict(zip(names, grads(obj, params)))
+    def update(self, model: EnergyModel, x: Tensor, y: Tensor, free: State, cache: dict | None = None):
+        """The estimator's update from the free state, and the β of a two-point estimator's second phase."""
+        if self.estimator == "holomorphic":
+            return model.postprocess_grads(self.circle_grads(model, x, y, free, cache)), {"beta": self.beta}
+        s1, b1, s2, b2 = self.phases(model, x, y, free, cache)
+        return model.postprocess_grads(self.pair_grads(model, x, y, free, s1, b1, s2, b2)), {"beta": b2}
+
+    def circle(self) -> list[complex]:
+        """The N points β_k = β·e^{2πik/N} of holomorphic EP, k = 0 … N − 1 (±β exactly real)."""
+        N = self.points
+        return [self.beta if k == 0 else -self.beta if 2 * k == N else self.beta * cmath.exp(2j * cmath.pi * k / N)
+                for k in range(N)]
+
+    def circle_grads(self, model: EnergyModel, x: Tensor, y: Tensor, free: State, cache: dict | None = None,
+                     full: bool = False, part: str = "real") -> dict[str, Tensor]:
+        """(1/N)·Σ_k −[∂θΦ_{β_k}(s^{β_k}) − ∂θΦ(s*)]/β_k, real part (``part="imag"``: the imaginary part, which
+        is round-off; ``full``: every point computed, no conjugate pairs)."""
+        reason = model.why_not_holomorphic()
+        if reason is not None:
+            raise ConfigError(f"holomorphic EP cannot run on {model.name}: {reason}")
+        N, points = self.points, self.circle()
+        pairs = not (full or self.continued)
+        ks = range(N // 2 + 1) if pairs else range(N)
+        turn = 1.0 if part == "real" else -1j  # Re(−i·z) = Im(z)
+        twin = xc = yc = None
+        complex_cache: dict = {}
+        total: dict[str, Tensor] = {}
+        s_prev = free
+        for k in ks:
+            b = points[k]
+            w = turn * (2.0 if pairs and 0 < 2 * k < N else 1.0) / N
+            on_twin = isinstance(b, complex) or self.continued
+            if on_twin and twin is None:
+                twin = self._twin(model)
+                cdtype = next(twin.parameters()).dtype
+                xc = x.to(cdtype)
+                yc = y if y.dtype == torch.long else y.to(cdtype)
+                free_c = [f.to(cdtype) for f in free]
+            m, xx, yy, ff = (twin, xc, yc, free_c) if on_twin else (model, x, y, free)
+            start = [si.to(ff[0].dtype) for si in s_prev] if self.continued else ff
+            sk = self.relax(m, xx, start, self.T2, b, yy, complex_cache if on_twin else cache)
+            for name, g in self.pair_grads(m, xx, yy, ff, ff, 0.0, sk, b, denom=b, weight=w).items():
+                total[name] = g if name not in total else total[name] + g
+            s_prev = sk
+        return total
+
+    def _twin(self, model: EnergyModel) -> EnergyModel:
+        """A complex copy of ``model`` (made once per model, dtype and device) holding its current parameters."""
+        p0 = next(model.parameters())
+        cdtype = torch.complex128 if p0.dtype == torch.float64 else torch.complex64
+        key = (id(model), cdtype, p0.device)
+        twin = self._twins.get(key)
+        if twin is None:
+            twin = copy.deepcopy(model)
+            twin.zero_grad(set_to_none=True)
+            with warnings.catch_warnings():  # torch's "complex modules are a new feature" warning
+                warnings.simplefilter("ignore", UserWarning)
+                twin.to(cdtype)
+            self._twins = {key: twin}  # one model at a time: a rule trains one model
+        with torch.no_grad():
+            for pc, p in zip(twin.parameters(), model.parameters()):
+                pc.copy_(p)
+        return twin
 
     def detailed_gradients(self, model: EnergyModel, x: Tensor, y: Tensor, free: State, beta: float,
                            T2: int) -> Series:
@@ -197,24 +340,49 @@ class EP(LearningRule):
             out[name] = torch.stack([g[name] for g in steps])
         return out
 
-    def compute_gradients(self, model: EnergyModel, x: Tensor, y: Tensor, key: str | None = None) -> dict:
-        """Free phase, nudged phase(s), then ``.grad`` on every parameter; returns the free state."""
-        x = model.check_input(x)
-        y = model.check_target(y, x.shape[0])
-        cache: dict = {}  # the input's drive, computed once for the three phases (same x, same weights)
-        free = self.free_phase(model, x, key, cache)
-        s1, b1, s2, b2 = self.phases(model, x, y, free, cache)
-        grads = model.postprocess_grads(self.pair_grads(model, x, y, free, s1, b1, s2, b2))
-        write_grads(model, grads)
-        with torch.no_grad():
-            return {"free": free, "beta": b2, "output": model.output(free), "loss": model.loss(free, y)}
 
-    def predict(self, model: EnergyModel, x: Tensor, key: str | None = None) -> tuple[Tensor, State]:
-        """Evaluation with the free phase only (Laborieux §A.9); with persistent particles the test
-        batch's particle is used and updated, as Gammell's ``calculate_test_error`` does."""
-        free = self.free_phase(model, model.check_input(x), key)
-        with torch.no_grad():
-            return model.output(free), free
+@dataclass(kw_only=True)
+class CoupledLearning(Relaxing):
+    """Coupled learning (Stern, Hexner, Rocks, Liu 2021, Phys. Rev. X 11:021045): after the free phase, a clamped
+    phase of T2 steps from s* in which the output layer is held at
+
+        s_out^C = s_out* − η·∂L/∂s_out(s*)      (for the MSE cost: s_out* + η·(y − s_out*), Stern et al.'s clamp)
+
+    and the other layers relax; the update is the contrast p.grad = −[∂θΦ(s^C) − ∂θΦ(s*)]/η (batch mean), EP's
+    one-sided form with a clamp in place of the nudge. "Output" is the last state layer. A cost with parameters of its
+    own (a softmax readout outside the dynamics) is refused: Φ does not contain them, so the contrast could never
+    train them. It is no exact gradient estimator: the clamp fixes the output where EP's nudge pushes it,
+    so the hidden layers respond to a displacement, not a force. The suites measure what holds: the update
+    converges as η → 0 (first order) and its alignment with the BPTT gradient, per η
+    (rain-neuromorphics/energy-based-learning implements it beside EP the same way).
+    """
+
+    eta: float = 0.5
+
+    def __post_init__(self) -> None:
+        if isinstance(self.eta, bool) or not isinstance(self.eta, (int, float)) or not 0 < self.eta <= 1:
+            raise ConfigError(f"coupled learning's η must lie in (0, 1], got {self.eta!r}")
+        super().__post_init__()
+
+    def clamped_output(self, model: EnergyModel, free: State, y: Tensor) -> Tensor:
+        """s_out* − η·∂L/∂s_out at the free state (per sample: the batch sum's gradient)."""
+        with torch.enable_grad():
+            top = free[-1].detach().requires_grad_(True)
+            (g,) = grads(model.loss([*(f.detach() for f in free[:-1]), top], y).sum(), [top])
+        return free[-1].detach() - self.eta * g
+
+    def update(self, model: EnergyModel, x: Tensor, y: Tensor, free: State, cache: dict | None = None):
+        with torch.enable_grad():  # ∂L/∂θ at fixed states: non-zero only for parameters of the cost itself
+            names, params = zip(*model.named_parameters())
+            cost = model.loss([f.detach() for f in free], y).sum()
+            direct = torch.autograd.grad(cost, params, allow_unused=True) if cost.requires_grad else [None] * len(names)
+        own = [n for n, g in zip(names, direct) if g is not None and bool(g.ne(0).any())]
+        if own:
+            raise ConfigError(f"coupled learning cannot train {model.name}: its cost has parameters of its own "
+                              f"({', '.join(own)}, e.g. a softmax readout) that Φ does not contain")
+        clamp = {len(free) - 1: self.clamped_output(model, free, y)}
+        clamped = self.relax(model, x, free, self.T2, y=y, cache=cache, clamp=clamp)
+        return model.postprocess_grads(self.pair_grads(model, x, y, free, free, 0.0, clamped, 0.0, denom=self.eta)), {}
 
 
 @dataclass
@@ -250,11 +418,11 @@ class BPTT(LearningRule):
             return model.output(s), s
 
 
-RULES = {"EP": EP, "BPTT": BPTT}
+RULES = {"EP": EP, "BPTT": BPTT, "CL": CoupledLearning}
 
 
 def all_rules() -> dict[str, type]:
-    """EP and BPTT, plus the forward-only rules (PEPITA, BP, FA, DFA) of eqbench.forward."""
+    """EP, BPTT and coupled learning (CL), plus the forward-only rules (PEPITA, BP, FA, DFA) of eqbench.forward."""
     from .forward import RULES_FORWARD  # imported here: eqbench.forward builds on this module
     from .plugins import entry_points_of
 

@@ -3,7 +3,8 @@
 Each value is one number a commit produces, with what "worse" means for it. They come in families:
 
 * machine-independent — comparable across machines and meaningful on a noisy shared one:
-  ``gdu`` (the log–log slopes and the symmetric error at β = 1e-3 of every theorem case of `eqbench.cases`),
+  ``gdu`` (the log–log slopes and the symmetric error at β = 1e-3 of every theorem case of `eqbench.cases`, and
+  holomorphic EP's slopes for N = 1 … 4 on its two cases),
   ``energy`` (the energy-descent margins of ``make bench``: max ΔE as a fraction of its round-off bound),
   ``step`` (closed form = autograd, fused = generic: the largest difference, float64),
   ``memory`` (the bytes autograd saves for one EP and one BPTT step, and their ratio; `eqbench.memory.graph_bytes`),
@@ -106,7 +107,9 @@ def catalogue() -> dict[str, Tracked]:
                   "slope_symmetric": ("slope", "target", 0.05, False, 2.0),
                   "symmetric_error": ("rel. error", "lower", 2.0, True, None),
                   "margin": ("max ΔE / bound", "lower", 0.5, False, None),
-                  "max_diff": ("max |Δ|", "lower", 1e-12, False, None)}
+                  "max_diff": ("max |Δ|", "lower", 1e-12, False, None),
+                  # holomorphic EP's orders N = 1 … 4 (the suite's bands are ±10 % of N)
+                  **{f"slope_N{n}": ("slope", "target", 0.05 * n, False, float(n)) for n in range(1, 5)}}
     out: list[Tracked] = []
     for c in claims():
         if c.key is not None:

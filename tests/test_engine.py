@@ -61,7 +61,7 @@ def test_one_sided_weight_update_formula():
 
 def test_random_sign_is_reproducible_and_uses_both_signs():
     model, x, y = build_case("P_MLP", act="my_hard_sig", batch=4)
-    signs = [[EP(0.3, 5, 3, "random_sign", seed=7)] for _ in range(2)]
+    signs = [[EP(beta=0.3, T1=5, T2=3, estimator="random_sign", seed=7)] for _ in range(2)]
     runs = []
     for (rule,) in signs:
         runs.append([rule.compute_gradients(model, x, y)["beta"] for _ in range(20)])

@@ -9,11 +9,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import torch
 from torch import Tensor
 
 from ..forward import PEPITA
 from ..optim import FlipOptimizer
-from ..rules import EP, LearningRule, Series
+from ..rules import EP, CoupledLearning, LearningRule, Series
 
 
 @dataclass
@@ -61,3 +62,13 @@ class ReversedFlipOptimizer(FlipOptimizer):
     @staticmethod
     def flip_mask(sign: Tensor, m: Tensor, threshold: float) -> Tensor:
         return -sign * m > threshold
+
+
+@dataclass(kw_only=True)
+class UncontrastedCL(CoupledLearning):
+    """Coupled learning without the free phase's term: −∂θΦ(s^C)/η (contrasted with the zero state, where a layered
+    model's ∂θΦ vanishes), which grows as 1/η instead of converging as η → 0."""
+
+    def pair_grads(self, model, x, y, free, s1, beta1, s2, beta2, denom=None, weight=1.0):
+        zero = [torch.zeros_like(t) for t in s1]
+        return super().pair_grads(model, x, y, free, zero, beta1, s2, beta2, denom, weight)

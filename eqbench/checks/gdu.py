@@ -22,7 +22,7 @@ the series over k are the estimators of eqbench.rules.EP (they telescope).
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 
 import numpy as np
 import torch
@@ -286,3 +286,48 @@ SYMMETRIC_BETA, SYMMETRIC_BOUND = 1e-3, 1e-4
 # (≥ 0.62). The same CNN falls to 0.04 (β = 0.01) and 0.02 (β = 1e-3) in float64, so the
 # disagreement is the finite β on a non-smooth map, not a defect. 0.45 sits between both groups.
 SIGN_ERROR_LIVE_BOUND = 0.45
+
+
+# ---------------------------------------------------------------------------------------------- whole updates
+def update_errors(run: GDURun, rule: LearningRule) -> dict[str, float]:
+    """Per parameter, ‖update − g‖/‖g‖ of the rule's whole update (`Relaxing.update`) at the run's free state, g the
+    BPTT gradient through the run's T2 steps (the sum of its per-step series)."""
+    update, _ = rule.update(run.model, run.x, run.y, run.free)  # type: ignore[attr-defined]
+    out = {}
+    for name, _ in run.model.named_parameters():
+        g = run.bptt[name].sum(0)
+        out[name] = float((update[name].to(g.dtype) - g).norm() / g.norm())
+    return out
+
+
+@dataclass
+class OrderSweep:
+    """Relative error of holomorphic EP's update against BPTT over β, per number of points N (N = 1: one-sided) and
+    parameter: the Cauchy estimate's bias is O(|β|^N) (Laborieux & Zenke 2022), so every parameter's log–log slope
+    is ≈ N."""
+
+    betas: list[float]
+    errors: dict[int, dict[str, list[float]]]  # N → parameter → error per β
+
+    def slopes(self, N: int) -> dict[str, float]:
+        return {name: Sweep.slope(self.betas, errs) for name, errs in self.errors[N].items()}
+
+    def error_at(self, N: int, beta: float) -> float:
+        """The worst parameter's error at the sweep's β closest to ``beta``."""
+        i = int(np.argmin([abs(math.log(b / beta)) for b in self.betas]))
+        return max(errs[i] for errs in self.errors[N].values())
+
+    def to_dict(self) -> dict:
+        return {str(N): {"betas": self.betas, "rel_error": errs, "slopes": self.slopes(N)}
+                for N, errs in self.errors.items()}
+
+
+def order_sweep(run: GDURun, rule: LearningRule, points=(1, 2, 3, 4), betas=None) -> OrderSweep:
+    """Holomorphic EP (``rule`` an EP, its β replaced) with N points over ``betas``, against the run's BPTT gradient."""
+    betas = [float(b) for b in (np.logspace(-1, -3, 5) if betas is None else betas)]
+    errors: dict[int, dict[str, list[float]]] = {}
+    for N in points:
+        per_beta = [update_errors(run, replace(rule, beta=b, T2=run.T2, estimator="holomorphic", points=N))  # type: ignore
+                    for b in betas]
+        errors[N] = {name: [e[name] for e in per_beta] for name in per_beta[0]}
+    return OrderSweep(betas, errors)

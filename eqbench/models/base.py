@@ -207,6 +207,12 @@ class EnergyModel(Trainable):
         with symmetric weights), which `eqbench.checks.energy.coupling_norm` needs; otherwise the reason."""
         return "it does not declare an affine symmetric drive (EnergyModel.why_drive_not_affine)"
 
+    def why_not_holomorphic(self) -> str | None:
+        """None when the dynamics and Φ extend holomorphically to complex states, β and parameters and run unchanged
+        on complex tensors (a model moved to a complex dtype), which holomorphic EP needs (Laborieux & Zenke 2022);
+        otherwise the reason."""
+        return "it does not declare holomorphic dynamics (EnergyModel.why_not_holomorphic)"
+
     def parity_groups(self) -> list[list[int]]:
         """Layers updated together by an asynchronous relaxation: even layers, then odd ones.
 

@@ -176,7 +176,7 @@ class LayeredEP(EnergyModel):
         if c.pool == "m":
             return F.max_pool2d(z, k, k, return_indices=True) if indices else F.max_pool2d(z, k, k)
         if c.pool == "a":
-            z = F.avg_pool2d(z, k, k)
+            z = _avg_pool(z, k)
         return (z, None) if indices else z
 
     def _phi_mixed(self, x: Tensor, pre: State, post: State, beta: float, y: Tensor | None) -> Tensor:
@@ -204,6 +204,8 @@ class LayeredEP(EnergyModel):
             return 0.5 * ((out - t) ** 2).sum(1)
         if y.dtype != torch.long:
             raise ConfigError("the cross-entropy loss needs class-index targets")
+        if out.is_complex():  # log Σ exp − the target's logit: the holomorphic extension (no complex cross_entropy)
+            return torch.logsumexp(out, 1) - out.gather(1, y[:, None])[:, 0]
         return F.cross_entropy(out, y, reduction="none")
 
     def output(self, s: State) -> Tensor:
@@ -335,7 +337,7 @@ class LayeredEP(EnergyModel):
         if self.loss_name == "mse":
             t = F.one_hot(y, self.n_classes).to(out.dtype) if y.dtype == torch.long else y
             return out - t
-        err = torch.softmax(out, 1) - F.one_hot(y, self.n_classes).to(out.dtype)
+        err = _softmax(out) - F.one_hot(y, self.n_classes).to(out.dtype)
         if self.readout is None:
             return err
         return (err @ self.readout.weight).reshape(s[-1].shape)
@@ -352,6 +354,15 @@ class LayeredEP(EnergyModel):
             return None
         sq = sum((si.flatten(1) ** 2).sum(1) for si in s)
         return 0.5 * a * sq - self.phi(self.check_input(x), s, beta, y)
+
+    def why_not_holomorphic(self) -> str | None:
+        if not self._inherits("drive", "update", "phi", "loss", "loss_grad"):
+            return f"{type(self).__name__} redefines LayeredEP's step or Φ and declares no holomorphic extension"
+        if not self.act.holomorphic:
+            return f"its activation {self.act.name} is not holomorphic (a clip or kink); use e.g. my_sigmoid or my_holotanh"
+        if any(c.pool == "m" for c in self.conns):
+            return "it has max pooling, which has no holomorphic extension; use avg pooling"
+        return None
 
     def why_drive_not_affine(self) -> str | None:
         if self.feedback:
@@ -425,3 +436,33 @@ class LayeredEP(EnergyModel):
 
 def _identity(u: Tensor) -> Tensor:
     return u
+
+
+class RealPartStep(LayeredEP):
+    """Negative control of holomorphic EP: the step applies the activation to the real part of the drive only,
+    σ(Re u), which is no holomorphic function, while the model still declares holomorphic dynamics. On real states
+    it is LayeredEP itself; on the circle's complex phases the states see only Re β_k, so the estimate loses its
+    order N (for N ≥ 3 it tends to half the gradient: the mean of Re(β_k)/β_k over the circle is ½)."""
+
+    def update(self, s: State, u: State) -> State:
+        return [act(ui.real).to(ui.dtype) if ui.is_complex() else act(ui) for act, ui in zip(self.activations(), u)]
+
+    def why_not_holomorphic(self) -> str | None:
+        return None  # the false declaration under test
+
+
+def real_part_step_mlp(sizes: Sequence[int], **kw) -> RealPartStep:
+    """A P_MLP with `RealPartStep`'s non-holomorphic step (``eqbench.models.layered:real_part_step_mlp``)."""
+    return RealPartStep((sizes[0],), fc=sizes[1:], name="P_MLP σ(Re u)", **kw)
+
+
+def _avg_pool(z: Tensor, k: int) -> Tensor:
+    """k×k average pooling, stride k; a complex z pools its real and imaginary parts (torch has no complex kernel)."""
+    if z.is_complex():
+        return torch.complex(F.avg_pool2d(z.real, k, k), F.avg_pool2d(z.imag, k, k))
+    return F.avg_pool2d(z, k, k)
+
+
+def _softmax(z: Tensor) -> Tensor:
+    """Softmax over classes; for complex logits its holomorphic extension exp(z − logsumexp z)."""
+    return torch.exp(z - torch.logsumexp(z, 1, keepdim=True)) if z.is_complex() else torch.softmax(z, 1)
