@@ -518,8 +518,8 @@ def catalogue() -> list[Claim]:
 
 HOLO_WHY = ("Laborieux & Zenke 2022: the Cauchy estimate over N points on the circle |β| has bias O(|β|^N) (N = 1: "
             "one-sided, O(β)); ±10 % around N separates the orders; every parameter's slope must lie in the band")
-CL_WHY = ("the clamped equilibrium is smooth in the clamp's displacement η·e, so CL(η) = c₀ + c₁η + O(η²) and the ratio "
-          "of successive differences at η, η/2, η/4 is 2 + O(η); ±10 %")
+CL_WHY = ("the clamped equilibrium is smooth in the clamp's displacement η·e, so CL(η) = c₀ + c₁η + O(η²) and the "
+          "ratio of successive differences at η, η/2, η/4 is 2 + O(η); ±10 %")
 
 
 def _holomorphic_claims() -> list[Claim]:

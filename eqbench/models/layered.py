@@ -359,7 +359,8 @@ class LayeredEP(EnergyModel):
         if not self._inherits("drive", "update", "phi", "loss", "loss_grad"):
             return f"{type(self).__name__} redefines LayeredEP's step or Φ and declares no holomorphic extension"
         if not self.act.holomorphic:
-            return f"its activation {self.act.name} is not holomorphic (a clip or kink); use e.g. my_sigmoid or my_holotanh"
+            return (f"its activation {self.act.name} is not holomorphic (a clip or kink); use e.g. my_sigmoid or "
+                    "my_holotanh")
         if any(c.pool == "m" for c in self.conns):
             return "it has max pooling, which has no holomorphic extension; use avg pooling"
         return None
