@@ -532,7 +532,7 @@ def _holomorphic_claims() -> list[Claim]:
         for N in HOLOMORPHIC_POINTS:
             out.append(Claim("gdu", label, f"holomorphic EP N={N}: slope of the update's error vs β, every parameter "
                              "(float64)", holomorphic_slope(N), band(0.9 * N, 1.1 * N), HOLO_WHY, fmt="{:.3f}",
-                             key=f"holomorphic/{label}/slope_N{N}"))
+                             key=f"gdu/{label}/holomorphic_slope_N{N}"))
         out += [Claim("gdu", label, f"holomorphic EP N={N}: update rel. error at β={HOLOMORPHIC_BETA:g} (reported)",
                       holomorphic_error(N), None, "C_N·β^N") for N in HOLOMORPHIC_POINTS]
         out += [

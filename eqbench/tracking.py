@@ -109,7 +109,7 @@ def catalogue() -> dict[str, Tracked]:
                   "margin": ("max ΔE / bound", "lower", 0.5, False, None),
                   "max_diff": ("max |Δ|", "lower", 1e-12, False, None),
                   # holomorphic EP's orders N = 1 … 4 (the suite's bands are ±10 % of N)
-                  **{f"slope_N{n}": ("slope", "target", 0.05 * n, False, float(n)) for n in range(1, 5)}}
+                  **{f"holomorphic_slope_N{n}": ("slope", "target", 0.05 * n, False, float(n)) for n in range(1, 5)}}
     out: list[Tracked] = []
     for c in claims():
         if c.key is not None:

@@ -70,6 +70,7 @@ ENERGY: dict[str, tuple[str, dict, str, str]] = {
     "P_CNN": ("P_CNN", CNN, "sgd", "int"),
     "P_CNN_nopool_ce_softmax": ("P_CNN", {**CNN, "pools": "im", "fc": [4, 3], "loss": "ce", "softmax": True},
                                 "adam", "int"),
+    "P_CNN_avg_sigmoid": ("P_CNN", {**CNN, "pools": "aa", "act": "my_sigmoid"}, "sgd", "int"),
     "VF_MLP": ("VF_MLP", MLP, "sgd", "int"),
     "VF_MLP_same_update": ("VF_MLP", {"sizes": [6, 5, 4, 3], "same_update": True, "tied_init": True}, "sgd", "int"),
     "VF_CNN": ("VF_CNN", CNN, "sgd", "int"),
@@ -99,7 +100,8 @@ FEEDFORWARD: dict[str, tuple[str, dict, str, str]] = {
 ALL_CASES = {**ENERGY, **FEEDFORWARD}
 
 #: rule id → (registry name, options); EP's seed is pinned so random_sign draws both signs over the cases
-EP_RULES = {f"EP-{est}": ("EP", {"beta": 0.5, "T1": T1, "T2": T2, "estimator": est}) for est in ESTIMATORS}
+EP_RULES = {f"EP-{est}": ("EP", {"beta": 0.5, "T1": T1, "T2": T2, "estimator": est}) for est in ESTIMATORS
+            if est != "holomorphic"}  # holomorphic EP needs a holomorphic model: an extra variant below
 BASE_ENERGY_RULES = {**EP_RULES, "BPTT": ("BPTT", {"T1": T1, "T2": T2})}
 EXTRA_RULES = {
     "EP-persistent": ("EP", {"beta": 1.0, "T1": T1, "T2": T2, "estimator": "random_sign", "persistent": True}),
@@ -107,6 +109,8 @@ EXTRA_RULES = {
     "EP-autograd": ("EP", {"beta": 0.5, "T1": T1, "T2": T2, "estimator": "one_sided", "closed_form": False}),
     "BPTT-autograd": ("BPTT", {"T1": T1, "T2": T2, "closed_form": False}),
     "BPTT-async": ("BPTT", {"T1": T1, "T2": T2, "mode": "async"}),
+    "EP-holomorphic": ("EP", {"beta": 0.5, "T1": T1, "T2": T2, "estimator": "holomorphic", "points": 3}),
+    "CL": ("CL", {"eta": 0.5, "T1": T1, "T2": T2}),
 }
 #: the extra rule variants, each on the cases whose code paths differ (async: not HOPFIELD nor SEQ_*,
 #: which relax synchronously by design and raise a ConfigError)
@@ -117,6 +121,10 @@ EXTRA: dict[str, list[str]] = {
                     "BIN_CNN_W"],
     "BPTT-autograd": ["P_CNN", "VF_MLP", "HOPFIELD_SW_gradient", "BIN_MLP_W_gradient_expand", "BIN_CNN_W_N_pool3"],
     "BPTT-async": ["P_MLP", "VF_CNN", "BIN_MLP_W_N"],
+    # the complex copy of the model, avg pooling on complex states, the complex cross-entropy of a softmax readout
+    "EP-holomorphic": ["P_MLP_ce_softmax", "P_CNN_avg_sigmoid"],
+    # the clamped relaxation (not for a softmax readout, which coupled learning refuses)
+    "CL": ["P_MLP", "P_CNN", "VF_MLP", "BIN_MLP_W"],
 }
 #: forward-only rules and the models they train (FA and DFA: FeedForward only)
 FORWARD_RULES = {"PEPITA": ["FC", "FC_dropout_tanh", "CONV1FC"], "BP": ["FC", "FC_dropout_tanh", "CONV1FC"],
