@@ -141,14 +141,14 @@ def _verdicts(rows: list[Row], prefix: str) -> dict[str, str]:
 def test_gate_flags_planted_gdu_and_memory_errors_and_passes_a_comment(clone: Path, tmp_path: Path, plant):
     out = tmp_path / "reports"
     base = regress.resolve(clone, "HEAD")
-    comment = plant(clone, "eqbench/rules.py", '"""The (s1, β1, s2, β2) pair of the estimator',
-                    '"""(a comment-only change) The (s1, β1, s2, β2) pair of the estimator', "comment only")
+    comment = plant(clone, "eqbench/rules.py", '"""The (s1, β1, s2, β2) pair of a two-point estimator',
+                    '"""(a comment-only change) The (s1, β1, s2, β2) pair of a two-point estimator', "comment only")
     status, rows = run_gate(base, comment, repo=clone, profile="correctness", quiet=True, out=out)
     assert status == 0 and all(r.verdict == "ok" for r in rows), [r for r in rows if r.verdict != "ok"]
     report = json.loads((out / f"{base[:10]}-{comment[:10]}.json").read_text())
     assert report["pass"] and len(report["rows"]) == len(rows) == 9
 
-    factor = plant(clone, "eqbench/rules.py", "obj = obj * (-1.0 / denom)", "obj = obj * (-2.0 / denom)",
+    factor = plant(clone, "eqbench/rules.py", "obj = obj * (-weight / denom)", "obj = obj * (-2.0 * weight / denom)",
                    "estimator ×2")
     status, rows = run_gate(base, factor, repo=clone, profile="correctness", quiet=True, out=out)
     gdu = _verdicts(rows, "gdu/")

@@ -17,7 +17,7 @@ from eqbench.registry import METRICS, NOT_FOUND, Baseline, default_folder, get_b
 
 SHIPPED = Path(__file__).resolve().parents[1] / "baselines"
 PAPERS = {"laborieux2021", "gammell2021", "laydevant2021", "bal2023", "dellaferrera2022", "laborieux2022",
-          "scellier2017", "ernoult2019", "scellier2023", "srinivasan2024"}
+          "scellier2017", "ernoult2019", "scellier2023", "srinivasan2024", "stern2021", "elayedam2025", "scellier2026"}
 
 # Laborieux et al. 2021 Table 1 (no dropout rows), baselines.md §1b:
 # id → (model, loss, softmax, same_update, rule, estimator, β, T2)
