@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install test bench benchmarks asv history regress gpu-check example lint clean
+.PHONY: install test bench benchmarks asv history regress gpu-check example mutation lint clean
 
 install: $(STAMP)
 
@@ -54,6 +54,12 @@ gpu-check: $(STAMP)
 example: $(STAMP)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps -e examples/third_party_model
 	EQBENCH_HYPOTHESIS_PROFILE=$${EQBENCH_HYPOTHESIS_PROFILE:-ci} $(BIN)/python -m pytest examples/third_party_model/tests
+
+# mutation testing (not in CI: minutes per module): mutmut over MODULES (files or folders) with the fast test tier of
+# [tool.mutmut] in a scratch copy (build/mutation); reports/mutation/summary.md lists every survivor with its diff
+MODULES ?= eqbench/rules.py
+mutation: $(STAMP)
+	$(BIN)/python suites/mutation/run.py $(MODULES) --out reports/mutation
 
 lint: $(STAMP)
 	$(BIN)/ruff check eqbench suites tests examples

@@ -1,0 +1,154 @@
+"""Mutation testing of eqbench's own code (``make mutation MODULES=...``): mutmut over chosen modules, then a report.
+
+mutmut (3.x) copies the package into ``mutants/``, plants one mutation per copy of a function (an operator, a
+constant, a keyword, a returned value…), runs the tests that reach that function and calls the mutant *killed* when
+one of them fails and *survived* when all pass. This driver runs it in a scratch copy of the repository
+(``build/mutation``: the work tree is never touched) with ``only_mutate`` set to the modules asked for, and writes
+
+* ``reports/mutation/summary.md``: per module, the mutants, killed, survived, equivalent, untested and the kill rate
+  killed / (mutants − equivalent − untested); then every survivor with its diff;
+* ``reports/mutation/results.json``: every mutant's status.
+
+Equivalent mutants (no result of any call can change) are listed with a one-line reason in
+``suites/mutation/equivalent.yaml``; an entry whose mutant no longer exists or was killed is reported as stale.
+The test tier is ``[tool.mutmut]`` of pyproject.toml: tests/ and the claims, properties and energy suites, without
+the tests that run eqbench in another process (the gate's clones, the launcher, data-parallel workers, estimate),
+which a mutant in ``mutants/`` cannot reach.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+EQUIVALENT = ROOT / "suites" / "mutation" / "equivalent.yaml"
+KILLED = {"killed", "timeout", "caught by type check", "segfault"}
+UNTESTED = {"no tests", "not checked", "skipped"}
+
+
+def _status(code) -> str:
+    from mutmut.stats import status_by_exit_code
+
+    return status_by_exit_code[code]
+
+
+def prepare(work: Path, modules: list[str]) -> None:
+    """A copy of the tracked files in ``work`` whose [tool.mutmut] mutates ``modules`` only (kept between runs of
+    the same modules, so that mutmut resumes; started afresh when the modules or the sources changed)."""
+    stamp = work / ".modules"
+    files = subprocess.run(["git", "ls-files"], cwd=ROOT, capture_output=True, text=True, check=True).stdout.split()
+    key = json.dumps({"modules": modules, "mtimes": [os.path.getmtime(ROOT / f) for f in files if f.endswith(".py")]})
+    if stamp.exists() and stamp.read_text() == key:
+        return
+    shutil.rmtree(work, ignore_errors=True)
+    for f in files:
+        (work / f).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(ROOT / f, work / f)
+    pyproject = (work / "pyproject.toml").read_text()
+    only = "only_mutate = [" + ", ".join(json.dumps(m) for m in modules) + "]\n"
+    (work / "pyproject.toml").write_text(pyproject.replace("[tool.mutmut]\n", "[tool.mutmut]\n" + only, 1))
+    stamp.write_text(key)
+
+
+def results(work: Path) -> dict[str, dict[str, str]]:
+    """module path → mutant name → status, from mutmut's ``mutants/**/*.meta``."""
+    out: dict[str, dict[str, str]] = {}
+    for meta in sorted((work / "mutants").rglob("*.py.meta")):
+        module = str(meta.relative_to(work / "mutants"))[: -len(".meta")]
+        codes = json.loads(meta.read_text()).get("exit_code_by_key", {})
+        if codes:
+            out[module] = {name: _status(code) for name, code in sorted(codes.items())}
+    return out
+
+
+def diff(work: Path, name: str) -> str:
+    r = subprocess.run([sys.executable, "-m", "mutmut", "show", name], cwd=work, capture_output=True, text=True)
+    return r.stdout.strip() or r.stderr.strip()
+
+
+def report(work: Path, out: Path, modules: list[str], seconds: float | None) -> dict:
+    res = {m: v for m, v in results(work).items() if m in modules}
+    equivalent = (yaml.safe_load(EQUIVALENT.read_text()) or {}) if EQUIVALENT.exists() else {}
+    rows, survivors, stale = [], [], []
+    for module, statuses in res.items():
+        eq = {n for n in statuses if n in equivalent and statuses[n] == "survived"}
+        stale += [n for n in equivalent if n in statuses and statuses[n] != "survived"]
+        killed = sum(s in KILLED for s in statuses.values())
+        untested = sum(s in UNTESTED for s in statuses.values())
+        survived = [n for n, s in statuses.items() if s == "survived" and n not in eq]
+        other = len(statuses) - killed - untested - len(survived) - len(eq)
+        judged = len(statuses) - len(eq) - untested
+        rows.append({"module": module, "mutants": len(statuses), "killed": killed, "survived": len(survived),
+                     "equivalent": len(eq), "untested": untested, "other": other,
+                     "kill_rate": killed / judged if judged else None})
+        survivors += [(module, n) for n in survived]
+    prefixes = tuple(m.replace("/", ".")[: -len(".py")] + "." for m in modules)
+    stale += [n for n in equivalent if n.startswith(prefixes) and not any(n in s for s in res.values())]
+    out.mkdir(parents=True, exist_ok=True)
+    lines = ["# Mutation testing", "",
+             f"mutmut over {', '.join(modules)}" + (f", {seconds / 60:.1f} min" if seconds else "") + ".", "",
+             "| module | mutants | killed | survived | equivalent | untested | kill rate |",
+             "|---|---|---|---|---|---|---|"]
+    for r in rows:
+        rate = "—" if r["kill_rate"] is None else f"{100 * r['kill_rate']:.1f} %"
+        lines.append(f"| {r['module']} | {r['mutants']} | {r['killed']} | {r['survived']} | {r['equivalent']} | "
+                     f"{r['untested']} | {rate} |")
+    lines += ["", "Kill rate = killed / (mutants − equivalent − untested); equivalent mutants are listed with their "
+              "reason in suites/mutation/equivalent.yaml.", ""]
+    if stale:
+        lines += ["## Stale equivalent entries (no such surviving mutant)", ""] + [f"- `{n}`" for n in stale] + [""]
+    lines += [f"## Survivors ({len(survivors)})", ""]
+    for _module, name in survivors:
+        lines += [f"### `{name}`", "", "```diff", diff(work, name), "```", ""]
+    (out / "summary.md").write_text("\n".join(lines))
+    data = {"modules": modules, "rows": rows, "results": res, "stale_equivalent": stale, "minutes":
+            None if seconds is None else seconds / 60}
+    (out / "results.json").write_text(json.dumps(data, indent=1))
+    return data
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("modules", nargs="+", help="module paths, e.g. eqbench/rules.py (a folder: every .py in it)")
+    ap.add_argument("--out", type=Path, default=ROOT / "reports" / "mutation")
+    ap.add_argument("--work", type=Path, default=ROOT / "build" / "mutation")
+    ap.add_argument("--jobs", type=int, default=os.cpu_count() or 1)
+    ap.add_argument("--report-only", action="store_true", help="rewrite the report from the last run")
+    a = ap.parse_args(argv)
+    modules: list[str] = []
+    for m in a.modules:
+        p = ROOT / m
+        if p.is_dir():
+            modules += sorted(str(f.relative_to(ROOT)) for f in p.rglob("*.py"))
+        elif p.suffix == ".py" and p.is_file():
+            modules.append(m)
+        else:
+            ap.error(f"no such module {m!r} (a .py file or a folder of the repository)")
+    seconds = None
+    if not a.report_only:
+        prepare(a.work, modules)
+        env = {**os.environ, "EQBENCH_HYPOTHESIS_PROFILE": "ci", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+        t0 = time.perf_counter()
+        subprocess.run([sys.executable, "-m", "mutmut", "run", "--max-children", str(a.jobs)], cwd=a.work, env=env,
+                       check=False)
+        seconds = time.perf_counter() - t0
+    data = report(a.work, a.out, modules, seconds)
+    for r in data["rows"]:
+        rate = "—" if r["kill_rate"] is None else f"{100 * r['kill_rate']:.1f} %"
+        print(f"{r['module']}: {r['mutants']} mutants, {r['killed']} killed, {r['survived']} survived, "
+              f"{r['equivalent']} equivalent, {r['untested']} untested: kill rate {rate}")
+    print(f"report: {a.out / 'summary.md'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
