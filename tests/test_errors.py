@@ -75,7 +75,8 @@ def test_estimator_rejects_beta_it_divides_by(beta):
 
 
 def test_unknown_estimator_and_rule():
-    with pytest.raises(ConfigError, match=r"unknown estimator 'two_sided'; known: centered, holomorphic, one_sided, random_sign, symmetric"):
+    with pytest.raises(ConfigError, match=r"unknown estimator 'two_sided'; known: centered, holomorphic, one_sided, "
+                                         r"random_sign, symmetric"):
         EP(beta=0.1, T1=10, T2=5, estimator="two_sided")
     with pytest.raises(ConfigError, match=r"unknown learning rule 'CEP'"):
         build_rule("CEP")
