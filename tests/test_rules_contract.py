@@ -99,3 +99,23 @@ def test_rule_plugins_are_read_from_the_eqbench_rules_group(monkeypatch):
     monkeypatch.setattr(plugins, "_group", lambda group: {"EP": "eqbench.rules:BPTT"})
     with pytest.raises(ConfigError, match="shadows eqbench's own 'EP'"):
         all_rules()
+
+
+def test_evaluation_continues_the_test_batch_particle():
+    """With persistent particles, evaluating a test batch starts from (and updates) that batch's particle, as
+    Gammell et al.'s calculate_test_error does."""
+    model, x, _ = _mlp()
+    rule = EP(beta=0.1, T1=2, T2=2, persistent=True)
+    _, first = rule.predict(model, x, key="test/0")
+    _, second = rule.predict(model, x, key="test/0")
+    assert all(torch.equal(a, b) for a, b in zip(second, relax(model, x, first, 2)))
+
+
+def test_a_rule_without_persistence_ignores_restored_particles():
+    """Particles in a loaded state (a checkpoint of a persistent run) are not used by a rule with persistent off."""
+    model, x, _ = _mlp()
+    rule = EP(beta=0.1, T1=2, T2=2)
+    rule.load_state_dict({"particles": {"b": [torch.full((3, 5), 0.5), torch.full((3, 4), 0.5)]},
+                          "gen": rule.state_dict()["gen"]})
+    fresh = EP(beta=0.1, T1=2, T2=2).free_phase(model, x)
+    assert all(torch.equal(a, b) for a, b in zip(rule.free_phase(model, x, key="b"), fresh))
