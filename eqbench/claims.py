@@ -16,7 +16,7 @@ from __future__ import annotations
 import functools
 import math
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import torch
@@ -284,16 +284,17 @@ def holomorphic_error(N: int) -> Callable[[Subject], float]:
     return measure
 
 
-def _flat(update: dict, names: list[str]) -> torch.Tensor:
-    return torch.cat([update[n].flatten() for n in names])
+def _flat(update: dict, model) -> torch.Tensor:
+    """One vector of a per-parameter dict, in the model's parameter order."""
+    return torch.cat([update[n].flatten() for n, _ in model.named_parameters()])
 
 
 def holomorphic_n2_minus_symmetric(sub: Subject) -> float:
     """max |holomorphic N = 2 − symmetric| over the update at β = 1e-2, relative to max |symmetric|."""
     run, rule = sub.gdu()
-    names = [n for n, _ in sub.model.named_parameters()]
-    a = _flat(replace_rule(rule, estimator="holomorphic", points=2).update(sub.model, run.x, run.y, run.free)[0], names)
-    b = _flat(replace_rule(rule, estimator="symmetric").update(sub.model, run.x, run.y, run.free)[0], names)
+    a = _flat(replace_rule(rule, estimator="holomorphic", points=2).update(sub.model, run.x, run.y, run.free)[0],
+              sub.model)
+    b = _flat(replace_rule(rule, estimator="symmetric").update(sub.model, run.x, run.y, run.free)[0], sub.model)
     return float((a - b).abs().max() / b.abs().max())
 
 
@@ -301,15 +302,12 @@ def holomorphic_imaginary(sub: Subject) -> float:
     """max |Im| over max |Re| of the N = 3 circle summed over all three points (no conjugate pairing)."""
     run, rule = sub.gdu()
     r = replace_rule(rule, estimator="holomorphic", points=3)
-    names = [n for n, _ in sub.model.named_parameters()]
-    re = _flat(r.circle_grads(sub.model, run.x, run.y, run.free, full=True), names)
-    im = _flat(r.circle_grads(sub.model, run.x, run.y, run.free, full=True, part="imag"), names)
+    re = _flat(r.circle_grads(sub.model, run.x, run.y, run.free, full=True), sub.model)
+    im = _flat(r.circle_grads(sub.model, run.x, run.y, run.free, full=True, part="imag"), sub.model)
     return float(im.abs().max() / re.abs().max())
 
 
 def replace_rule(rule: LearningRule, **changes: Any) -> LearningRule:
-    from dataclasses import replace
-
     return replace(rule, beta=HOLOMORPHIC_BETA, **changes)  # type: ignore[type-var]
 
 
@@ -319,16 +317,14 @@ CL_ETAS = (1.0, 0.5, 0.1, 0.01)
 def coupled_update(sub: Subject, eta: float, control: type | None = None) -> torch.Tensor:
     run, _ = sub.gdu()
     rule = (control or CoupledLearning)(eta=eta, T1=sub.case.T1, T2=sub.case.T2)
-    names = [n for n, _ in sub.model.named_parameters()]
-    return _flat(rule.update(sub.model, run.x, run.y, run.free)[0], names)
+    return _flat(rule.update(sub.model, run.x, run.y, run.free)[0], sub.model)
 
 
 def coupled_alignment(eta: float) -> Callable[[Subject], float]:
     """cos(coupled learning's update at η, the BPTT gradient)."""
     def measure(sub: Subject) -> float:
         run, _ = sub.gdu()
-        g = _flat({n: run.bptt[n].sum(0) for n, _ in sub.model.named_parameters()},
-                  [n for n, _ in sub.model.named_parameters()])
+        g = _flat({n: run.bptt[n].sum(0) for n, _ in sub.model.named_parameters()}, sub.model)
         c = coupled_update(sub, eta)
         return float(c @ g / (c.norm() * g.norm()))
     return measure

@@ -358,6 +358,7 @@ class CoupledLearning(Relaxing):
     """
 
     eta: float = 0.5
+    _cost_checked: set = field(init=False, repr=False, default_factory=set)  # ids of models whose cost was checked
 
     def __post_init__(self) -> None:
         if isinstance(self.eta, bool) or not isinstance(self.eta, (int, float)) or not 0 < self.eta <= 1:
@@ -371,8 +372,11 @@ class CoupledLearning(Relaxing):
             (g,) = grads(model.loss([*(f.detach() for f in free[:-1]), top], y).sum(), [top])
         return free[-1].detach() - self.eta * g
 
-    def update(self, model: EnergyModel, x: Tensor, y: Tensor, free: State, cache: dict | None = None):
-        with torch.enable_grad():  # ∂L/∂θ at fixed states: non-zero only for parameters of the cost itself
+    def _check_cost(self, model: EnergyModel, free: State, y: Tensor) -> None:
+        """Refuse a cost with parameters of its own (∂L/∂θ ≠ 0 at fixed states), once per model."""
+        if id(model) in self._cost_checked:
+            return
+        with torch.enable_grad():
             names, params = zip(*model.named_parameters())
             cost = model.loss([f.detach() for f in free], y).sum()
             direct = torch.autograd.grad(cost, params, allow_unused=True) if cost.requires_grad else [None] * len(names)
@@ -380,6 +384,10 @@ class CoupledLearning(Relaxing):
         if own:
             raise ConfigError(f"coupled learning cannot train {model.name}: its cost has parameters of its own "
                               f"({', '.join(own)}, e.g. a softmax readout) that Φ does not contain")
+        self._cost_checked.add(id(model))
+
+    def update(self, model: EnergyModel, x: Tensor, y: Tensor, free: State, cache: dict | None = None):
+        self._check_cost(model, free, y)
         clamp = {len(free) - 1: self.clamped_output(model, free, y)}
         clamped = self.relax(model, x, free, self.T2, y=y, cache=cache, clamp=clamp)
         return model.postprocess_grads(self.pair_grads(model, x, y, free, free, 0.0, clamped, 0.0, denom=self.eta)), {}
