@@ -207,7 +207,7 @@ def _train(a: argparse.Namespace) -> int:
             raise ConfigError(f"--ddp {a.ddp} is larger than the batch ({batch}): each process needs an example")
         spawn(a.ddp, _train, argparse.Namespace(**{**vars(a), "ddp": None}))
         return 0
-    from .distributed import init_from_env
+    from .distributed import finish, init_from_env
 
     kw = {"data_dir": a.data_dir, "download": a.download, "progress": not a.quiet}
     if a.resume:
@@ -219,6 +219,7 @@ def _train(a: argparse.Namespace) -> int:
         init_from_env(cfg.device)
         trainer = Trainer(cfg, a.out or str(Path("results") / "train" / Path(a.config).stem), **kw)
     result = trainer.fit()
+    finish()
     if not trainer.shard.main:
         return 0
     if "best_test_cost" in result:

@@ -116,9 +116,19 @@ def _entry(rank: int, world: int, port: int, threads: int, fn: Callable[..., Any
     torch.set_num_threads(threads)
     try:
         fn(*args)
-    finally:
+        finish()
+    finally:  # a failed rank: the others are terminated by torch.multiprocessing, no barrier to wait on
         if dist.is_initialized():
             dist.destroy_process_group()
+
+
+def finish() -> None:
+    """Leave the process group after a successful run (`spawn` and torchrun alike): a barrier first, so that no
+    rank tears its gloo connections down while another still uses them (a rank that exits early can abort its
+    peer with SIGABRT), then ``destroy_process_group``. Nothing without a process group."""
+    if dist.is_available() and dist.is_initialized():
+        dist.barrier()
+        dist.destroy_process_group()
 
 
 def spawn(world: int, fn: Callable[..., Any], *args: Any, threads: int | None = None) -> None:
