@@ -121,8 +121,9 @@ class ScheduleConfig:
 
 @dataclass
 class DataConfig:
-    """``shuffle``: ``epoch`` (reshuffle the train examples every epoch) or ``once`` (Gammell et al. 2021:
-    consecutive batches in an order drawn once from the seed and replayed every epoch); see
+    """``shuffle``: ``epoch`` (reshuffle the train examples every epoch), ``once`` (Gammell et al. 2021, MNIST:
+    consecutive batches in an order drawn once from the seed and replayed every epoch) or ``none`` (their
+    diabetes and wine: the same batches in the split's order every epoch); see
     :func:`eqbench.data.make_loaders`. ``embeddings``: the word2vec file of the text datasets ``imdb`` and
     ``snli``, relative to the data folder unless absolute; None reads
     ``<data_dir>/GoogleNews-vectors-negative300.bin`` (or ``.bin.gz``)."""
@@ -180,6 +181,9 @@ class RunConfig:
     dtype: str = "float32"
     device: str = "cpu"
     matmul_precision: str = "highest"  # float32 matmuls in full precision; "high" allows TF32 on a GPU
+    # evaluate the test set once before training (an epoch-0 row in metrics.jsonl), as Gammell et al.'s
+    # run_trials.py does: with persistent particles it also gives the test particles one more free phase
+    initial_eval: bool = False
     extra: dict[str, Any] = field(default_factory=dict)  # free-form notes carried to the run folder
 
     @classmethod
@@ -195,6 +199,8 @@ class RunConfig:
         if d.get("matmul_precision", "highest") not in MATMUL_PRECISIONS:
             raise ConfigError(f"{where}.matmul_precision must be one of {', '.join(MATMUL_PRECISIONS)}, got "
                               f"{d['matmul_precision']!r}")
+        if not isinstance(d.get("initial_eval", False), bool):
+            raise ConfigError(f"{where}.initial_eval must be true or false, got {d['initial_eval']!r}")
         sched = d.get("schedule")
         return cls(
             model=dict(d["model"]),
@@ -207,6 +213,7 @@ class RunConfig:
             dtype=d.get("dtype", "float32"),
             device=d.get("device", "cpu"),
             matmul_precision=d.get("matmul_precision", "highest"),
+            initial_eval=d.get("initial_eval", False),
             extra=dict(d.get("extra") or {}),
         )
 

@@ -9,7 +9,8 @@ free phase only (§A.9).
 The run folder::
 
     config.yaml      the resolved config
-    metrics.jsonl    one JSON line per finished epoch
+    metrics.jsonl    one JSON line per finished epoch (and an epoch-0 line of the test set before training,
+                     with ``initial_eval``)
     accuracy.png     train / test accuracy per epoch, redrawn every epoch
     activations.png  histogram of the free-phase activations of each layer (first test batch)
     alignment.png    per-layer angle of the update to BP's gradient, for rules that report one
@@ -27,7 +28,7 @@ same numbers as an uninterrupted one.
 
 Regression datasets (``DATASET_INFO[name].task``) are scored by the mean cost C = ½‖y − ŷ‖² (Gammell et
 al.'s error for diabetes) instead of accuracy; a rule with ``persistent`` particles is given a ``key``
-per fixed batch (``train/<b>``, ``test/<b>``) and needs ``data.shuffle: once``.
+per fixed batch (``train/<b>``, ``test/<b>``) and needs ``data.shuffle: once`` or ``none``.
 """
 
 from __future__ import annotations
@@ -139,8 +140,8 @@ def build_parts(cfg: RunConfig) -> tuple[torch.nn.Module, Any, torch.optim.Optim
     if rule_name == "EP":
         rule_cfg.setdefault("seed", cfg.seed)
     rule = build_rule(rule_name, **rule_cfg)
-    if rule.persistent and cfg.data.shuffle != "once":
-        raise ConfigError("persistent particles belong to fixed batches: set data.shuffle to 'once' "
+    if rule.persistent and cfg.data.shuffle == "epoch":
+        raise ConfigError("persistent particles belong to fixed batches: set data.shuffle to 'once' or 'none' "
                           f"(got {cfg.data.shuffle!r})")
     optimizer = build_optimizer(model, cfg.optimizer)
     scheduler = None
@@ -359,6 +360,8 @@ class Trainer:
                    TextColumn("{task.fields[stats]}")]
         key = "cost" if self.regression else "acc"
         with Progress(*columns, disable=not (self.progress and self.shard.main)) as progress:
+            if self.cfg.initial_eval and not self.history:
+                self._initial_eval(key)
             while self.epoch < self.cfg.epochs:
                 t0 = time.perf_counter()
                 train_loss, train_metric, batches, flips = self._train_epoch(progress)
@@ -388,12 +391,22 @@ class Trainer:
                     progress.console.print(f"epoch {self.epoch}: train loss {train_loss:.4f}, train {key} "
                                            f"{train_metric:.4g}{unit}, test {key} {test_metric:.4g}{unit}")
         best = -self.best if self.regression else self.best
+        trained = [h for h in self.history if h["epoch"] > 0]
         result = {"epochs": self.epoch, "final": self.history[-1], f"best_test_{key}": best,
-                  "mean_epoch_s": sum(h["time_s"] for h in self.history) / len(self.history)}
+                  "mean_epoch_s": sum(h["time_s"] for h in trained) / len(trained)}
         result.update(self.run.model.run_metrics())
         if self.shard.main:
             write_json(self.out / "result.json", result)
         return result
+
+    def _initial_eval(self, key: str) -> None:
+        """The epoch-0 row: the test set evaluated before any update (Gammell et al.'s run_trials.py). It is
+        not a candidate for ``best`` (no training has happened) and is not checkpointed: a run killed before
+        its first epoch ends starts over and evaluates it again, to the same numbers."""
+        t0 = time.perf_counter()
+        self.history.append({"epoch": 0, f"test_{key}": self.evaluate(), "time_s": time.perf_counter() - t0})
+        if self.shard.main:
+            self._write_metrics()
 
     def _diagnostics(self) -> dict[str, float]:
         """A rule's per-epoch diagnostics (e.g. the angle of each layer's update to BP's gradient) on the

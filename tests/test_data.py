@@ -325,18 +325,36 @@ def test_shuffle_once_replays_one_batch_order():
     assert _batches(tr) != _batches(tr)
 
 
+def test_shuffle_none_visits_the_split_in_order_every_epoch():
+    """Gammell et al.'s diabetes and wine protocol: the examples shuffled once by the seed's split, then batches
+    0, 1, …, N−1 every epoch; the same batches as ``once`` (which only permutes their order)."""
+    tr = make_loaders("diabetes_gammell", batch_size=5, seed=4, shuffle="none")[0]
+    x_all = tr.dataset.tensors[0]
+    assert tr.batch_sampler.order == tuple(range(80))
+    for _ in range(2):  # every epoch the same
+        assert torch.equal(torch.cat([x for x, _ in tr]), x_all)
+    # the examples' order is the seed's permutation (the split), not the file's
+    assert not torch.equal(x_all, load_dataset("diabetes_gammell", "train", seed=5).tensors[0])
+    once = make_loaders("diabetes_gammell", batch_size=5, seed=4, shuffle="once")[0]
+    assert sorted(once.batch_sampler.batches) == list(tr.batch_sampler.batches)
+    assert once.batch_sampler.batches != tr.batch_sampler.batches
+    tr = make_loaders("wine_gammell", batch_size=7, seed=2, shuffle="none")[0]
+    assert len(tr) == 21 and torch.equal(torch.cat([x for x, _ in tr]), tr.dataset.tensors[0][:147])
+
+
 def test_shuffle_errors_and_config():
-    assert SHUFFLES == ("epoch", "once")
-    with pytest.raises(ConfigError, match=r"shuffle must be one of epoch, once, got 'never'"):
+    assert SHUFFLES == ("epoch", "once", "none")
+    with pytest.raises(ConfigError, match=r"shuffle must be one of epoch, once, none, got 'never'"):
         make_loaders("wine", batch_size=5, shuffle="never")
-    with pytest.raises(ConfigError, match=r"batch_size 200 is larger than the 150 training examples"):
-        make_loaders("wine_gammell", batch_size=200, shuffle="once")
+    for shuffle in ("once", "none"):
+        with pytest.raises(ConfigError, match=r"batch_size 200 is larger than the 150 training examples"):
+            make_loaders("wine_gammell", batch_size=200, shuffle=shuffle)
     cfg = DataConfig.from_dict({"name": "diabetes_gammell", "batch_size": 5, "shuffle": "once"})
     assert cfg.shuffle == "once" and DataConfig.from_dict({"name": "wine", "batch_size": 5}).shuffle == "epoch"
     from dataclasses import asdict
 
     assert DataConfig.from_dict(asdict(cfg)) == cfg
-    with pytest.raises(ConfigError, match=r"^config.data.shuffle must be one of epoch, once, got 'x'$"):
+    with pytest.raises(ConfigError, match=r"^config.data.shuffle must be one of epoch, once, none, got 'x'$"):
         DataConfig.from_dict({"name": "wine", "batch_size": 5, "shuffle": "x"}, "config.data")
 
 

@@ -3,6 +3,8 @@ the EP update as the authors write it, per-layer rates, persistent particles, an
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -177,6 +179,41 @@ def test_trainer_writes_costs_rates_and_spread(tmp_path):
     assert {"train_cost", "test_cost", "log_spread", "step_bound", "rate/1", "rate/3"} <= set(final)
     assert "test_acc" not in final and 0 < final["test_cost"] < 0.5
     assert (tmp_path / "batch_metrics.png").exists()
+
+
+def _rows(folder) -> list[dict]:
+    """metrics.jsonl without the timings."""
+    lines = (folder / "metrics.jsonl").read_text().splitlines()
+    return [{k: v for k, v in json.loads(line).items() if k != "time_s"} for line in lines]
+
+
+def test_initial_eval_is_an_epoch_zero_row_that_leaves_training_alone(tmp_path):
+    """Gammell et al. evaluate the test set once before training: an epoch-0 row with the untrained network's
+    test cost. It gives the test particles one more free phase (so later test costs differ) but touches neither
+    the training batches' particles nor any RNG: the training is the same as without it."""
+    class Stop(Exception):
+        pass
+
+    def stop(epoch, batch):
+        if epoch == 1 and batch == 2:  # mid second epoch: resume must neither repeat nor lose the epoch-0 row
+            raise Stop
+
+    cfg = RunConfig.from_dict(hopfield_config(epochs=2, initial_eval=True))
+    with pytest.raises(Stop):
+        Trainer(cfg, tmp_path / "cut", progress=False, on_batch=stop).fit()
+    Trainer.resume(tmp_path / "cut", progress=False).fit()
+    res = Trainer(cfg, tmp_path / "with", progress=False).fit()
+    Trainer(RunConfig.from_dict(hopfield_config(epochs=2)), tmp_path / "without", progress=False).fit()
+    with_, without = _rows(tmp_path / "with"), _rows(tmp_path / "without")
+    assert _rows(tmp_path / "cut") == with_
+    assert [r["epoch"] for r in with_] == [0, 1, 2] and set(with_[0]) == {"epoch", "test_cost"}
+    untrained = Trainer(cfg, tmp_path / "fresh", progress=False)
+    assert with_[0]["test_cost"] == untrained.evaluate()
+    for a, b in zip(with_[1:], without):
+        assert a["train_cost"] == b["train_cost"] and a["train_loss"] == b["train_loss"]
+        assert a["test_cost"] != b["test_cost"]  # the test particles started one free phase further on
+    assert res["best_test_cost"] == min(r["test_cost"] for r in with_[1:])  # epoch 0 is no candidate
+    assert res["final"]["epoch"] == 2
 
 
 @pytest.mark.parametrize("kw, msg", [

@@ -133,6 +133,7 @@ def test_layer_groups_take_their_own_rates():
     ({"data": {"name": "digits", "batch_size": 0}}, r"config.data.batch_size must be a positive integer"),
     ({"schedule": {"name": "cosine"}}, r"config.schedule is missing T_max"),
     ({"colour": "blue"}, r"config has unknown field\(s\) colour"),
+    ({"initial_eval": "yes"}, r"^config.initial_eval must be true or false, got 'yes'$"),
 ])
 def test_config_errors_name_the_field(over, msg):
     with pytest.raises(ConfigError, match=msg):

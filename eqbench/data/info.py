@@ -10,8 +10,9 @@ from typing import Literal
 Split = Literal["train", "test"]
 SPLITS: tuple[str, ...] = ("train", "test")
 # How the train loader orders its batches (see eqbench.data.make_loaders): "epoch" reshuffles the examples every
-# epoch; "once" cuts the split into consecutive batches and permutes their order once (Gammell et al. 2021).
-SHUFFLES: tuple[str, ...] = ("epoch", "once")
+# epoch; "once" cuts the split into consecutive batches and permutes their order once (Gammell et al.'s MNIST);
+# "none" keeps those batches in the split's order (Gammell et al.'s diabetes and wine, whose split is a shuffle).
+SHUFFLES: tuple[str, ...] = ("epoch", "once", "none")
 #: the datasets with a train-split augmentation (random flips and crops, :mod:`eqbench.data.vision`)
 AUGMENTED: tuple[str, ...] = ("cifar10", "cifar100")
 

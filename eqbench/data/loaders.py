@@ -1,16 +1,19 @@
 """``load_dataset`` and ``make_loaders``: every dataset of :data:`DATASET_INFO` by name, one split at a time
 (embedded, torchvision's images, and the text datasets ``imdb`` and ``snli``).
 
-The train loader orders its samples in one of two ways (``make_loaders(..., shuffle=...)``, one of
+The train loader orders its samples in one of three ways (``make_loaders(..., shuffle=...)``, one of
 :data:`SHUFFLES`):
 
 * ``"epoch"``: the usual ``DataLoader(shuffle=True)``, a seeded reshuffle of the examples every epoch, so a
   batch holds different examples from one epoch to the next; the last batch may be incomplete;
-* ``"once"``: the protocol of Gammell et al. (2021, framework/datasets.py): consecutive examples of the
+* ``"once"``: the MNIST protocol of Gammell et al. (2021, framework/datasets.py): consecutive examples of the
   split form the batches (a non-shuffled DataLoader; only the int(n / batch_size) complete batches are kept),
   and the LIST of batches is permuted once, from the seed (:class:`FixedOrderBatchSampler`). Every epoch
   replays the same order, so batch number i of an epoch always holds the same examples (their model keeps
   a persistent particle per batch index).
+* ``"none"``: their diabetes and wine protocol: the same consecutive batches, visited 0, 1, …, N−1 every epoch.
+  The examples were shuffled once with the seed when the split was drawn (``*_gammell``), so the batches
+  are random but their order is not permuted again.
 
 The test loader keeps the dataset order, in consecutive batches, in both cases.
 """
@@ -31,24 +34,25 @@ from .text import TEXT, text_dataset
 
 
 class FixedOrderBatchSampler(Sampler[list[int]]):
-    """Batches of consecutive indices 0..n−1, in an order permuted once from ``seed`` and replayed every epoch.
+    """Batches of consecutive indices 0..n−1, in one order replayed every epoch.
 
     Batch k holds the indices ``k*batch_size … (k+1)*batch_size − 1``; the ``n // batch_size`` complete
-    batches are kept and an incomplete last one is dropped (the reference keeps int(n / B) batches). Their
-    order is ``torch.randperm(n // batch_size, generator=torch.Generator().manual_seed(seed))``, drawn at
-    construction: iterating yields the same batches in the same order every time. ``order`` is that
-    permutation (a tuple of batch numbers), ``batches`` the index lists in the order they are yielded.
+    batches are kept and an incomplete last one is dropped (the reference keeps int(n / B) batches). With
+    ``permute`` (``shuffle="once"``) their order is ``torch.randperm(n // batch_size,
+    generator=torch.Generator().manual_seed(seed))``, drawn at construction; without (``shuffle="none"``) it is
+    0, 1, …, and ``seed`` is unused. Iterating yields the same batches in the same order every time. ``order``
+    is that order (a tuple of batch numbers), ``batches`` the index lists in the order they are yielded.
     """
 
-    def __init__(self, n: int, batch_size: int, seed: int = 0) -> None:
+    def __init__(self, n: int, batch_size: int, seed: int = 0, permute: bool = True) -> None:
         if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
             raise ConfigError(f"batch_size must be a positive integer, got {batch_size!r}")
         if n < batch_size:
-            raise ConfigError(f"batch_size {batch_size} is larger than the {n} training examples: shuffle='once' "
-                              "keeps complete batches only, so there would be none")
+            raise ConfigError(f"batch_size {batch_size} is larger than the {n} training examples: fixed batches "
+                              "(shuffle 'once' or 'none') are complete ones only, so there would be none")
         n_batches = n // batch_size
-        self.order: tuple[int, ...] = tuple(torch.randperm(n_batches, generator=torch.Generator().manual_seed(seed))
-                                            .tolist())
+        self.order: tuple[int, ...] = (tuple(torch.randperm(n_batches, generator=torch.Generator().manual_seed(seed))
+                                             .tolist()) if permute else tuple(range(n_batches)))
         self.batches: tuple[list[int], ...] = tuple(list(range(k * batch_size, (k + 1) * batch_size))
                                                     for k in self.order)
 
@@ -137,10 +141,11 @@ def make_loaders(name: str, *, batch_size: int, test_batch_size: int = 200, data
     depends on ``seed`` only, and saving ``train_loader.generator.get_state()`` in a checkpoint
     (``set_state`` on resume) replays the same order.
 
-    ``shuffle="once"`` (Gammell et al. 2021): the train split is cut into consecutive batches of
+    ``shuffle="once"`` (Gammell et al. 2021, MNIST): the train split is cut into consecutive batches of
     ``batch_size`` (an incomplete last batch is dropped), whose order is permuted once from ``seed`` and
-    replayed every epoch (a :class:`FixedOrderBatchSampler` as ``batch_sampler``). ``train_loader.generator``
-    is still a seeded ``torch.Generator`` (checkpointed alike), which the order does not depend on.
+    replayed every epoch (a :class:`FixedOrderBatchSampler` as ``batch_sampler``); ``shuffle="none"`` (their
+    diabetes and wine) visits the same batches in the split's order. ``train_loader.generator`` is still a
+    seeded ``torch.Generator`` (checkpointed alike), which the order does not depend on.
 
     The test loader keeps the dataset order. ``augment`` acts on the train split only. An unknown ``shuffle``
     is a :class:`ConfigError`.
@@ -157,9 +162,9 @@ def make_loaders(name: str, *, batch_size: int, test_batch_size: int = 200, data
     # a download for the train split fetched both splits
     test = load_dataset(name, "test", data_dir=data_dir, normalize=normalize, seed=seed, embeddings=embeddings)
     generator = torch.Generator().manual_seed(seed)
-    if shuffle == "once":
-        train_loader = DataLoader(train, batch_sampler=FixedOrderBatchSampler(len(train), batch_size, seed),
-                                  generator=generator, num_workers=num_workers)
+    if shuffle != "epoch":
+        sampler = FixedOrderBatchSampler(len(train), batch_size, seed, permute=shuffle == "once")
+        train_loader = DataLoader(train, batch_sampler=sampler, generator=generator, num_workers=num_workers)
     else:
         train_loader = DataLoader(train, batch_size=batch_size, shuffle=True, generator=generator,
                                   num_workers=num_workers)
