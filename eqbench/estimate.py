@@ -162,7 +162,7 @@ def estimate_config(cfg, label: str, scale: str = "", *, device: str | None = No
         peak, kind = int(torch.cuda.max_memory_allocated(dev)), "CUDA allocator"
     else:
         peak, kind = _peak_rss_bytes(), "process RSS"
-    train_batches = (n_train // cfg.data.batch_size if cfg.data.shuffle != "epoch"  # fixed batches: the partial one dropped
+    train_batches = (n_train // cfg.data.batch_size if cfg.data.shuffle != "epoch"  # fixed batches: no partial one
                      else math.ceil(n_train / cfg.data.batch_size))
     return Estimate(label, scale, str(dev), cfg.data.name, data, cfg.data.batch_size, batches,
                     statistics.median(times), statistics.median(test_times), train_batches,

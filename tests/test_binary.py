@@ -338,6 +338,50 @@ def test_flip_optimizer_is_the_authors_update_written_out():
     assert torch.allclose(mags, mags[:, :1].expand_as(mags), atol=1e-15) and len(set(mags[:, 0].tolist())) == 3
 
 
+@pytest.mark.parametrize("kind", ["BIN_MLP", "BIN_CNN"])
+def test_an_exact_tie_flips_in_the_conv_models_only(kind):
+    """Laydevant et al.'s fc code flips when −sign(W)·m > τ, their conv code when ≥ τ, and ties are real (binary
+    activities make the update a multiple of 1/(βB)). With γ = ½ and powers of two, γ·G lands exactly on τ for a
+    chosen set of weights: they flip in the conv model only; weights above τ flip in both, below τ in neither."""
+    model = _build(kind, 2).double()
+    n = len(model.synapses)
+    tau = 2.0 ** -20
+    opt = FlipOptimizer(flip_groups(model, [0.5] * n, [tau] * n, [0.0] * n))
+    assert model.flip_at_threshold == (kind == "BIN_CNN")
+    g = torch.Generator().manual_seed(2)
+    before, expect = [], []
+    for w in model.binary_weights():
+        pick = torch.randint(3, w.shape, generator=g)  # 0: below τ, 1: exactly τ, 2: above τ
+        w.grad = torch.sign(w.detach()) * torch.tensor([2.0 ** -22, 2.0 ** -19, 2.0 ** -17], dtype=D)[pick]
+        before.append(w.detach().clone())
+        expect.append((pick == 2) | ((pick == 1) & model.flip_at_threshold))
+    opt.step()
+    for w, w0, flip in zip(model.binary_weights(), before, expect):
+        assert torch.equal(torch.sign(w.detach()) != torch.sign(w0), flip)
+        assert torch.equal(w.detach().abs(), w0.abs())  # α fixed (lrs_alpha 0), one per output channel (conv)
+    assert sum(opt.flips) == sum(int(f.sum()) for f in expect) > 0
+
+
+def test_flips_at_a_zero_threshold_are_refused():
+    """≥ with τ = 0 would flip every weight whose filter is exactly 0 at every step: one line instead."""
+    model = _build("BIN_CNN", 2)
+    with pytest.raises(ConfigError, match=r"a threshold of 0 with flips at the threshold .* use τ > 0"):
+        FlipOptimizer(flip_groups(model, [0.5] * 3, [1e-8, 0.0, 1e-8], [0.0] * 3))
+    FlipOptimizer(flip_groups(_build("BIN_MLP", 2), [0.5] * 3, [0.0] * 3, [0.0] * 3))  # '>' with τ = 0 is fine
+
+
+def test_alpha_of_a_wide_layer_is_the_exact_mean_rounded():
+    """784×8192 at seed 1: the exact mean|W| = 0.017851 rounds to 0.0179; the authors' float32 norm(W, 1)/numel
+    (0.0178478, summation round-off) would round to 0.0178. eqbench takes the exact mean."""
+    torch.manual_seed(1)
+    w0 = nn.Linear(784, 8192).weight.detach()
+    exact = float(w0.double().abs().mean())
+    assert round(exact, 4) == 0.0179 and round(float(torch.norm(w0, p=1) / w0.numel()), 4) == 0.0178
+    torch.manual_seed(1)
+    model = build_model("BIN_MLP", sizes=[784, 8192, 10])
+    assert float(model.synapses[0].weight.detach().abs().max()) == pytest.approx(0.0179, abs=1e-9)
+
+
 def test_bptt_gradient_drives_the_flip_optimizer():
     """BPTT(T1=10, T2=5) + one flip step with γ = 1, τ = 0: sign descent on G, weights stay ±α."""
     model = _mlp("W", seed=6)
@@ -413,8 +457,18 @@ def test_flip_config_needs_thresholds_and_per_layer_lists():
     with pytest.raises(ConfigError, match=r"optimizer has unknown field\(s\) momentum"):
         _opt_cfg(momentum=0.9)
     three = _mlp("W", sizes=(8, 6, 5, 10))  # 3 layers, 2 entries each
-    with pytest.raises(ConfigError, match=r"BIN_MLP has 3 layers but optimizer.gammas has 2 entries"):
+    with pytest.raises(ConfigError, match=r"^BIN_MLP has 3 layers but optimizer.gammas has 2 entries \(one per "
+                                          r"layer, bottom to top\)$"):
         build_optimizer(three, _opt_cfg())
+
+
+@pytest.mark.parametrize("key", ["gammas", "thresholds", "lrs", "lrs_alpha"])
+def test_flip_groups_names_the_list_of_the_wrong_length(key):
+    """flip_groups (public: the optimizer of a user's own binary model) names whichever list does not have one
+    entry per layer."""
+    lists = {"gammas": [0.5] * 3, "thresholds": [1e-6] * 3, "lrs": [0.0] * 3, "lrs_alpha": [0.0] * 3, key: [0.1] * 2}
+    with pytest.raises(ConfigError, match=rf"^BIN_MLP has 3 layers but optimizer.{key} has 2 entries"):
+        flip_groups(_mlp("W", sizes=(8, 6, 5, 10)), **lists)
 
 
 @pytest.mark.parametrize("gamma", [0.0, 1.5, -1e-3])

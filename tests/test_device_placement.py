@@ -153,7 +153,7 @@ def _build(case: str):
 def _optimizer(model, kind: str) -> torch.optim.Optimizer:
     n = len(model.layer_parameters())
     if kind == "flip":
-        cfg = OptimizerConfig("flip", lrs=[0.05] * n, gammas=[0.5] * n, thresholds=[0.0] * n, lrs_alpha=[1e-3] * n)
+        cfg = OptimizerConfig("flip", lrs=[0.05] * n, gammas=[0.5] * n, thresholds=[1e-6] * n, lrs_alpha=[1e-3] * n)
     else:
         cfg = OptimizerConfig(kind, lrs=[0.05] * n, wds=[1e-3] * n, momentum=0.9)
     return build_optimizer(model, cfg)

@@ -60,8 +60,8 @@ class ReversedFlipOptimizer(FlipOptimizer):
     """The flip optimizer with its rule's sign reversed: a weight flips when the filter agrees with its sign."""
 
     @staticmethod
-    def flip_mask(sign: Tensor, m: Tensor, threshold: float) -> Tensor:
-        return -sign * m > threshold
+    def flip_mask(sign: Tensor, m: Tensor, threshold: float, at_threshold: bool = False) -> Tensor:
+        return FlipOptimizer.flip_mask(-sign, m, threshold, at_threshold)
 
 
 @dataclass(kw_only=True)

@@ -43,6 +43,10 @@ class Trainable(nn.Module):
         """torch.optim parameter groups: one per `layer_parameters` group with its rate and decay."""
         return [{"params": g, "lr": lr, "weight_decay": wd} for g, lr, wd in zip(self.layer_parameters(), lrs, wds)]
 
+    #: whether a binary weight flips when its filter equals the threshold exactly (sign(W)·m ≥ τ instead of > τ;
+    #: eqbench.optim.FlipOptimizer): Laydevant et al.'s convolutional code does, their fully connected code not
+    flip_at_threshold: bool = False
+
     def binary_weights(self) -> list[nn.Parameter]:
         """Weights constrained to ±α, trained by eqbench.optim.FlipOptimizer only (none by default)."""
         return []

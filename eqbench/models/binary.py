@@ -72,12 +72,17 @@ def heaviside(s: Tensor, theta: float) -> Tensor:
 def binarize_(weight: Tensor, per_channel: bool) -> Tensor:
     """W ← α·sign(W) with α = round(mean|W|, 4) per layer or per output channel (Laydevant §D.2).
 
-    A zero weight takes the sign +1, so every weight is ±α; returns α.
+    The mean is accumulated in float64, i.e. exact before the rounding. The authors' float32
+    ``norm(W, p=1) / numel`` drifts by summation round-off on wide layers (about −3e-6 on 784×8192, whose
+    mean|W| ≈ 0.01786): it rounds to 0.0178 where the exact mean gives 0.0179 for 5 of 20 seeds of
+    PyTorch's default init. That is an artefact of their summation order, not of the method, so eqbench
+    takes the exact mean. A zero weight takes the sign +1, so every weight is ±α (the authors' sign(0) = 0
+    would leave it 0); returns α.
     """
     dims = tuple(range(1, weight.dim())) if per_channel else tuple(range(weight.dim()))
-    mean = weight.abs().mean(dim=dims, keepdim=True)
+    mean = weight.abs().mean(dim=dims, keepdim=True, dtype=torch.float64)
     alpha = torch.round(mean * 1e4) / 1e4
-    alpha = torch.where(alpha > 0, alpha, mean)  # a layer so wide that mean|W| < 5e-5 keeps it unrounded
+    alpha = torch.where(alpha > 0, alpha, mean).to(weight.dtype)  # a layer so wide that mean|W| < 5e-5: unrounded
     weight.copy_(alpha * torch.where(weight >= 0, 1.0, -1.0).to(weight.dtype))
     return alpha.flatten()
 
@@ -112,6 +117,7 @@ class BinaryEP(LayeredEP):
                          pools="m" * n_conv if pools is None else pools, pool_size=pool_size, fc=fc, act=act,
                          loss="mse", name=name or f"BIN_{'CNN' if n_conv else 'MLP'}")
         self.binary = binary
+        self.flip_at_threshold = n_conv > 0  # the authors' conv updateWeight compares with ≥, their fc one with >
         self.nudge = nudge or "reference"
         if self.nudge not in NUDGES:
             raise ConfigError(f"unknown nudge {self.nudge!r}; known: {', '.join(NUDGES)}")
