@@ -7,7 +7,8 @@ one of them fails and *survived* when all pass. This driver runs it in a scratch
 
 * ``reports/mutation/summary.md``: per module, the mutants, killed, survived, equivalent, untested and the kill rate
   killed / (mutants − equivalent − untested); then every survivor with its diff;
-* ``reports/mutation/results.json``: every mutant's status.
+* ``reports/mutation/results.json``: every mutant's status. Modules accumulate: a run replaces the rows of its own
+  modules and keeps the others', so ``summary.md`` covers every module run so far.
 
 Equivalent mutants (no result of any call can change) are listed with a one-line reason in
 ``suites/mutation/equivalent.yaml``; an entry whose mutant no longer exists or was killed is reported as stale.
@@ -76,42 +77,48 @@ def diff(work: Path, name: str) -> str:
 
 
 def report(work: Path, out: Path, modules: list[str], seconds: float | None) -> dict:
+    """Judge this run's modules and merge them into ``out/results.json``, which keeps every module run before
+    (with its survivors' diffs, its date and duration); ``summary.md`` is written from all of them."""
     res = {m: v for m, v in results(work).items() if m in modules}
     equivalent = (yaml.safe_load(EQUIVALENT.read_text()) or {}) if EQUIVALENT.exists() else {}
-    rows, survivors, stale = [], [], []
+    old = out / "results.json"
+    data = json.loads(old.read_text()) if old.exists() else {}
+    runs = data.get("modules", {}) if isinstance(data.get("modules"), dict) else {}
+    minutes = None if seconds is None else round(seconds / 60, 1)
     for module, statuses in res.items():
         eq = {n for n in statuses if n in equivalent and statuses[n] == "survived"}
-        stale += [n for n in equivalent if n in statuses and statuses[n] != "survived"]
         killed = sum(s in KILLED for s in statuses.values())
         untested = sum(s in UNTESTED for s in statuses.values())
         survived = [n for n, s in statuses.items() if s == "survived" and n not in eq]
-        other = len(statuses) - killed - untested - len(survived) - len(eq)
         judged = len(statuses) - len(eq) - untested
-        rows.append({"module": module, "mutants": len(statuses), "killed": killed, "survived": len(survived),
-                     "equivalent": len(eq), "untested": untested, "other": other,
-                     "kill_rate": killed / judged if judged else None})
-        survivors += [(module, n) for n in survived]
-    prefixes = tuple(m.replace("/", ".")[: -len(".py")] + "." for m in modules)
-    stale += [n for n in equivalent if n.startswith(prefixes) and not any(n in s for s in res.values())]
+        prefix = module.replace("/", ".")[: -len(".py")] + "."
+        stale = [n for n in equivalent if n.startswith(prefix) and statuses.get(n) != "survived"]
+        runs[module] = {"mutants": len(statuses), "killed": killed, "survived": len(survived), "equivalent": len(eq),
+                        "untested": untested, "kill_rate": killed / judged if judged else None,
+                        "date": time.strftime("%Y-%m-%d"), "minutes": runs.get(module, {}).get("minutes")
+                        if seconds is None else minutes, "stale_equivalent": stale,
+                        "survivors": {n: diff(work, n) for n in survived}, "statuses": statuses}
     out.mkdir(parents=True, exist_ok=True)
     lines = ["# Mutation testing", "",
-             f"mutmut over {', '.join(modules)}" + (f", {seconds / 60:.1f} min" if seconds else "") + ".", "",
-             "| module | mutants | killed | survived | equivalent | untested | kill rate |",
-             "|---|---|---|---|---|---|---|"]
-    for r in rows:
+             "| module | date | mutants | killed | survived | equivalent | untested | kill rate |",
+             "|---|---|---|---|---|---|---|---|"]
+    for module in sorted(runs):
+        r = runs[module]
         rate = "—" if r["kill_rate"] is None else f"{100 * r['kill_rate']:.1f} %"
-        lines.append(f"| {r['module']} | {r['mutants']} | {r['killed']} | {r['survived']} | {r['equivalent']} | "
-                     f"{r['untested']} | {rate} |")
+        lines.append(f"| {module} | {r['date']} | {r['mutants']} | {r['killed']} | {r['survived']} | "
+                     f"{r['equivalent']} | {r['untested']} | {rate} |")
     lines += ["", "Kill rate = killed / (mutants − equivalent − untested); equivalent mutants are listed with their "
-              "reason in suites/mutation/equivalent.yaml.", ""]
+              "reason in suites/mutation/equivalent.yaml. Each module's row is from its latest run "
+              f"(this one: {', '.join(modules)}" + (f", {minutes} min" if minutes is not None else "") + ").", ""]
+    stale = [n for r in runs.values() for n in r["stale_equivalent"]]
     if stale:
         lines += ["## Stale equivalent entries (no such surviving mutant)", ""] + [f"- `{n}`" for n in stale] + [""]
+    survivors = [(n, d) for m in sorted(runs) for n, d in runs[m]["survivors"].items()]
     lines += [f"## Survivors ({len(survivors)})", ""]
-    for _module, name in survivors:
-        lines += [f"### `{name}`", "", "```diff", diff(work, name), "```", ""]
+    for name, text in survivors:
+        lines += [f"### `{name}`", "", "```diff", text, "```", ""]
     (out / "summary.md").write_text("\n".join(lines))
-    data = {"modules": modules, "rows": rows, "results": res, "stale_equivalent": stale, "minutes":
-            None if seconds is None else seconds / 60}
+    data = {"modules": runs}
     (out / "results.json").write_text(json.dumps(data, indent=1))
     return data
 
@@ -142,9 +149,13 @@ def main(argv: list[str] | None = None) -> int:
                        check=False)
         seconds = time.perf_counter() - t0
     data = report(a.work, a.out, modules, seconds)
-    for r in data["rows"]:
+    for module in modules:
+        r = data["modules"].get(module)
+        if r is None:
+            print(f"{module}: no mutants")
+            continue
         rate = "—" if r["kill_rate"] is None else f"{100 * r['kill_rate']:.1f} %"
-        print(f"{r['module']}: {r['mutants']} mutants, {r['killed']} killed, {r['survived']} survived, "
+        print(f"{module}: {r['mutants']} mutants, {r['killed']} killed, {r['survived']} survived, "
               f"{r['equivalent']} equivalent, {r['untested']} untested: kill rate {rate}")
     print(f"report: {a.out / 'summary.md'}")
     return 0
