@@ -49,8 +49,8 @@ def _require(d: Any, where: str, keys: tuple[str, ...], optional: tuple[str, ...
 def _number(v: Any, where: str, positive: bool = False, integer: bool = False) -> float:
     ok = isinstance(v, int) if integer else isinstance(v, (int, float))
     if isinstance(v, bool) or not ok or (positive and v <= 0):
-        kind = "integer" if integer else "number"
-        raise ConfigError(f"{where} must be a {'positive ' if positive else ''}{kind}, got {v!r}")
+        what = ("a positive " if positive else "an " if integer else "a ") + ("integer" if integer else "number")
+        raise ConfigError(f"{where} must be {what}, got {v!r}")
     return v
 
 
@@ -188,8 +188,8 @@ class RunConfig:
 
     @classmethod
     def from_dict(cls, d: Any, where: str = "config") -> RunConfig:
-        names = tuple(f.name for f in fields(cls))
-        d = _require(d, where, ("model", "rule", "optimizer", "data", "epochs"), names)
+        required = ("model", "rule", "optimizer", "data", "epochs")
+        d = _require(d, where, required, tuple(f.name for f in fields(cls) if f.name not in required))
         for key in ("model", "rule"):
             _require(d[key], f"{where}.{key}", ("name",), tuple(d[key]) if isinstance(d[key], dict) else ())
         _number(d["epochs"], f"{where}.epochs", positive=True, integer=True)
@@ -219,9 +219,9 @@ class RunConfig:
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
-        flip_only = ("gammas", "thresholds", "lrs_alpha")
-        drop = ("wds", "momentum") if self.optimizer.name == "flip" else flip_only
-        d["optimizer"] = {k: v for k, v in d["optimizer"].items() if k not in drop and (v is not None or k == "wds")}
+        # unset optional lists (None) are left out; flip has no momentum field
+        flip = self.optimizer.name == "flip"
+        d["optimizer"] = {k: v for k, v in d["optimizer"].items() if v is not None and not (flip and k == "momentum")}
         if self.schedule is not None:  # only the fields of its kind, so that the dict reads back
             multistep = self.schedule.name == "multistep"
             keep = ("name", "milestones", "gamma") if multistep else ("name", "T_max", "eta_min")
