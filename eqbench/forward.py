@@ -52,20 +52,13 @@ def _angle_deg(a: Tensor, b: Tensor) -> float:
     2·atan2(‖â − b̂‖, ‖â + b̂‖) in float64 (exactly 0 for identical tensors); NaN when either is zero
     or non-finite (no direction to compare)."""
     a, b = a.detach().double().flatten(), b.detach().double().flatten()
-    na, nb = a.norm(), b.norm()
-    if not (bool(torch.isfinite(na)) and bool(torch.isfinite(nb))) or na == 0 or nb == 0:
-        return float("nan")
-    u, v = a / na, b / nb
+    u, v = a / a.norm(), b / b.norm()  # a zero or non-finite norm makes u or v, so the angle, NaN (0/0, inf/inf)
     return math.degrees(2.0 * math.atan2(float((u - v).norm()), float((u + v).norm())))
-
-
-def _onehot(y: Tensor, logits: Tensor) -> Tensor:
-    return nnf.one_hot(y, logits.shape[1]).to(logits.dtype)
 
 
 def _error(logits: Tensor, y: Tensor) -> Tensor:
     """e = softmax(logits) − onehot(y): the gradient of the cross-entropy with respect to the logits."""
-    return torch.softmax(logits, dim=1) - _onehot(y, logits)
+    return torch.softmax(logits, dim=1) - nnf.one_hot(y, logits.shape[1])  # int64 one-hot: the logits' dtype
 
 
 class _ForwardRule(LearningRule):
@@ -100,7 +93,7 @@ class _ForwardRule(LearningRule):
         """Sample dropout masks once (torch global RNG), compute the update, write ``.grad`` on every
         parameter; returns ``{"output": first-pass logits (B, n_classes), "loss": per-sample CE (B,)}``."""
         x, y = self.checked(model, x, y)
-        masks = model.sample_masks(x.shape[0], x.device, x.dtype)
+        masks = model.sample_masks(x.shape[0], x.device)  # in the weights' dtype, which x has
         updates, logits = self.layer_updates(model, x, y, masks)
         weights = model.weights()
         by_id = {id(w): g for w, g in zip(weights, updates)}
@@ -228,21 +221,19 @@ class PEPITA(_ForwardRule):
         B = x.shape[0]
         with torch.no_grad():
             pre, h = model.forward(x, masks)
-            e = _error(pre[-1], y)
+            logits = pre[-1]
+            e = _error(logits, y)
             x_mod = x + (e @ model.F.T).reshape_as(x)
             pre_m, h_m = model.forward(x_mod, masks)
             if isinstance(model, ConvPEPITANet):
-                w = model.conv.weight
-                P = h[0].shape[-2] * h[0].shape[-1]
-                d_conv = conv2d_weight(x_mod, w.shape, h[0] - h_m[0], stride=model.conv.stride,
-                                       padding=model.conv.padding, dilation=model.conv.dilation,
-                                       groups=model.conv.groups) / (B * P)
+                P = h[0][0, 0].numel()  # output positions of the conv (stride 1, no padding, as CONV1FC builds it)
+                d_conv = conv2d_weight(x_mod, model.conv.weight.shape, h[0] - h_m[0]) / (B * P)
                 d_fc = e.T @ model.features(h_m[0]) / B
-                return [d_conv, d_fc], pre[-1]
+                return [d_conv, d_fc], logits
             e_m = _error(pre_m[-1], y)
             deltas = [a - b for a, b in zip(h, h_m)] + [e_m]
             inputs = [x_mod, *h_m]
-            return [d.T @ inp / B for d, inp in zip(deltas, inputs)], pre[-1]
+            return [d.T @ inp / B for d, inp in zip(deltas, inputs)], logits
 
 
 RULES_FORWARD = {"PEPITA": PEPITA, "BP": BP, "FA": FA, "DFA": DFA}

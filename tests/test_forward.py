@@ -264,7 +264,7 @@ def test_sgd_momentum_is_the_reference_heavy_ball():
 
 
 def test_compute_gradients_and_predict_outputs():
-    model = _fc([6, 5, 4], keep=0.5)
+    model = _fc([6, 5, 3, 4], keep=0.5)
     x, y = _batch(6, 4, batch=5)
     for rule in RULES:
         info = rule().compute_gradients(model, x, y)
@@ -276,11 +276,29 @@ def test_compute_gradients_and_predict_outputs():
         logits, acts = rule().predict(model, x)
         assert torch.equal(state, torch.random.get_rng_state())  # no dropout, no draw
         _close(logits, model.output(x))
-        assert [a.shape for a in acts] == [(5, 5), (5, 4)]
+        assert [a.shape for a in acts] == [(5, 5), (5, 3), (5, 4)]
+        _close(acts[-1], torch.softmax(logits, dim=1))
         _close(acts[-1].sum(1), torch.ones(5, dtype=torch.float64))
     # without dropout, the returned output is the plain forward pass
     model.keep = 1.0
     _close(PEPITA().compute_gradients(model, x, y)["output"], model.output(x))
+
+
+@pytest.mark.parametrize("rule", RULES)
+def test_a_parameter_the_rule_does_not_train_gets_no_gradient(rule):
+    """A parameter outside model.weights() (a user's extra scale, say) has .grad None after a step, a stale
+    gradient included, so the optimizer leaves it alone; the weights get theirs."""
+    model = _fc([6, 5, 4])
+    model.temperature = torch.nn.Parameter(torch.ones(1, dtype=torch.float64))
+    model.temperature.grad = torch.ones(1, dtype=torch.float64)
+    rule().compute_gradients(model, *_batch(6, 4))
+    assert model.temperature.grad is None and all(w.grad is not None for w in model.weights())
+
+
+def test_a_model_the_rule_cannot_train_is_named():
+    with pytest.raises(ConfigError) as ei:
+        PEPITA().compute_gradients(torch.nn.Linear(6, 4), *_batch(6, 4))
+    assert _one_line(ei) == "PEPITA trains FC or CONV1FC models, got Linear"
 
 
 def test_flipped_pepita_negates_every_update():
