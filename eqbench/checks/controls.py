@@ -51,8 +51,8 @@ class SignFlipped(LearningRule):
 class FlippedPEPITA(PEPITA):
     """PEPITA with every layer's update negated: training with it must not lower the loss."""
 
-    def layer_updates(self, *args, **kwargs):
-        updates, logits = super().layer_updates(*args, **kwargs)
+    def layer_updates(self, model, x, y, masks):
+        updates, logits = super().layer_updates(model, x, y, masks)
         return [-u for u in updates], logits
 
 
@@ -69,6 +69,6 @@ class UncontrastedCL(CoupledLearning):
     """Coupled learning without the free phase's term: −∂θΦ(s^C)/η (contrasted with the zero state, where a layered
     model's ∂θΦ vanishes), which grows as 1/η instead of converging as η → 0."""
 
-    def pair_grads(self, model, x, y, free, s1, beta1, s2, beta2, denom=None, weight=1.0):
+    def pair_grads(self, model, x, y, free, s1, *rest, **kw):
         zero = [torch.zeros_like(t) for t in s1]
-        return super().pair_grads(model, x, y, free, zero, beta1, s2, beta2, denom, weight)
+        return super().pair_grads(model, x, y, free, zero, *rest, **kw)

@@ -244,11 +244,8 @@ def coupling_norm(model: EnergyModel, x: Tensor, iters: int = 100, seed: int = 0
                 break
             betas.append(beta)
             v = w / beta
-        k = len(alphas)
-        T = torch.diag(torch.tensor(alphas, dtype=torch.float64))
-        if k > 1:
-            off = torch.tensor(betas[: k - 1], dtype=torch.float64)
-            T = T + torch.diag(off, 1) + torch.diag(off, -1)
+        off = torch.tensor(betas[: len(alphas) - 1], dtype=torch.float64)  # β_k of a step that broke down is unused
+        T = torch.diag(torch.tensor(alphas, dtype=torch.float64)) + torch.diag(off, 1) + torch.diag(off, -1)
         return float(torch.linalg.eigvalsh(T).abs().max())
 
 

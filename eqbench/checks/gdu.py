@@ -226,10 +226,12 @@ def report(run: GDURun, rule: LearningRule, beta: float, variant: str, tol: floa
     return GDUReport(run.model.name, dtype, variant, beta, run.T1, run.T2, layers, run.free_residual, tol)
 
 
-def gdu_check(model: EnergyModel, x: Tensor, y: Tensor, rule: LearningRule, *, variant: str = "symmetric",
-              tol: float | None = None, T1: int | None = None, T2: int | None = None) -> GDUReport:
-    """One GDU comparison at the rule's β; ``tol`` bounds the worst layer's relative error."""
-    return report(prepare(model, x, y, rule, T1, T2), rule, rule.beta, variant, tol)
+def gdu_check(model: EnergyModel, x: Tensor, y: Tensor, rule: LearningRule, beta: float, *,
+              variant: str = "symmetric", tol: float | None = None, T1: int | None = None,
+              T2: int | None = None) -> GDUReport:
+    """One GDU comparison of any rule's `LearningRule.detailed_gradients` at nudging ``beta`` (the symmetric variant
+    averages ±β) with BPTT; ``tol`` bounds the worst layer's relative error, T1 and T2 override the rule's."""
+    return report(prepare(model, x, y, rule, T1, T2), rule, beta, variant, tol)
 
 
 @dataclass
@@ -316,10 +318,6 @@ class OrderSweep:
         """The worst parameter's error at the sweep's β closest to ``beta``."""
         i = int(np.argmin([abs(math.log(b / beta)) for b in self.betas]))
         return max(errs[i] for errs in self.errors[N].values())
-
-    def to_dict(self) -> dict:
-        return {str(N): {"betas": self.betas, "rel_error": errs, "slopes": self.slopes(N)}
-                for N, errs in self.errors.items()}
 
 
 def order_sweep(run: GDURun, rule: LearningRule, points=(1, 2, 3, 4), betas=None) -> OrderSweep:

@@ -69,8 +69,7 @@ def precision_error(case: str, precision: str, device: str = "cpu", betas: tuple
     try:
         torch.set_float32_matmul_precision(matmul)
         for beta in betas:
-            m = copy.deepcopy(model).to(dev, DTYPES[dtype])
-            m.zero_grad(set_to_none=True)
+            m = copy.deepcopy(model).to(dev, DTYPES[dtype])  # EP replaces its .grad (the reference's)
             xx = x.to(dev, DTYPES[dtype])
             yy = y.to(dev, DTYPES[dtype]) if y.is_floating_point() else y.to(dev)
             EP(beta=beta, T1=spec.T1, T2=spec.T2, estimator="symmetric").compute_gradients(m, xx, yy)

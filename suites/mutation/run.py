@@ -29,6 +29,7 @@ import time
 from pathlib import Path
 
 import yaml
+from filelock import FileLock, Timeout
 
 ROOT = Path(__file__).resolve().parents[2]
 EQUIVALENT = ROOT / "suites" / "mutation" / "equivalent.yaml"
@@ -140,15 +141,22 @@ def main(argv: list[str] | None = None) -> int:
             modules.append(m)
         else:
             ap.error(f"no such module {m!r} (a .py file or a folder of the repository)")
-    seconds = None
-    if not a.report_only:
-        prepare(a.work, modules)
-        env = {**os.environ, "EQBENCH_HYPOTHESIS_PROFILE": "ci", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
-        t0 = time.perf_counter()
-        subprocess.run([sys.executable, "-m", "mutmut", "run", "--max-children", str(a.jobs)], cwd=a.work, env=env,
-                       check=False)
-        seconds = time.perf_counter() - t0
-    data = report(a.work, a.out, modules, seconds)
+    a.work.parent.mkdir(parents=True, exist_ok=True)
+    try:  # a second run in the same scratch copy would delete the first one's mutants mid-run (and its results)
+        lock = FileLock(str(a.work) + ".lock").acquire(timeout=0)
+    except Timeout:
+        print(f"error: another mutation run is using {a.work} (wait for it, or give this one --work)", file=sys.stderr)
+        return 2
+    with lock:
+        seconds = None
+        if not a.report_only:
+            prepare(a.work, modules)
+            env = {**os.environ, "EQBENCH_HYPOTHESIS_PROFILE": "ci", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+            t0 = time.perf_counter()
+            subprocess.run([sys.executable, "-m", "mutmut", "run", "--max-children", str(a.jobs)], cwd=a.work,
+                           env=env, check=False)
+            seconds = time.perf_counter() - t0
+        data = report(a.work, a.out, modules, seconds)
     for module in modules:
         r = data["modules"].get(module)
         if r is None:

@@ -1,0 +1,218 @@
+"""The checks' own contracts, beyond the theorem suites: the GDU report a user reads (API, ``eqbench gdu`` JSON), the
+generic sign-flipped control, device placement's verdicts, and the convergence, Φ-trace and contraction helpers."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+import torch
+
+from eqbench.checks.controls import FlippedSignEP, SignFlipped
+from eqbench.checks.device import MetaTensorError, device_placement, meta_default_device
+from eqbench.checks.energy import _roundoff_tol, contraction_scale, convergence, coupling_norm, phi_trace
+from eqbench.checks.gdu import OrderSweep, Sweep, gdu_check
+from eqbench.cli import main
+from eqbench.errors import ConfigError
+from eqbench.models import build_model
+from eqbench.relaxation import Trace, relax
+from eqbench.rules import EP
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+
+def _mlp(sizes=(12, 8, 5), seed=0, **kw):
+    torch.manual_seed(seed)
+    model = build_model("P_MLP", sizes=list(sizes), **kw).double()
+    x = torch.rand(4, sizes[0], dtype=torch.float64)
+    return model, x, torch.arange(4) % sizes[-1]
+
+
+def _dense_coupling_norm(model, x) -> float:
+    """‖H‖₂ from the dense H = [drive(e_j) − drive(0)]_j (float64): the reference for `coupling_norm`."""
+    x = x[:1]
+    zero = model.init_state(x)
+    sizes = [z.numel() for z in zero]
+    with torch.no_grad():
+        c = torch.cat([u.flatten() for u in model.drive(x, zero, closed_form=False)])
+        cols = []
+        for e in torch.eye(sum(sizes), dtype=torch.float64):
+            v = [p.reshape(z.shape) for p, z in zip(torch.split(e, sizes), zero)]
+            cols.append(torch.cat([u.flatten() for u in model.drive(x, v, closed_form=False)]) - c)
+    H = torch.stack(cols, 1)
+    return float(torch.linalg.eigvalsh(0.5 * (H + H.T)).abs().max())
+
+
+# ------------------------------------------------------------------------------------------------------ GDU
+def test_gdu_check_passes_ep_fails_its_sign_flip_and_reports_what_it_ran():
+    model, x, y = _mlp()
+    rule = EP(beta=0.01, T1=200, T2=8)
+    rep = gdu_check(model, x, y, rule, 0.01, tol=1e-3)
+    assert (rep.variant, rep.beta, rep.T1, rep.T2, rep.dtype, rep.model) == \
+        ("symmetric", 0.01, 200, 8, "float64", "P_MLP")
+    assert rep.passed and rep.rel_error == max(l.rel_error for l in rep.layers)
+    one = gdu_check(model, x, y, rule, 0.01, variant="one_sided", tol=1e-3)
+    assert one.rel_error > 10 * rep.rel_error  # O(β) against O(β²) at β = 1e-2
+    for control in (SignFlipped(rule), FlippedSignEP(beta=0.01, T1=200, T2=8)):
+        flipped = gdu_check(model, x, y, control, 0.01, tol=1e-3)
+        assert not flipped.passed and flipped.rel_error == pytest.approx(2.0, rel=1e-2)  # |−g − g| / |g|
+    short = gdu_check(model, x, y, rule, 0.01, tol=1e-3, T1=3, T2=2)  # the step counts passed override the rule's
+    assert (short.T1, short.T2) == (3, 2) and short.free_residual > rep.free_residual
+
+
+def test_the_sign_flipped_control_negates_the_written_gradient_and_predicts_alike():
+    model, x, y = _mlp()
+    rule = EP(beta=0.1, T1=30, T2=5)
+    info = rule.compute_gradients(model, x, y)
+    grads = [p.grad.clone() for p in model.parameters()]
+    flipped_info = SignFlipped(rule).compute_gradients(model, x, y)
+    assert all(torch.equal(-g, p.grad) for g, p in zip(grads, model.parameters()))
+    assert torch.equal(info["output"], flipped_info["output"])
+    a, b = rule.predict(model, x), SignFlipped(rule).predict(model, x)
+    assert torch.equal(a[0], b[0]) and all(torch.equal(s, t) for s, t in zip(a[1], b[1]))
+
+
+def test_eqbench_gdu_writes_the_report_and_the_sweep(tmp_path):
+    """``eqbench gdu --json --sweep``: per-layer errors, the worst layer's numbers and the β-sweep's slopes."""
+    p = tmp_path / "gdu.json"
+    assert main(["gdu", "P_MLP", "--sizes", "64", "16", "10", "--batch", "4", "--json", str(p), "--sweep"]) == 0
+    d = json.loads(p.read_text())
+    layers = d["layers"]
+    assert list(layers) == ["s1", "s2", "synapses.0.weight", "synapses.0.bias", "synapses.1.weight",
+                            "synapses.1.bias"]
+    assert d["rel_error"] == max(v["rel_error"] for v in layers.values()) < 1e-3
+    assert d["rel_error_step"] == max(v["rel_error_step"] for v in layers.values())
+    assert d["sign_error"] == max(v["sign_error"] for v in layers.values())
+    weights = [v for v in layers.values() if v["kind"] == "weights"]
+    assert d["sign_error_live"] == sum(v["live_opposite"] for v in weights) / sum(v["live"] for v in weights)
+    assert (d["estimator"], d["beta"], d["T1"], d["T2"], d["dtype"]) == ("symmetric", 0.01, 300, 10, "float64")
+    for variant, order in (("one_sided", 1.0), ("symmetric", 2.0)):
+        sweep = d["sweep"][variant]
+        assert len(sweep["betas"]) == len(sweep["rel_error"]) == 7 and sweep["betas"][0] == 0.1
+        assert sweep["slope"] == pytest.approx(Sweep.slope(sweep["betas"], sweep["rel_error"]))
+        assert sweep["slope"] == pytest.approx(order, abs=0.1)  # the theorem's orders, ±10 % (the claims' band)
+
+
+def test_order_sweep_reads_the_error_at_the_nearest_beta():
+    sweep = OrderSweep([1e-1, 1e-2, 1e-3], {2: {"w": [1e-2, 1e-4, 1e-6], "b": [3e-2, 2e-4, 4e-6]}})
+    assert sweep.error_at(2, 1e-2) == 2e-4 and sweep.error_at(2, 2e-3) == 4e-6  # worst parameter, log-nearest β
+    assert sweep.slopes(2) == pytest.approx({"w": 2.0, "b": 1.9}, abs=0.06)
+
+
+# --------------------------------------------------------------------------------------------- device placement
+def test_a_tensor_made_on_the_default_device_is_named_by_the_op_that_made_or_used_it():
+    s = torch.rand(3, 4)
+    assert device_placement(lambda: s + torch.zeros_like(s)) is None
+    assert device_placement(lambda: s + torch.zeros(s.shape)) == (
+        "aten.zeros.default made a tensor on the meta (default) device: pass device= (and dtype=) of an existing "
+        "tensor")
+    # torch.tensor(data) bypasses the dispatcher when it creates its tensor: caught where it is used
+    assert device_placement(lambda: s * torch.tensor(2.0)) == (
+        "aten.mul.Tensor got a tensor on the meta (default) device: a tensor of this step was created without the "
+        "device of its inputs")
+    made_outside = torch.zeros(4, device="meta")  # e.g. a buffer of a module built under torch.device("meta")
+    with pytest.raises(MetaTensorError, match=r"^aten.add.Tensor got a tensor on the meta"):
+        with meta_default_device():
+            torch.add(s, made_outside)
+    nested = torch.zeros(4, device="meta")
+    with pytest.raises(MetaTensorError, match=r"^aten.cat.default got a tensor on the meta"):
+        with meta_default_device():
+            torch.cat([s[0], nested])  # inside an op's list argument
+
+
+def test_device_placement_turns_torchs_own_meta_errors_into_one_line_and_lets_others_through():
+    """A C++ extension may check devices itself and raise torch's RuntimeError naming the meta device: that is the
+    same bug (its first line is the verdict); any other error is the step's own and propagates."""
+
+    def extension_check():
+        raise RuntimeError("Expected all tensors to be on the same device, but found meta and cpu!\n(details)")
+
+    assert device_placement(extension_check) == ("a tensor of this step was created on the default device: "
+                                                 "Expected all tensors to be on the same device, but found meta and "
+                                                 "cpu!")
+
+    def other_error():
+        raise RuntimeError("size mismatch")
+
+    with pytest.raises(RuntimeError, match="size mismatch"):
+        device_placement(other_error)
+
+
+# --------------------------------------------------------------------------------------- convergence and Φ
+def test_convergence_reports_each_steps_residual_and_the_first_step_within_tolerance():
+    model, x, _ = _mlp()
+    rep = convergence(model, x, 12)
+    trace = Trace()
+    relax(model, x, model.init_state(x), 12, trace=trace)
+    assert (rep.model, rep.mode, rep.n_steps, rep.residuals) == ("P_MLP", "sync", 12, list(trace.residual))
+    assert rep.final_residual == rep.residuals[-1] != rep.residuals[-2]
+    k = 5
+    at = convergence(model, x, 12, tol=rep.residuals[k])  # residuals fall: step k + 1 (1-based) is the first
+    assert at.first_converged_step == k + 1 and at.tol == rep.residuals[k]
+    assert convergence(model, x, 12, tol=0.0).first_converged_step is None
+    async_rep = convergence(model, x, 12, mode="async")
+    trace = Trace()
+    relax(model, x, model.init_state(x), 12, mode="async", trace=trace)
+    assert async_rep.mode == "async" and async_rep.residuals == list(trace.residual) != rep.residuals
+    assert convergence(model, x, 1).n_steps == 1
+    with pytest.raises(ConfigError, match=r"^a convergence check needs at least one step, got 0$"):
+        convergence(model, x, 0)
+
+
+def test_the_default_tolerance_is_the_round_off_of_the_largest_sample_not_of_the_batch():
+    """Copies of one sample in a batch must not loosen the tolerance (the state norm is per sample)."""
+    model, x, _ = _mlp()
+    one = convergence(model, x[:1], 20)
+    four = convergence(model, x[:1].expand(4, -1).contiguous(), 20)
+    assert one.tol == four.tol
+    s = relax(model, x[:1], model.init_state(x[:1]), 20)
+    assert one.tol == _roundoff_tol(torch.float64, float(torch.cat([t.flatten() for t in s]).norm()))
+
+
+def test_phi_trace_is_phi_beta_at_every_visited_state():
+    model, x, y = _mlp()
+    for beta, yy in ((0.0, None), (0.5, y)):
+        trace = Trace(keep_states=True)
+        relax(model, x, model.init_state(x), 6, beta=beta, y=yy, trace=trace)
+        with torch.no_grad():
+            expected = [float(model.phi(x, s, beta, yy).mean()) for s in trace.states]
+        assert phi_trace(model, x, 6, beta=beta, y=yy) == expected
+    assert phi_trace(model, x, 6, beta=0.5, y=y) != phi_trace(model, x, 6)
+
+
+# --------------------------------------------------------------------------------------------- contraction
+def test_coupling_norm_is_the_dense_spectral_norm_in_float64_and_float32():
+    model, x, _ = _mlp(sizes=(7, 20, 15, 10))
+    exact = _dense_coupling_norm(model, x)
+    est = coupling_norm(model, x)
+    assert est == pytest.approx(exact, rel=1e-12)  # state size 45 ≤ 100 Lanczos steps: exact to round-off
+    assert coupling_norm(model, x) == est  # deterministic (a seeded start vector)
+    f32 = coupling_norm(model.float(), x.float())
+    assert f32 == pytest.approx(exact, rel=1e-5)  # float32 drives: ~1e-7 relative
+
+
+def test_coupling_norm_of_two_coupled_units_is_the_weight():
+    """P_MLP [3, 1, 1]: H = [[0, w], [w, 0]] with w the 1×1 top weight, so ‖H‖ = |w| (a 2-step Lanczos)."""
+    model, x, _ = _mlp(sizes=(3, 1, 1))
+    w = model.synapses[1].weight.item()
+    assert coupling_norm(model, x) == pytest.approx(abs(w), rel=1e-14)
+
+
+@pytest.mark.parametrize("act, loss, lipschitz", [("sigmoid", "mse", 0.25), ("sigmoid", "ce", 1.0),
+                                                  ("my_hard_sig", "mse", 0.5)])
+def test_contraction_scale_divides_the_target_by_lipschitz_times_the_coupling(act, loss, lipschitz):
+    """γ = q / (L_σ·‖H‖): L_σ the largest activation Lipschitz constant, where CE's linear output layer counts 1."""
+    model, x, _ = _mlp(act=act, loss=loss)
+    h = _dense_coupling_norm(model, x)
+    assert contraction_scale(model, x) == pytest.approx(0.5 / (lipschitz * h), rel=1e-12)
+    assert contraction_scale(model, x, target=0.1) == pytest.approx(0.1 / (lipschitz * h), rel=1e-12)
+
+
+def test_contraction_scale_of_one_state_layer_is_one_and_bad_targets_are_refused():
+    model, x, _ = _mlp(sizes=(6, 4))  # one state layer: no coupling, s ↦ σ(c) is constant
+    assert coupling_norm(model, x) == 0.0 and contraction_scale(model, x) == 1.0
+    for bad in (0.0, -0.5, math.inf, math.nan):
+        with pytest.raises(ConfigError) as e:
+            contraction_scale(model, x, target=bad)
+        assert str(e.value) == f"the contraction factor must be positive and finite, got {bad}"
