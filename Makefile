@@ -56,9 +56,11 @@ example: $(STAMP)
 	EQBENCH_HYPOTHESIS_PROFILE=$${EQBENCH_HYPOTHESIS_PROFILE:-ci} $(BIN)/python -m pytest examples/third_party_model/tests
 
 # mutation testing (not in CI: minutes per module): mutmut over MODULES (files or folders) with the fast test tier of
-# [tool.mutmut] in a scratch copy (build/mutation); reports/mutation/summary.md lists every survivor with its diff
+# [tool.mutmut] in a scratch copy (build/mutation); reports/mutation/summary.md lists every survivor with its diff.
+# The example package is installed first: the kit's tests of an entry-point model are part of the tier.
 MODULES ?= eqbench/rules.py
 mutation: $(STAMP)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps -e examples/third_party_model
 	$(BIN)/python suites/mutation/run.py $(MODULES) --out reports/mutation
 
 lint: $(STAMP)

@@ -30,7 +30,6 @@ with two or more they differ.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import ClassVar
 
@@ -39,21 +38,13 @@ import torch.nn.functional as nnf
 from torch import Tensor
 from torch.nn.grad import conv2d_weight
 
+from .angles import angle_deg
 from .autodiff import grads as autograd_grads
 from .errors import ConfigError
 from .models.feedforward import ConvPEPITANet, FeedForward
 from .rules import LearningRule
 
 Masks = list[Tensor] | None
-
-
-def _angle_deg(a: Tensor, b: Tensor) -> float:
-    """Angle in degrees between two tensors seen as vectors, by Kahan's stable formula
-    2·atan2(‖â − b̂‖, ‖â + b̂‖) in float64 (exactly 0 for identical tensors); NaN when either is zero
-    or non-finite (no direction to compare)."""
-    a, b = a.detach().double().flatten(), b.detach().double().flatten()
-    u, v = a / a.norm(), b / b.norm()  # a zero or non-finite norm makes u or v, so the angle, NaN (0/0, inf/inf)
-    return math.degrees(2.0 * math.atan2(float((u - v).norm()), float((u + v).norm())))
 
 
 def _error(logits: Tensor, y: Tensor) -> Tensor:
@@ -126,7 +117,7 @@ def alignment_angles(model, x: Tensor, y: Tensor, rule: _ForwardRule) -> dict[st
     x, y = rule.checked(model, x, y)
     ours, _ = rule.layer_updates(model, x, y, None)
     bp, _ = BP().layer_updates(model, x, y, None)
-    return {f"angle/W{l + 1}": _angle_deg(a, b) for l, (a, b) in enumerate(zip(ours, bp))}
+    return {f"angle/W{l + 1}": angle_deg(a, b) for l, (a, b) in enumerate(zip(ours, bp))}
 
 
 @dataclass

@@ -373,6 +373,70 @@ def test_alignment_angles():
 
 
 # ------------------------------------------------------------------------------------ models, errors
+def test_fixed_matrices_follow_the_reference_ranges_and_names():
+    """F = 0.05·U(±sqrt(6/n_in)), fa_l ~ U(±sqrt(6/n_{l−1})) shaped like W_l (l ≥ 2), dfa_l ~ U(±1/sqrt(n_out)): with
+    hundreds of draws each, the largest |entry| lies within 5 % below its limit (a wrong fan-in moves it ≥ 20 %)."""
+    model = _fc([100, 50, 40, 20])
+    assert set(dict(model.named_buffers())) == {"F", "fa_2", "fa_3", "dfa_1", "dfa_2"}
+    assert [n for n, _ in model.named_parameters()] == ["layers.0.weight", "layers.1.weight", "layers.2.weight"]
+    limits = {"F": 0.05 * math.sqrt(6 / 100), "fa_2": math.sqrt(6 / 50), "fa_3": math.sqrt(6 / 40),
+              "dfa_1": 1 / math.sqrt(20), "dfa_2": 1 / math.sqrt(20), "layers.0.weight": math.sqrt(6 / 100),
+              "layers.2.weight": math.sqrt(6 / 40)}
+    tensors = {**dict(model.named_buffers()), **dict(model.named_parameters())}
+    for name, limit in limits.items():
+        assert 0.95 * limit < tensors[name].abs().max().item() <= limit, name
+    assert (model.fa_2.shape, model.dfa_1.shape, model.F.shape) == ((40, 50), (20, 50), (100, 20))
+
+
+def test_the_conv_model_is_the_references_net_by_default():
+    """CONV1FC: Net1conv1fcXL — a bias-free 5×5 conv to 32 channels, relu, 2×2 max pooling, a bias-free readout."""
+    m = build_model("CONV1FC")
+    assert (m.conv.kernel_size, m.conv.out_channels, m.conv.bias, m.fc.bias) == ((5, 5), 32, None, None)
+    assert m.fc.in_features == 32 * 12 * 12 and m.F.shape == (784, 10)
+    assert 0.95 * 0.05 * math.sqrt(6 / 784) < float(m.F.abs().max()) <= 0.05 * math.sqrt(6 / 784)
+    small = build_model("CONV1FC", in_shape=(3, 10, 10), n_classes=4, channels=2, kernel=3)
+    assert (small.conv.in_channels, small.conv.out_channels, small.conv.kernel_size, small.fc.out_features) == \
+        (3, 2, (3, 3), 4)
+    x = torch.rand(1, 300)  # flattened images of one sample are reshaped
+    assert small.check_input(x).shape == (1, 3, 10, 10) and small.output(small.check_input(x)).shape == (1, 4)
+    assert small.forward(small.check_input(x))[1][0].shape == (1, 2, 8, 8)  # the pre-pool map
+
+
+@pytest.mark.parametrize("factory, kw, message", [
+    ("FC", {"sizes": [6]}, "FC needs sizes [n_in, ..., n_out] of at least two positive entries, got [6]"),
+    ("FC", {"act": "swish"}, "unknown activation 'swish'"),
+    ("FC", {"keep": 1.5}, "keep is dropout's keep probability and must lie in (0, 1], got 1.5"),
+    ("FC", {"keep": 0.0}, "keep is dropout's keep probability and must lie in (0, 1], got 0.0"),
+    ("CONV1FC", {"in_shape": (28, 28)}, "CONV1FC needs in_shape (channels, height, width), got (28, 28)"),
+    ("CONV1FC", {"in_shape": (1, 5, 5)},
+     "CONV1FC: a 5×5 conv then 2×2 pooling does not fit a 5×5 input (or channels/n_classes < 1)"),
+    ("CONV1FC", {"n_classes": 0}, "CONV1FC: a 5×5 conv then 2×2 pooling does not fit a 28×28 input (or "
+                                  "channels/n_classes < 1)"),
+    ("CONV1FC", {"channels": 0}, "CONV1FC: a 5×5 conv then 2×2 pooling does not fit a 28×28 input (or "
+                                 "channels/n_classes < 1)"),
+])
+def test_bad_model_options_are_one_line(factory, kw, message):
+    with pytest.raises(ConfigError) as ei:
+        build_model(factory, **kw)
+    assert _one_line(ei).startswith(message)
+    assert build_model("CONV1FC", n_classes=1, channels=1).fc.out_features == 1  # the smallest legal net
+
+
+def test_dropout_masks_are_inverted_in_the_models_dtype_and_keep_one_draws_nothing():
+    model = _fc([6, 400, 300, 4], keep=0.8)
+    torch.manual_seed(0)
+    masks = model.sample_masks(50)
+    assert [m.dtype for m in masks] == [torch.float64, torch.float64] and [m.shape for m in masks] == \
+        [(50, 400), (50, 300)]
+    values = torch.cat([m.flatten() for m in masks])
+    assert set(values.unique().tolist()) == {0.0, 1 / 0.8}  # kept units scaled by 1/keep
+    assert abs(float((values > 0).double().mean()) - 0.8) < 0.01  # 35 000 draws: σ ≈ 0.002
+    full = _fc([6, 5, 4], keep=1.0)
+    state = torch.random.get_rng_state()
+    assert all(torch.equal(m, torch.ones(3, 5, dtype=torch.float64)) for m in full.sample_masks(3))
+    assert torch.equal(state, torch.random.get_rng_state())
+
+
 def test_models_buffers_are_seeded_and_checkpointed():
     a, b = _fc([8, 6, 5, 3], seed=4), _fc([8, 6, 5, 3], seed=4)
     keys = set(a.state_dict())
@@ -404,6 +468,12 @@ def _one_line(excinfo):
 def test_errors_are_one_line():
     model = _fc([6, 5, 4])
     x, y = _batch(6, 4, batch=3)
+    with pytest.raises(ShapeError) as ei:
+        PEPITA().compute_gradients(model, x.tolist(), y)
+    assert _one_line(ei) == "FC expects a torch.Tensor input, got list"
+    with pytest.raises(ShapeError) as ei:
+        PEPITA().compute_gradients(model, x, y.tolist())
+    assert _one_line(ei) == "targets must be a torch.Tensor, got list"
     with pytest.raises(ShapeError) as ei:
         PEPITA().compute_gradients(model, torch.rand(3, 7, dtype=torch.float64), y)
     assert _one_line(ei) == "input has shape (3, 7) but FC expects (batch, 6)"

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -83,8 +84,9 @@ def build_model(name: str, **config: Any) -> EnergyModel:
 
 
 def unknown_option(name: str, e: TypeError):
-    return ConfigError(f"{name}: {e}".replace("__init__() ", "").replace("LayeredEP.", "").replace("HopfieldEP.", "")
-                       .replace("BinaryEP.", "").replace("SequenceEP.", ""))
+    """"P_MLP: got an unexpected keyword argument 'colour'": Python's message without the callable that raised it
+    (``LayeredEP.__init__()``, ``fc()``), which the user never named."""
+    return ConfigError(f"{name}: " + re.sub(r"^[\w.]+\(\) ", "", str(e)))
 
 
 __all__ = ["BinaryEP", "EnergyModel", "HopfieldEP", "LayeredEP", "SequenceEP", "MODELS", "State", "Trainable",

@@ -197,7 +197,7 @@ class ConvPEPITANet(_Checks, Trainable):
                               f"{hgt}×{wid} input (or channels/n_classes < 1)")
         self.in_shape, self.n_classes = in_shape, int(n_classes)
         self.conv = nn.Conv2d(c, channels, kernel, bias=False)
-        self.pool = nn.MaxPool2d(2, 2)
+        self.pool = nn.MaxPool2d(2)  # stride 2 (the window)
         self.n_features = channels * (out_h // 2) * (out_w // 2)
         self.fc = nn.Linear(self.n_features, self.n_classes, bias=False)
         n_in = math.prod(in_shape)

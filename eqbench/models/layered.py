@@ -31,6 +31,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..activations import Activation, get_activation
+from ..angles import angle_deg
 from ..errors import ConfigError
 from .base import EnergyModel, State
 
@@ -427,12 +428,7 @@ class LayeredEP(EnergyModel):
 
     def angles(self) -> list[float]:
         """Angle in degrees between each feedback module's weight and its forward twin (§A.2)."""
-        out = []
-        for g, f in zip(self.feedbacks, list(self.synapses)[1:]):
-            a, b = g.weight.flatten(), f.weight.flatten()
-            cos = torch.dot(a, b) / (a.norm() * b.norm()).clamp_min(1e-30)
-            out.append(math.degrees(math.acos(float(cos.clamp(-1, 1)))))
-        return out
+        return [angle_deg(g.weight, f.weight) for g, f in zip(self.feedbacks, list(self.synapses)[1:])]
 
 
 def _identity(u: Tensor) -> Tensor:

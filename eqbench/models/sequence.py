@@ -150,9 +150,11 @@ class SequenceEP(EnergyModel):
         return [list(p.parameters()) for p in self.proj] + [list(f.parameters()) for f in self.synapses]
 
 
-def seq_imdb(seq_len: int = 600, dim: int = 300, fc: Sequence[int] = (1000, 40, 2), **kw) -> SequenceEP:
-    """IMDB model: one token-wise projection layer, retrieval over the review itself, scale 1/√d."""
-    return SequenceEP(seq_len, dim, segments=1, projections=((0, 0),), fc=fc, name="SEQ_IMDB", **kw)
+def seq_imdb(seq_len: int = 600, dim: int = 300, fc: Sequence[int] = (1000, 40, 2), *,
+             cls: type[SequenceEP] = SequenceEP, **kw) -> SequenceEP:
+    """IMDB model: one token-wise projection layer, retrieval over the review itself, scale 1/√d (``cls``: a
+    subclass with another retrieval, as the negative control below)."""
+    return cls(seq_len, dim, segments=1, projections=((0, 0),), fc=fc, name="SEQ_IMDB", **kw)
 
 
 def seq_snli(seq_len: int = 25, dim: int = 300, fc: Sequence[int] = (400, 3), scale: float = 0.16, **kw) -> SequenceEP:
@@ -175,7 +177,6 @@ class ValuesUnlikeKeys(SequenceEP):
         return torch.softmax(self.scale * g @ keys.transpose(1, 2), dim=-1) @ (keys @ M)
 
 
-def seq_imdb_values_unlike_keys(seq_len: int = 600, dim: int = 300, fc: Sequence[int] = (1000, 40, 2),
-                                **kw) -> ValuesUnlikeKeys:
+def seq_imdb_values_unlike_keys(**kw) -> SequenceEP:
     """`seq_imdb` with the broken retrieval of :class:`ValuesUnlikeKeys` (a negative control)."""
-    return ValuesUnlikeKeys(seq_len, dim, segments=1, projections=((0, 0),), fc=fc, name="SEQ_IMDB", **kw)
+    return seq_imdb(cls=ValuesUnlikeKeys, **kw)

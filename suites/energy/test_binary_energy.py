@@ -108,3 +108,18 @@ def test_paper_settings_settle_at_init(record_property):
         rep = activity_convergence(model, x, 10, beta=beta, y=y, start=free)
         record_property(f"nudged {beta}", {"last_change": rep.last_change, "settled": rep.settled})
         assert rep.rate == q and rep.contracts, rep.to_dict()
+
+
+def test_the_activity_report_as_json_carries_its_verdict():
+    """ActivityReport.to_dict (what a failing assertion prints, and JSON): every field plus the verdict."""
+    import json
+    from dataclasses import asdict
+
+    torch.manual_seed(0)
+    model = _NoisyAccumulator((20,), binary="W_N", fc=[30, 4], gamma_neur=0.5).double()
+    bad = activity_convergence(model, torch.rand(6, 20, dtype=torch.float64), 10)
+    good = activity_convergence(_mlp(0, [20, 30, 4], binary="W_N"), torch.rand(6, 20, dtype=torch.float64), 10)
+    for rep, verdict in ((bad, False), (good, True)):
+        d = json.loads(json.dumps(rep.to_dict()))
+        assert d.pop("contracts") is rep.contracts is verdict
+        assert d == json.loads(json.dumps(asdict(rep)))

@@ -1,0 +1,111 @@
+"""What every model factory and the EnergyModel contract's defaults tell a user: the one line for an option a factory
+does not take, the reasons a model that declares nothing gets from the checks that need a declaration, the feedback
+angles of the VF models, and the shape of the sequence model's negative control."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+from torch import nn
+
+from eqbench.cases import DEFAULTS
+from eqbench.checks.energy import contraction_scale
+from eqbench.errors import ConfigError
+from eqbench.models import EnergyModel, build_model, model_factories
+from eqbench.models.sequence import ValuesUnlikeKeys, seq_imdb_values_unlike_keys
+from eqbench.relaxation import relax
+from eqbench.rules import EP
+
+
+@pytest.mark.parametrize("name", sorted(model_factories()))
+def test_an_option_the_factory_does_not_take_is_named_with_the_model(name):
+    with pytest.raises(ConfigError) as e:
+        build_model(name, colour="blue")
+    assert str(e.value) == f"{name}: got an unexpected keyword argument 'colour'"
+
+
+class Bare(EnergyModel):
+    """Φ = ⟨W x, s1⟩ + ⟨V s1, s2⟩ − β·L and nothing else declared: every optional capability takes its default."""
+
+    name, in_shape, n_classes = "BARE", (4,), 3
+
+    def __init__(self):
+        super().__init__()
+        self.w, self.v = nn.Linear(4, 5).double(), nn.Linear(5, 3).double()
+
+    def state_shapes(self):
+        return [(5,), (3,)]
+
+    def phi(self, x, s, beta=0.0, y=None):
+        total = (self.w(x) * s[0]).sum(1) + (self.v(s[0]) * s[1]).sum(1)
+        return total if beta == 0.0 else total + self.nudge_term(s, beta, y)
+
+    def loss(self, s, y):
+        return 0.5 * ((s[1] - nn.functional.one_hot(y, 3).to(s[1])) ** 2).sum(1)
+
+    def output(self, s):
+        return s[1]
+
+    def activations(self):
+        return [torch.sigmoid, torch.sigmoid]
+
+
+def test_a_model_that_declares_nothing_gets_the_contracts_reasons():
+    model, x, y = Bare(), torch.rand(2, 4, dtype=torch.float64), torch.tensor([0, 2])
+    assert model.energy(x, model.init_state(x)) is None
+    with pytest.raises(NotImplementedError, match=r"^BARE has no closed-form step$"):
+        model.closed_form_drive(x, model.init_state(x))
+    with pytest.raises(ConfigError) as e:
+        contraction_scale(model, x)
+    assert str(e.value) == ("contraction_scale needs a drive u = H·s + c with symmetric H; BARE: it does not declare "
+                            "an affine symmetric drive (EnergyModel.why_drive_not_affine)")
+    with pytest.raises(ConfigError) as e:
+        EP(beta=0.1, T1=5, T2=2, estimator="holomorphic", points=2).compute_gradients(model, x, y)
+    assert str(e.value) == ("holomorphic EP cannot run on BARE: it does not declare holomorphic dynamics "
+                            "(EnergyModel.why_not_holomorphic)")
+
+
+def test_hopfield_refuses_the_asynchronous_mode_with_its_reason():
+    model = build_model("HOPFIELD", sizes=[4, 3, 2]).double()
+    x = torch.rand(2, 4, dtype=torch.float64)
+    with pytest.raises(ConfigError) as e:
+        relax(model, x, model.init_state(x), 3, mode="async")
+    assert str(e.value) == ("HOPFIELD relaxes synchronously (forward Euler, Gammell et al.); skip connections join "
+                            "layers of equal parity, so there is no asynchronous even/odd split")
+
+
+def test_vf_angles_measure_each_feedback_against_its_forward_twin():
+    """0° when B = W (tied), 180° when B = −W, 45° when B = W + C with C ⟂ W and ‖C‖ = ‖W‖ (Laborieux §A.2)."""
+    torch.manual_seed(0)
+    model = build_model("VF_MLP", sizes=[6, 5, 4, 3]).double()
+    assert build_model("P_MLP", sizes=[6, 5, 3]).angles() == []
+    forward = list(model.synapses)[1:]
+    with torch.no_grad():
+        for g, f in zip(model.feedbacks, forward):
+            g.weight.copy_(f.weight)
+        assert model.angles() == [0.0, 0.0]
+        model.feedbacks[0].weight.copy_(-forward[0].weight)
+        w = forward[1].weight
+        c = torch.randn_like(w)
+        c -= (c * w).sum() / (w * w).sum() * w
+        model.feedbacks[1].weight.copy_(w + c * (w.norm() / c.norm()))
+    a = model.angles()
+    assert a[0] == 180.0 and a[1] == pytest.approx(45.0, abs=1e-9)
+    assert all(math.isfinite(v) for v in a)
+
+
+def test_the_sequence_control_is_seq_imdb_with_values_unlike_keys():
+    """The negative control of the retrieval claim differs from SEQ_IMDB in its retrieval only."""
+    cfg = DEFAULTS["SEQ_IMDB"]
+    torch.manual_seed(0)
+    real = build_model("SEQ_IMDB", **cfg)
+    torch.manual_seed(0)
+    control = seq_imdb_values_unlike_keys(**cfg)
+    assert type(control) is ValuesUnlikeKeys and control.name == real.name == "SEQ_IMDB"
+    assert control.state_shapes() == real.state_shapes() and control.in_shape == real.in_shape
+    assert [(n, p.shape) for n, p in control.named_parameters()] == [(n, p.shape) for n, p in real.named_parameters()]
+    assert all(torch.equal(a, b) for a, b in zip(control.parameters(), real.parameters()))
+    g, keys = torch.rand(2, 1, cfg["dim"]), torch.rand(2, cfg["seq_len"], cfg["dim"])
+    assert not torch.allclose(control.retrieve(g, keys), real.retrieve(g, keys))
