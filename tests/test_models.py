@@ -13,7 +13,7 @@ from torch import nn
 from eqbench.cases import DEFAULTS
 from eqbench.checks.energy import contraction_scale
 from eqbench.errors import ConfigError
-from eqbench.models import EnergyModel, build_model, model_factories
+from eqbench.models import MODELS, EnergyModel, build_model, model_factories
 from eqbench.models.sequence import ValuesUnlikeKeys, seq_imdb_values_unlike_keys
 from eqbench.relaxation import relax
 from eqbench.rules import EP
@@ -67,13 +67,28 @@ def test_a_model_that_declares_nothing_gets_the_contracts_reasons():
                             "(EnergyModel.why_not_holomorphic)")
 
 
-def test_hopfield_refuses_the_asynchronous_mode_with_its_reason():
-    model = build_model("HOPFIELD", sizes=[4, 3, 2]).double()
-    x = torch.rand(2, 4, dtype=torch.float64)
+SEQ_ASYNC = ("SEQ_SNLI relaxes synchronously (Bal & Sengupta): every projection layer couples to the first fc "
+             "layer, so there is no even/odd split")
+
+
+@pytest.mark.parametrize("name, reason", [
+    ("HOPFIELD", "HOPFIELD relaxes synchronously (forward Euler, Gammell et al.); skip connections join layers of "
+                 "equal parity, so there is no asynchronous even/odd split"),
+    ("SEQ_SNLI", SEQ_ASYNC),
+])
+def test_models_without_an_even_odd_split_refuse_the_asynchronous_mode_with_their_reason(name, reason):
+    torch.manual_seed(0)
+    model = build_model(name, **DEFAULTS[name]).double()
+    x = torch.rand(2, *model.in_shape, dtype=torch.float64)
     with pytest.raises(ConfigError) as e:
         relax(model, x, model.init_state(x), 3, mode="async")
-    assert str(e.value) == ("HOPFIELD relaxes synchronously (forward Euler, Gammell et al.); skip connections join "
-                            "layers of equal parity, so there is no asynchronous even/odd split")
+    assert str(e.value) == reason
+
+
+@pytest.mark.parametrize("name", [n for n in DEFAULTS if n in MODELS])
+def test_every_energy_model_declares_one_activation_per_state_layer(name):
+    model = build_model(name, **DEFAULTS[name])
+    assert len(model.activations()) == len(model.state_shapes())
 
 
 def test_vf_angles_measure_each_feedback_against_its_forward_twin():
