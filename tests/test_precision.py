@@ -68,6 +68,46 @@ def test_the_precision_table_as_json(tmp_path, capsys):
     assert main(["--json", str(tmp_path / "p.json")]) == 0
     rows = json.loads((tmp_path / "p.json").read_text())
     assert [(r["case"], r["precision"]) for r in rows] == [(c, p) for c in CASES for p in ("float32", "bfloat16")]
+    for r in rows:  # every β's error, keyed by the β as written; the best one is the row's
+        assert r["device"] == "cpu" and list(r["errors"]) == ["0.001", "0.01", "0.1"]
+        assert r["error"] == min(r["errors"].values()) == r["errors"][str(r["beta"])]
     by = {(r["case"], r["precision"]): r["error"] for r in rows}
     assert all(100 * by[c, "float32"] < by[c, "bfloat16"] for c in CASES)
     assert "P_MLP            float32" in capsys.readouterr().out
+
+
+def test_the_precision_table_asks_for_a_gpu_it_does_not_have_in_one_line(capsys, monkeypatch):
+    from eqbench.checks.precision import main
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert main(["--device", "cuda:0"]) == 2
+    assert capsys.readouterr().err == "precision: error: --device cuda, but torch sees no CUDA device\n"
+
+
+def test_tf32_joins_the_table_on_an_ampere_gpu(monkeypatch):
+    """The rows in order: float32, TF32 (where the device has it), bfloat16, for each case."""
+    from eqbench.checks import precision
+
+    calls = []
+    monkeypatch.setattr(precision, "precision_error", lambda case, name, device: calls.append((case, name, device)))
+    monkeypatch.setattr(precision, "has_tf32", lambda device: device == "cuda")
+    precision.precision_errors("cuda")
+    assert calls == [(c, p, "cuda") for c in precision.CASES for p in ("float32", "tf32", "bfloat16")]
+    calls.clear()
+    precision.precision_errors()
+    assert calls == [(c, p, "cpu") for c in precision.CASES for p in ("float32", "bfloat16")]
+
+
+def test_the_error_is_the_relative_distance_to_float64_bptt():
+    """‖g − g_BPTT‖ / ‖g_BPTT‖ over all parameters, g the symmetric EP update: recomputed here from the rules."""
+    from eqbench.cases import CASES
+    from eqbench.rules import BPTT, EP
+
+    spec = CASES["P_MLP"]
+    model, x, y = spec.build()
+    BPTT(T1=spec.T1, T2=spec.T2).compute_gradients(model, x, y)
+    ref = torch.cat([p.grad.flatten() for p in model.parameters()])
+    EP(beta=1e-2, T1=spec.T1, T2=spec.T2, estimator="symmetric").compute_gradients(model, x, y)
+    g = torch.cat([p.grad.flatten() for p in model.parameters()])
+    expected = float((g - ref).norm() / ref.norm())
+    assert precision_error("P_MLP", "float64", betas=(1e-2,)).error == pytest.approx(expected, rel=1e-12)

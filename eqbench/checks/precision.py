@@ -71,7 +71,7 @@ def precision_error(case: str, precision: str, device: str = "cpu", betas: tuple
         for beta in betas:
             m = copy.deepcopy(model).to(dev, DTYPES[dtype])  # EP replaces its .grad (the reference's)
             xx = x.to(dev, DTYPES[dtype])
-            yy = y.to(dev, DTYPES[dtype]) if y.is_floating_point() else y.to(dev)
+            yy = y.to(dev)  # class indices
             EP(beta=beta, T1=spec.T1, T2=spec.T2, estimator="symmetric").compute_gradients(m, xx, yy)
             g = _flat_grads(m).cpu()
             errors[beta] = float((g - ref).norm() / ref.norm()) if bool(torch.isfinite(g).all()) else math.inf
