@@ -79,14 +79,18 @@ def diff(work: Path, name: str) -> str:
 
 def report(work: Path, out: Path, modules: list[str], seconds: float | None) -> dict:
     """Judge this run's modules and merge them into ``out/results.json``, which keeps every module run before
-    (with its survivors' diffs, its date and duration); ``summary.md`` is written from all of them."""
+    (with its statuses, survivors' diffs, date and duration); every module is judged again against the current
+    equivalent.yaml, and ``summary.md`` is written from all of them."""
     res = {m: v for m, v in results(work).items() if m in modules}
     equivalent = (yaml.safe_load(EQUIVALENT.read_text()) or {}) if EQUIVALENT.exists() else {}
     old = out / "results.json"
     data = json.loads(old.read_text()) if old.exists() else {}
     runs = data.get("modules", {}) if isinstance(data.get("modules"), dict) else {}
     minutes = None if seconds is None else round(seconds / 60, 1)
-    for module, statuses in res.items():
+    for module in sorted(set(runs) | set(res)):
+        kept = runs.get(module, {})
+        fresh = module in res
+        statuses = res[module] if fresh else kept["statuses"]
         eq = {n for n in statuses if n in equivalent and statuses[n] == "survived"}
         killed = sum(s in KILLED for s in statuses.values())
         untested = sum(s in UNTESTED for s in statuses.values())
@@ -94,11 +98,12 @@ def report(work: Path, out: Path, modules: list[str], seconds: float | None) -> 
         judged = len(statuses) - len(eq) - untested
         prefix = module.replace("/", ".")[: -len(".py")] + "."
         stale = [n for n in equivalent if n.startswith(prefix) and statuses.get(n) != "survived"]
+        diffs = {n: diff(work, n) for n in survived} if fresh else {n: kept["survivors"][n] for n in survived}
         runs[module] = {"mutants": len(statuses), "killed": killed, "survived": len(survived), "equivalent": len(eq),
                         "untested": untested, "kill_rate": killed / judged if judged else None,
-                        "date": time.strftime("%Y-%m-%d"), "minutes": runs.get(module, {}).get("minutes")
-                        if seconds is None else minutes, "stale_equivalent": stale,
-                        "survivors": {n: diff(work, n) for n in survived}, "statuses": statuses}
+                        "date": time.strftime("%Y-%m-%d") if fresh else kept["date"],
+                        "minutes": minutes if fresh and seconds is not None else kept.get("minutes"),
+                        "stale_equivalent": stale, "survivors": diffs, "statuses": statuses}
     out.mkdir(parents=True, exist_ok=True)
     lines = ["# Mutation testing", "",
              "| module | date | mutants | killed | survived | equivalent | untested | kill rate |",
@@ -108,6 +113,14 @@ def report(work: Path, out: Path, modules: list[str], seconds: float | None) -> 
         rate = "—" if r["kill_rate"] is None else f"{100 * r['kill_rate']:.1f} %"
         lines.append(f"| {module} | {r['date']} | {r['mutants']} | {r['killed']} | {r['survived']} | "
                      f"{r['equivalent']} | {r['untested']} | {rate} |")
+    packages = sorted({m.rsplit("/", 1)[0] + "/" for m in runs if m.count("/") > 1})
+    for pkg in packages:  # the targets of checks/ and models/ are per package
+        rows = [r for m, r in runs.items() if m.startswith(pkg)]
+        n = {k: sum(r[k] for r in rows) for k in ("mutants", "killed", "survived", "equivalent", "untested")}
+        judged = n["mutants"] - n["equivalent"] - n["untested"]
+        rate = f"{100 * n['killed'] / judged:.1f} %" if judged else "—"
+        lines.append(f"| **{pkg}** (all) | | {n['mutants']} | {n['killed']} | {n['survived']} | {n['equivalent']} | "
+                     f"{n['untested']} | {rate} |")
     lines += ["", "Kill rate = killed / (mutants − equivalent − untested); equivalent mutants are listed with their "
               "reason in suites/mutation/equivalent.yaml. Each module's row is from its latest run "
               f"(this one: {', '.join(modules)}" + (f", {minutes} min" if minutes is not None else "") + ").", ""]
