@@ -87,7 +87,8 @@ class OptimizerConfig:
         for key in ("wds", "gammas", "thresholds", "lrs_alpha"):
             if d.get(key) is not None and len(d[key]) != len(d["lrs"]):
                 raise ConfigError(f"{where}.{key} has {len(d[key])} entries but lrs has {len(d['lrs'])}")
-        _number(d.get("momentum", 0.0), f"{where}.momentum")
+        if "momentum" in d:
+            _number(d["momentum"], f"{where}.momentum")
         return cls(**d)
 
 
@@ -109,13 +110,15 @@ class ScheduleConfig:
                 raise ConfigError(f"{where}.milestones must be a non-empty list of epochs, got {d['milestones']!r}")
             for i, m in enumerate(d["milestones"]):
                 _number(m, f"{where}.milestones[{i}]", positive=True, integer=True)
-            _number(d.get("gamma", 0.1), f"{where}.gamma", positive=True)
+            if "gamma" in d:
+                _number(d["gamma"], f"{where}.gamma", positive=True)
             return cls(**d)
         d = _require(d, where, ("name", "T_max"), ("eta_min",))
         if d["name"] not in SCHEDULES:
             raise ConfigError(f"{where}.name must be one of {', '.join(SCHEDULES)}, got {d['name']!r}")
         _number(d["T_max"], f"{where}.T_max", positive=True, integer=True)
-        _number(d.get("eta_min", 0.0), f"{where}.eta_min")
+        if "eta_min" in d:
+            _number(d["eta_min"], f"{where}.eta_min")
         return cls(**d)
 
 
@@ -143,7 +146,8 @@ class DataConfig:
         d = _require(d, where, ("name", "batch_size"),
                      ("test_batch_size", "augment", "normalize", "shuffle", "embeddings"))
         _number(d["batch_size"], f"{where}.batch_size", positive=True, integer=True)
-        _number(d.get("test_batch_size", 200), f"{where}.test_batch_size", positive=True, integer=True)
+        if "test_batch_size" in d:
+            _number(d["test_batch_size"], f"{where}.test_batch_size", positive=True, integer=True)
         for key in ("augment", "normalize"):
             if not isinstance(d.get(key, False), bool):
                 raise ConfigError(f"{where}.{key} must be true or false, got {d[key]!r}")
@@ -193,7 +197,8 @@ class RunConfig:
         for key in ("model", "rule"):
             _require(d[key], f"{where}.{key}", ("name",), tuple(d[key]) if isinstance(d[key], dict) else ())
         _number(d["epochs"], f"{where}.epochs", positive=True, integer=True)
-        _number(d.get("seed", 0), f"{where}.seed", integer=True)
+        if "seed" in d:
+            _number(d["seed"], f"{where}.seed", integer=True)
         if d.get("dtype", "float32") not in DTYPES:
             raise ConfigError(f"{where}.dtype must be one of {', '.join(DTYPES)}, got {d['dtype']!r}")
         if d.get("matmul_precision", "highest") not in MATMUL_PRECISIONS:
