@@ -259,6 +259,38 @@ BAD = {
     "paper scale on another dataset": (
         {"dataset": "fashion_mnist", "scales": {"paper": {"config": _config()}}},
         "field 'scales.paper.config.data.name': a paper scale trains on the entry's dataset 'fashion_mnist'"),
+    "paper scale with other epochs": (
+        {"epochs": 20, "scales": {"paper": {"config": _config()}}},
+        "field 'scales.paper.config.epochs': a paper scale runs the entry's 20 epochs, got 10"),
+    "bad scale name": (
+        {"scales": {"Paper": {"config": _config()}}},
+        "field 'scales.Paper': a scale name is lowercase letters, digits and _ (e.g. paper, ci)"),
+    "empty scales": (
+        {"scales": {}}, "field 'scales': expected a non-empty mapping of scale name to scale, got a mapping"),
+    "a claim needs an error band": (
+        {"scales": {"ci": {"config": _config(), "band": _band(),
+                           "claim": {"of": "a/b", "versus": "a/c", "max_gap": 1.0}}}},
+        "field 'scales.ci.claim': a claim compares errors: the scale needs a band with an error metric"),
+    "a scale's config is checked": (
+        {"scales": {"ci": {"config": {**_config(), "epochs": 0}}}},
+        "field 'scales.ci.config': scales.ci.config.epochs must be a positive integer, got 0"),
+    "negative tolerance": (
+        {"scales": {"paper": {"config": _config(), "tolerance": -0.5}}},
+        "field 'scales.paper.tolerance': must be ≥ 0, got -0.5"),
+    "id format": (
+        {"id": "demo2020/MNIST/mlp"},
+        "field 'id': expected lowercase path segments joined by '/' (letters, digits, _ . + -)"),
+    "dataset name": (
+        {"dataset": "MNIST-5k"}, "field 'dataset': expected an eqbench dataset name (e.g. cifar10, fashion_mnist), "
+                                 "got 'MNIST-5k'"),
+    "long algorithm": (
+        {"algorithm": "EP with a very long description that belongs in variant"},
+        "field 'algorithm': keep it short"),
+    "std without a value": (
+        {"value": None, "provenance": "NOT-FOUND", "std": 0.1},
+        "field 'std': a std needs a numeric value; value is null"),
+    "zero epochs": (
+        {"epochs": 0}, "field 'epochs': must be ≥ 1, got 0"),
 }
 
 
@@ -391,3 +423,12 @@ def test_claim_must_name_registry_entries(tmp_path):
     run["scales"]["ci"]["claim"].update(versus="demo2020/mnist5k/ref", of="demo2020/mnist5k/ref")
     _write(tmp_path, _file(entries=[claim, ref, run]))
     assert "is not a relative_claim entry" in _error(tmp_path)
+
+
+def test_unparsable_yaml_and_a_missing_folder_are_one_line(tmp_path):
+    path = _write(tmp_path, "paper: [unclosed\n")
+    msg = _error(tmp_path)
+    assert msg == f"{path}: not valid YAML at line 2, column 1: did not find expected ',' or ']'", msg
+    with pytest.raises(RegistryError) as info:
+        load_registry(folder=tmp_path / "nowhere")
+    assert str(info.value) == f"baselines folder {tmp_path / 'nowhere'} does not exist"
