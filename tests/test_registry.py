@@ -429,6 +429,6 @@ def test_unparsable_yaml_and_a_missing_folder_are_one_line(tmp_path):
     path = _write(tmp_path, "paper: [unclosed\n")
     msg = _error(tmp_path)
     assert msg == f"{path}: not valid YAML at line 2, column 1: did not find expected ',' or ']'", msg
-    with pytest.raises(RegistryError) as info:
+    with pytest.raises(ConfigError) as info:
         load_registry(folder=tmp_path / "nowhere")
     assert str(info.value) == f"baselines folder {tmp_path / 'nowhere'} does not exist"
