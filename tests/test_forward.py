@@ -433,7 +433,8 @@ def test_dropout_masks_are_inverted_in_the_models_dtype_and_keep_one_draws_nothi
     assert abs(float((values > 0).double().mean()) - 0.8) < 0.01  # 35 000 draws: σ ≈ 0.002
     full = _fc([6, 5, 4], keep=1.0)
     state = torch.random.get_rng_state()
-    assert all(torch.equal(m, torch.ones(3, 5, dtype=torch.float64)) for m in full.sample_masks(3))
+    assert all(m.dtype == torch.float64 and torch.equal(m, torch.ones(3, 5, dtype=torch.float64))
+               for m in full.sample_masks(3))
     assert torch.equal(state, torch.random.get_rng_state())
 
 

@@ -124,3 +124,22 @@ def test_the_sequence_control_is_seq_imdb_with_values_unlike_keys():
     assert all(torch.equal(a, b) for a, b in zip(control.parameters(), real.parameters()))
     g, keys = torch.rand(2, 1, cfg["dim"]), torch.rand(2, cfg["seq_len"], cfg["dim"])
     assert not torch.allclose(control.retrieve(g, keys), real.retrieve(g, keys))
+
+
+@pytest.mark.parametrize("name, cfg, reason", [
+    ("VF_MLP", {"sizes": [4, 3, 2]}, "it has feedback weights: its drive is not the gradient of a primitive"),
+    ("P_CNN", {"in_shape": (1, 6, 6), "channels": [2], "kernels": [3], "pools": "m", "fc": [3]},
+     "it has max pooling: Φ is not multilinear in the layers and the drive is not affine in s"),
+])
+def test_contraction_scale_says_why_a_layered_model_has_no_affine_drive(name, cfg, reason):
+    model = build_model(name, **cfg).double()
+    with pytest.raises(ConfigError) as e:
+        contraction_scale(model, torch.rand(1, *model.in_shape, dtype=torch.float64))
+    assert str(e.value) == f"contraction_scale needs a drive u = H·s + c with symmetric H; {name}: {reason}"
+
+
+def test_binary_models_log_their_scales_and_real_valued_ones_nothing():
+    binary = build_model("BIN_MLP", sizes=[6, 5, 3])
+    assert binary.epoch_metrics([]) == {f"alpha/{k + 1}": a for k, a in enumerate(binary.alphas())}
+    assert len(binary.epoch_metrics([])) == 2
+    assert build_model("BIN_MLP", sizes=[6, 5, 3], binary="none").epoch_metrics([]) == {}

@@ -10,7 +10,7 @@ from typing import Any
 from ..errors import ConfigError, unknown
 from .base import EnergyModel, State, Trainable
 from .binary import BinaryEP, bin_cnn, bin_mlp
-from .feedforward import conv1fc, fc
+from .feedforward import ConvPEPITANet, FeedForward
 from .hopfield import HopfieldEP
 from .layered import LayeredEP
 from .sequence import SequenceEP, seq_imdb, seq_snli
@@ -41,8 +41,8 @@ MODELS: dict[str, Callable[..., EnergyModel]] = {
     "P_CNN": p_cnn,
     "VF_MLP": vf_mlp,
     "VF_CNN": vf_cnn,
-    "FC": fc,
-    "CONV1FC": conv1fc,
+    "FC": FeedForward,  # ``sizes`` lists every layer, input first (PEPITA's --start_size/--n_hlayers)
+    "CONV1FC": ConvPEPITANet,  # Net1conv1fcXL (MNIST), or its _cif twin with in_shape=(3, 32, 32)
     "HOPFIELD": HopfieldEP,
     "BIN_MLP": bin_mlp,
     "BIN_CNN": bin_cnn,

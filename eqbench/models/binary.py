@@ -182,8 +182,8 @@ class BinaryEP(LayeredEP):
         return t.repeat_interleave(self.expand, dim=1)
 
     def output(self, s: State) -> Tensor:
-        out = s[-1].flatten(1)
-        return out if self.expand == 1 else out.reshape(out.shape[0], self.n_classes, self.expand).mean(2)
+        out = s[-1].flatten(1)  # the mean of each class's ``expand`` units (itself when expand = 1)
+        return out.reshape(out.shape[0], self.n_classes, self.expand).mean(2)
 
     def loss(self, s: State, y: Tensor) -> Tensor:
         """½‖t − s_out‖² on the expanded target (Laydevant: MSE on every output unit)."""

@@ -67,9 +67,7 @@ class _Checks:
         if not isinstance(x, Tensor):
             raise ShapeError(f"{self.name} expects a torch.Tensor input, got {type(x).__name__}")
         want = tuple(self.in_shape)
-        if x.dim() >= 1 and tuple(x.shape[1:]) == want:
-            return x
-        if x.dim() >= 2 and x[0].numel() == math.prod(want):
+        if x.dim() >= 2 and math.prod(x.shape[1:]) == math.prod(want):  # (B, *in_shape), or another layout of it
             return x.reshape(x.shape[0], *want)
         raise ShapeError(
             f"input has shape {tuple(x.shape)} but {self.name} expects (batch, {', '.join(map(str, want))})"
@@ -229,15 +227,4 @@ class ConvPEPITANet(_Checks, Trainable):
         return [a, self.fc(self.features(h))], [h]
 
     def output(self, x: Tensor) -> Tensor:
-        return self.forward(x)[0][-1]
-
-
-def fc(sizes: Sequence[int] = (784, 1024, 10), act: str = "relu", keep: float = 1.0) -> FeedForward:
-    """FC: ``sizes`` lists every layer, input first (PEPITA's ``--start_size``/``--n_hlayers``)."""
-    return FeedForward(sizes, act=act, keep=keep)
-
-
-def conv1fc(in_shape: Sequence[int] = (1, 28, 28), n_classes: int = 10, channels: int = 32,
-            kernel: int = 5) -> ConvPEPITANet:
-    """CONV1FC: PEPITA's ``Net1conv1fcXL`` (MNIST) or its ``_cif`` twin with ``in_shape=(3, 32, 32)``."""
-    return ConvPEPITANet(in_shape, n_classes, channels=channels, kernel=kernel)
+        return self.forward(x)[0][1]  # [conv(x), logits]
