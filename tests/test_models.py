@@ -143,3 +143,31 @@ def test_binary_models_log_their_scales_and_real_valued_ones_nothing():
     assert binary.epoch_metrics([]) == {f"alpha/{k + 1}": a for k, a in enumerate(binary.alphas())}
     assert len(binary.epoch_metrics([])) == 2
     assert build_model("BIN_MLP", sizes=[6, 5, 3], binary="none").epoch_metrics([]) == {}
+
+
+@pytest.mark.parametrize("name", [n for n in DEFAULTS if n in MODELS and not n.startswith("BIN")] + ["FC"])
+def test_the_optimizer_trains_every_parameter_once_at_its_layers_rate_and_decay(name):
+    """build_optimizer: each parameter in exactly one group, group k with lrs[k] and wds[k] (Laborieux §A.8)."""
+    from eqbench.config import OptimizerConfig
+    from eqbench.train import build_optimizer
+
+    model = build_model(name, **DEFAULTS.get(name, {"sizes": [6, 5, 4]}))
+    n = len(model.layer_parameters())
+    lrs, wds = [0.1 * (k + 1) for k in range(n)], [1e-4 * (k + 1) for k in range(n)]
+    opt = build_optimizer(model, OptimizerConfig("sgd", lrs, wds, 0.9))
+    seen = [id(p) for g in opt.param_groups for p in g["params"]]
+    assert sorted(seen) == sorted(id(p) for p in model.parameters())  # all of them, none twice
+    assert [(g["lr"], g["weight_decay"]) for g in opt.param_groups] == list(zip(lrs, wds))
+
+
+def test_hopfield_reference_rates_train_bypass_weights_and_biases_at_rate_one_without_decay():
+    """Gammell et al.'s code (§C.5): only the inter-layer blocks get the per-layer rates and decays."""
+    from eqbench.config import OptimizerConfig
+    from eqbench.train import build_optimizer
+
+    model = build_model("HOPFIELD", sizes=[4, 5, 3], reference_rates=True, topology_type="SW_intra", p=0.5, seed=1)
+    opt = build_optimizer(model, OptimizerConfig("sgd", [0.1, 0.2], [1e-3, 2e-3]))
+    groups = opt.param_groups
+    assert [(g["lr"], g["weight_decay"]) for g in groups] == [(0.1, 1e-3), (0.2, 2e-3), (1.0, 0.0)]
+    assert [g["params"] for g in groups[:2]] == [[w] for w in model.inter]
+    assert sorted(id(p) for g in groups for p in g["params"]) == sorted(id(p) for p in model.parameters())
