@@ -171,3 +171,17 @@ def test_hopfield_reference_rates_train_bypass_weights_and_biases_at_rate_one_wi
     assert [(g["lr"], g["weight_decay"]) for g in groups] == [(0.1, 1e-3), (0.2, 2e-3), (1.0, 0.0)]
     assert [g["params"] for g in groups[:2]] == [[w] for w in model.inter]
     assert sorted(id(p) for g in groups for p in g["params"]) == sorted(id(p) for p in model.parameters())
+
+
+def test_hopfield_epoch_metrics_are_the_mean_rates_their_log_spread_and_dead_layers():
+    """Gammell et al.'s Table 1 statistics of an epoch's per-batch correction rates; a layer that never learned
+    makes the spread infinite, written as null and counted."""
+    model = build_model("HOPFIELD", sizes=[4, 5, 3])
+    bound = model.euler_step_bound()
+    assert model.epoch_metrics([]) == {"step_bound": bound}
+    batches = [{"rate/1": 1e-3, "rate/2": 1e-1}, {"rate/1": 3e-3, "rate/2": 3e-1}]
+    out = model.epoch_metrics(batches)
+    assert out == {"step_bound": bound, "rate/1": pytest.approx(2e-3), "rate/2": pytest.approx(2e-1),
+                   "log_spread": pytest.approx(1.0), "dead_layers": 0}  # std of log10 (−2.7, −0.7) = 1
+    dead = model.epoch_metrics([{"rate/1": 0.0, "rate/2": 0.1}])
+    assert dead["log_spread"] is None and dead["dead_layers"] == 1
