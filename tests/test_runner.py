@@ -162,5 +162,8 @@ def test_run_baseline_trains_new_seeds_resumes_interrupted_ones_reuses_finished_
     assert (out["id"], out["scale"], out["metric"], out["unit"]) == (CI, "ci", band.metric, "percent")
     assert out["pass"] is (band.low <= out["measured"]["mean"] <= band.high)
     assert json.loads((tmp_path / CI.replace("/", "__") / "ci" / "run.json").read_text()) == out
+    assert out["expected"] == runner.expected_for(get_baseline(CI), "ci")[1]
     one = runner.summarize(CI, "ci", [base_seed], tmp_path)
     assert one["measured"]["std"] == 0.0 and one["measured"]["per_seed"] == [95.0]
+    two = runner.summarize(CI, "ci", [base_seed, base_seed + 1], tmp_path)
+    assert two["measured"]["std"] == pytest.approx(math.sqrt(((95.0 - 91.0 - base_seed) ** 2) / 2))
