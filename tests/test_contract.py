@@ -17,7 +17,9 @@ import torch
 from torch import nn
 
 import eqbench
+from eqbench.checks.energy import contraction_scale
 from eqbench.config import OptimizerConfig
+from eqbench.errors import ConfigError
 from eqbench.models.base import EnergyModel
 from eqbench.relaxation import relax
 from eqbench.rules import BPTT, EP
@@ -84,6 +86,21 @@ class Minimal(EnergyModel):
 
     def activations(self):
         return [torch.sigmoid, torch.sigmoid]
+
+
+def test_a_model_that_declares_nothing_gets_the_contracts_reasons():
+    model, x, y = Minimal().double(), torch.rand(2, 4, dtype=torch.float64), torch.tensor([0, 2])
+    assert model.energy(x, model.init_state(x)) is None
+    with pytest.raises(NotImplementedError, match=r"^MINIMAL has no closed-form step$"):
+        model.closed_form_drive(x, model.init_state(x))
+    with pytest.raises(ConfigError) as e:
+        contraction_scale(model, x)
+    assert str(e.value) == ("contraction_scale needs a drive u = H·s + c with symmetric H; MINIMAL: it does not "
+                            "declare an affine symmetric drive (EnergyModel.why_drive_not_affine)")
+    with pytest.raises(ConfigError) as e:
+        EP(beta=0.1, T1=5, T2=2, estimator="holomorphic", points=2).compute_gradients(model, x, y)
+    assert str(e.value) == ("holomorphic EP cannot run on MINIMAL: it does not declare holomorphic dynamics "
+                            "(EnergyModel.why_not_holomorphic)")
 
 
 def test_a_model_declaring_only_the_required_methods_runs_everywhere():

@@ -1,6 +1,6 @@
-"""What every model factory and the EnergyModel contract's defaults tell a user: the one line for an option a factory
-does not take, the reasons a model that declares nothing gets from the checks that need a declaration, the feedback
-angles of the VF models, and the shape of the sequence model's negative control."""
+"""What every model factory tells a user and relies on: the one line for an option a factory does not take, the
+reasons a model gives the checks it cannot serve, the optimizer groups, the feedback angles of the VF models, and the
+shape of the sequence model's negative control (a model declaring nothing: tests/test_contract.py)."""
 
 from __future__ import annotations
 
@@ -8,15 +8,13 @@ import math
 
 import pytest
 import torch
-from torch import nn
 
 from eqbench.cases import DEFAULTS
 from eqbench.checks.energy import contraction_scale
 from eqbench.errors import ConfigError
-from eqbench.models import MODELS, EnergyModel, build_model, model_factories
+from eqbench.models import MODELS, build_model, model_factories
 from eqbench.models.sequence import ValuesUnlikeKeys, seq_imdb_values_unlike_keys
 from eqbench.relaxation import relax
-from eqbench.rules import EP
 
 
 @pytest.mark.parametrize("name", sorted(model_factories()))
@@ -24,47 +22,6 @@ def test_an_option_the_factory_does_not_take_is_named_with_the_model(name):
     with pytest.raises(ConfigError) as e:
         build_model(name, colour="blue")
     assert str(e.value) == f"{name}: got an unexpected keyword argument 'colour'"
-
-
-class Bare(EnergyModel):
-    """Φ = ⟨W x, s1⟩ + ⟨V s1, s2⟩ − β·L and nothing else declared: every optional capability takes its default."""
-
-    name, in_shape, n_classes = "BARE", (4,), 3
-
-    def __init__(self):
-        super().__init__()
-        self.w, self.v = nn.Linear(4, 5).double(), nn.Linear(5, 3).double()
-
-    def state_shapes(self):
-        return [(5,), (3,)]
-
-    def phi(self, x, s, beta=0.0, y=None):
-        total = (self.w(x) * s[0]).sum(1) + (self.v(s[0]) * s[1]).sum(1)
-        return total if beta == 0.0 else total + self.nudge_term(s, beta, y)
-
-    def loss(self, s, y):
-        return 0.5 * ((s[1] - nn.functional.one_hot(y, 3).to(s[1])) ** 2).sum(1)
-
-    def output(self, s):
-        return s[1]
-
-    def activations(self):
-        return [torch.sigmoid, torch.sigmoid]
-
-
-def test_a_model_that_declares_nothing_gets_the_contracts_reasons():
-    model, x, y = Bare(), torch.rand(2, 4, dtype=torch.float64), torch.tensor([0, 2])
-    assert model.energy(x, model.init_state(x)) is None
-    with pytest.raises(NotImplementedError, match=r"^BARE has no closed-form step$"):
-        model.closed_form_drive(x, model.init_state(x))
-    with pytest.raises(ConfigError) as e:
-        contraction_scale(model, x)
-    assert str(e.value) == ("contraction_scale needs a drive u = H·s + c with symmetric H; BARE: it does not declare "
-                            "an affine symmetric drive (EnergyModel.why_drive_not_affine)")
-    with pytest.raises(ConfigError) as e:
-        EP(beta=0.1, T1=5, T2=2, estimator="holomorphic", points=2).compute_gradients(model, x, y)
-    assert str(e.value) == ("holomorphic EP cannot run on BARE: it does not declare holomorphic dynamics "
-                            "(EnergyModel.why_not_holomorphic)")
 
 
 SEQ_ASYNC = ("SEQ_SNLI relaxes synchronously (Bal & Sengupta): every projection layer couples to the first fc "
