@@ -72,6 +72,8 @@ def _parser() -> argparse.ArgumentParser:
     e.add_argument("--scale", default="paper", choices=["ci", "paper"])
     e.add_argument("--device", help="override the config's device (cpu, cuda)")
     e.add_argument("--batches", type=int, default=20, help="timed training batches (default 20)")
+    e.add_argument("--cuda-graphs", action=argparse.BooleanOptionalAction, default=None,
+                   help="relaxations through CUDA graphs (or not), whatever the config says")
     e.add_argument("--json", help="also write the estimates as JSON here")
 
     b = sub.add_parser("bench", help="the main job: every check on embedded data, table + report folder")
@@ -369,7 +371,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             from .estimate import run_estimate
 
             return run_estimate(args.ids, scale=args.scale, device=args.device, batches=args.batches,
-                                every=args.all, json_out=args.json)
+                                every=args.all, json_out=args.json, cuda_graphs=args.cuda_graphs)
         if args.command == "bench":
             from .bench import run_bench
 

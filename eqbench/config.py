@@ -185,6 +185,7 @@ class RunConfig:
     dtype: str = "float32"
     device: str = "cpu"
     matmul_precision: str = "highest"  # float32 matmuls in full precision; "high" allows TF32 on a GPU
+    cuda_graphs: bool = False  # relaxations through CUDA graphs, captured once per shape (eqbench.graphs; GPU only)
     # evaluate the test set once before training (an epoch-0 row in metrics.jsonl), as Gammell et al.'s
     # run_trials.py does: with persistent particles it also gives the test particles one more free phase
     initial_eval: bool = False
@@ -204,8 +205,9 @@ class RunConfig:
         if d.get("matmul_precision", "highest") not in MATMUL_PRECISIONS:
             raise ConfigError(f"{where}.matmul_precision must be one of {', '.join(MATMUL_PRECISIONS)}, got "
                               f"{d['matmul_precision']!r}")
-        if not isinstance(d.get("initial_eval", False), bool):
-            raise ConfigError(f"{where}.initial_eval must be true or false, got {d['initial_eval']!r}")
+        for flag in ("initial_eval", "cuda_graphs"):
+            if not isinstance(d.get(flag, False), bool):
+                raise ConfigError(f"{where}.{flag} must be true or false, got {d[flag]!r}")
         sched = d.get("schedule")
         return cls(
             model=dict(d["model"]),
@@ -218,6 +220,7 @@ class RunConfig:
             dtype=d.get("dtype", "float32"),
             device=d.get("device", "cpu"),
             matmul_precision=d.get("matmul_precision", "highest"),
+            cuda_graphs=d.get("cuda_graphs", False),
             initial_eval=d.get("initial_eval", False),
             extra=dict(d.get("extra") or {}),
         )

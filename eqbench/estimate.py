@@ -51,6 +51,7 @@ class Estimate:
     epochs: int
     peak_bytes: int
     peak_kind: str  # "CUDA allocator" or "process RSS"
+    cuda_graphs: bool = False  # relaxations replayed from CUDA graphs (eqbench.graphs)
 
     @property
     def epoch_s(self) -> float:
@@ -99,15 +100,18 @@ def _peak_rss_bytes() -> int:
 
 
 def estimate(bid: str, scale: str = "paper", *, device: str | None = None, batches: int = 20,
-             warmup: int = 1) -> Estimate:
+             warmup: int = 1, cuda_graphs: bool | None = None) -> Estimate:
     """Time ``batches`` training batches (after ``warmup``) and up to 3 evaluation batches (after one) of baseline
-    ``bid``'s config at ``scale``; ``device`` overrides the config's."""
+    ``bid``'s config at ``scale``; ``device`` and ``cuda_graphs`` (when not None) override the config's."""
     from .registry import get_baseline
 
     b = get_baseline(bid)
     if scale not in b.scales:
         raise ConfigError(f"{bid} has no {scale!r} scale; it has {', '.join(b.scales)}")
-    return estimate_config(b.scales[scale].config, bid, scale, device=device, batches=batches, warmup=warmup)
+    cfg = b.scales[scale].config
+    if cuda_graphs is not None:
+        cfg = dataclasses.replace(cfg, cuda_graphs=cuda_graphs)
+    return estimate_config(cfg, bid, scale, device=device, batches=batches, warmup=warmup)
 
 
 def estimate_config(cfg, label: str, scale: str = "", *, device: str | None = None, batches: int = 20,
@@ -166,20 +170,21 @@ def estimate_config(cfg, label: str, scale: str = "", *, device: str | None = No
                      else math.ceil(n_train / cfg.data.batch_size))
     return Estimate(label, scale, str(dev), cfg.data.name, data, cfg.data.batch_size, batches,
                     statistics.median(times), statistics.median(test_times), train_batches,
-                    math.ceil(n_test / cfg.data.test_batch_size), cfg.epochs, peak, kind)
+                    math.ceil(n_test / cfg.data.test_batch_size), cfg.epochs, peak, kind, cfg.cuda_graphs)
 
 
 def table(rows: list[Estimate]) -> str:
     """A Markdown table: config, device, data, s/epoch, hours for the config's epochs, peak memory."""
     out = ["| config | device | data | s / epoch | epochs | hours | peak memory |", "|---|---|---|---|---|---|---|"]
     for r in rows:
-        out.append(f"| {r.id} ({r.scale}) | {r.device} | {r.dataset}, {r.data} | {r.epoch_s:,.1f} | {r.epochs} | "
+        device = f"{r.device}, CUDA graphs" if r.cuda_graphs else r.device
+        out.append(f"| {r.id} ({r.scale}) | {device} | {r.dataset}, {r.data} | {r.epoch_s:,.1f} | {r.epochs} | "
                    f"{r.run_hours:,.2f} | {r.peak_bytes / 2**20:,.0f} MiB ({r.peak_kind}) |")
     return "\n".join(out)
 
 
 def run_estimate(ids: list[str], *, scale: str = "paper", device: str | None = None, batches: int = 20,
-                 every: bool = False, json_out: str | None = None) -> int:
+                 every: bool = False, json_out: str | None = None, cuda_graphs: bool | None = None) -> int:
     """The CLI: estimate each config (or every config with ``scale`` when ``every``), print one line per config
     as it finishes and the table at the end, write ``json_out``."""
     from .io import write_json
@@ -197,9 +202,9 @@ def run_estimate(ids: list[str], *, scale: str = "paper", device: str | None = N
     with fresh as pool:
         for bid in ids:
             if pool is None:
-                r = estimate(bid, scale, device=device, batches=batches)
+                r = estimate(bid, scale, device=device, batches=batches, cuda_graphs=cuda_graphs)
             else:
-                r = pool.submit(estimate, bid, scale, device=device, batches=batches).result()
+                r = pool.submit(estimate, bid, scale, device=device, batches=batches, cuda_graphs=cuda_graphs).result()
             print(f"{bid}: {r.epoch_s:,.1f} s/epoch on {r.device} ({r.train_batch_s * 1e3:,.1f} ms per training "
                   f"batch of {r.batch_size}), {r.run_hours:,.2f} h for {r.epochs} epochs, peak "
                   f"{r.peak_bytes / 2**20:,.0f} MiB ({r.peak_kind})", flush=True)

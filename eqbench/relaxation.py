@@ -21,6 +21,7 @@ from typing import Literal
 import torch
 from torch import Tensor
 
+from . import graphs
 from .errors import ConfigError, DivergenceError
 from .models.base import EnergyModel, State
 
@@ -67,6 +68,7 @@ def relax(
     fast: bool = True,
     cache: dict | None = None,
     clamp: dict[int, Tensor] | None = None,
+    cuda_graph: bool | None = None,
 ) -> State:
     """Run ``steps`` steps of the model's dynamics from ``s`` and return the final state.
 
@@ -77,7 +79,10 @@ def relax(
     relaxations of one training step (same x, same weights: the free and nudged phases of EP) to compute it
     once; the default is a fresh dict. Never share it with a relaxation that keeps its graph. ``clamp`` holds
     layers (state index → value) at given values from the start: they are not updated (coupled learning's clamped
-    phase, Stern et al. 2021). Raises DivergenceError on a non-finite state.
+    phase, Stern et al. 2021). ``cuda_graph=True`` runs a phase on CUDA tensors with nothing per-step asked for
+    through a CUDA graph captured once per model, settings and shapes (eqbench.graphs; the eager loop where the
+    capture fails, with one warning; ignored on other devices); None follows ``eqbench.graphs.enable`` (a run's
+    ``cuda_graphs``). Raises DivergenceError on a non-finite state.
     """
     if mode not in MODES:
         raise ConfigError(f"unknown relaxation mode {mode!r}; known: {', '.join(MODES)}")
@@ -100,11 +105,23 @@ def relax(
     observed = graph or trace is not None or drive_hook is not None
     cache = {} if cache is None or graph else cache  # a graph needs its own input drive, with its history
     if not observed:
+        def phase(x: Tensor, y: Tensor | None, *s: Tensor, cache: dict) -> State:
+            out = None
+            if fast and closed_form and mode == "sync" and not clamp:
+                out = model.fast_relax(x, list(s), steps, beta, y, cache=cache)
+            if out is None:  # (clamped layers are in s already; _loop reads which they are)
+                out = _loop(model, x, s, steps, beta, y, mode, closed_form, False, None, None, cache, clamp,
+                            strict=False)
+            return out
+
+        inputs = [x, y, *(si.detach() for si in s)]
         out = None
-        if fast and closed_form and mode == "sync" and not clamp:
-            out = model.fast_relax(x, [si.detach() for si in s], steps, beta, y, cache=cache)
+        if (graphs.enabled() if cuda_graph is None else cuda_graph) and x.is_cuda and steps > 0:
+            # the input drive is computed inside the graph (a cache filled outside it would be stale at replay)
+            key = ("relax", steps, beta, mode, closed_form, fast, tuple(clamp or {}))
+            out = graphs.replay(model, key, lambda *a: phase(*a, cache={}), inputs)
         if out is None:
-            out = _loop(model, x, s, steps, beta, y, mode, closed_form, False, None, None, cache, clamp, strict=False)
+            out = phase(*inputs, cache=cache)
         if steps == 0 or _finite(out):
             return out
     return _loop(model, x, s, steps, beta, y, mode, closed_form, graph, trace, drive_hook, cache, clamp, strict=True)

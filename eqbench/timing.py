@@ -18,6 +18,7 @@ from collections.abc import Callable
 import torch
 from torch import Tensor
 
+from . import graphs
 from .models import EnergyModel
 from .models.base import State
 from .relaxation import relax
@@ -52,13 +53,14 @@ def sync(device: str | torch.device | Tensor) -> None:
         torch.cuda.synchronize(dev)
 
 
-def free_phase_fn(model: EnergyModel, x: Tensor, T: int, closed_form: bool, fast: bool = True) -> Callable[[], State]:
+def free_phase_fn(model: EnergyModel, x: Tensor, T: int, closed_form: bool, fast: bool = True,
+                  cuda_graph: bool = False) -> Callable[[], State]:
     """A callable running one free phase of T steps from zeros (``closed_form=False`` forces the
-    generic autograd step, ``fast=False`` the generic loop over a model's fused ``fast_relax``),
-    synchronising CUDA before it returns."""
+    generic autograd step, ``fast=False`` the generic loop over a model's fused ``fast_relax``, ``cuda_graph``
+    replays it from a CUDA graph on a GPU), synchronising CUDA before it returns."""
 
     def run() -> State:
-        s = relax(model, x, model.init_state(x), T, closed_form=closed_form, fast=fast)
+        s = relax(model, x, model.init_state(x), T, closed_form=closed_form, fast=fast, cuda_graph=cuda_graph)
         sync(x)
         return s
 
@@ -66,12 +68,13 @@ def free_phase_fn(model: EnergyModel, x: Tensor, T: int, closed_form: bool, fast
 
 
 def train_step_fn(algo: str, model: EnergyModel, x: Tensor, y: Tensor, T2: int, *,
-                  extra_free: int = 10, beta: float = 0.5, closed_form: bool = True) -> Callable[[], dict]:
+                  extra_free: int = 10, beta: float = 0.5, closed_form: bool = True,
+                  cuda_graphs: bool = False) -> Callable[[], dict]:
     """A callable computing one training step's ``.grad`` (no optimizer step), T1 = T2 + extra_free.
 
     ``algo="EP"``: symmetric estimator (free phase of T1 steps, two nudged phases of T2 steps);
     ``algo="BPTT"``: backpropagation through the last T2 of T1 free steps. ``closed_form=False`` relaxes with
-    the generic autograd step (the authors' algorithm).
+    the generic autograd step (the authors' algorithm); ``cuda_graphs`` replays the relaxations from CUDA graphs.
     """
     T1 = T2 + extra_free
     if algo == "EP":
@@ -82,7 +85,8 @@ def train_step_fn(algo: str, model: EnergyModel, x: Tensor, y: Tensor, T2: int, 
         raise KeyError(f"unknown training algorithm {algo!r}; known: EP, BPTT")
 
     def run() -> dict:
-        out = rule.compute_gradients(model, x, y)
+        with graphs.switched(cuda_graphs):
+            out = rule.compute_gradients(model, x, y)
         sync(x)
         return out
 

@@ -48,7 +48,7 @@ from typing import Any
 import torch
 import yaml
 
-from . import distributed
+from . import distributed, graphs
 from .config import DTYPES, RunConfig, has_tf32
 from .data import DATASET_INFO
 from .errors import ConfigError, DivergenceError, EqbenchError, one_line
@@ -110,8 +110,11 @@ def build_run(cfg: RunConfig, data_dir: str | None = None, download: bool = Fals
 def set_precision(cfg: RunConfig) -> None:
     """Apply ``cfg.matmul_precision`` (``torch.set_float32_matmul_precision``, process-wide, as torch has it) after
     checking that the device can honour ``cfg.dtype`` and the precision: bfloat16 needs a GPU that supports it,
-    TF32 ("high") an Ampere or newer GPU; on the CPU "high" and "medium" only act where the CPU has bf16 units."""
+    TF32 ("high") an Ampere or newer GPU; on the CPU "high" and "medium" only act where the CPU has bf16 units.
+    Also switches CUDA graphs on or off (``cfg.cuda_graphs``, eqbench.graphs.enable), which need a CUDA device."""
     dev = torch.device(cfg.device)
+    if cfg.cuda_graphs and dev.type != "cuda":
+        raise ConfigError(f"cuda_graphs: CUDA graphs need a CUDA device; the run's device is {cfg.device!r}")
     if dev.type == "cuda" and torch.cuda.is_available():
         if cfg.dtype == "bfloat16" and not torch.cuda.is_bf16_supported():
             raise ConfigError(f"dtype bfloat16: {torch.cuda.get_device_name(dev)} does not support it")
@@ -119,6 +122,7 @@ def set_precision(cfg: RunConfig) -> None:
             raise ConfigError(f"matmul_precision 'high' (TF32): {torch.cuda.get_device_name(dev)} has no TF32 "
                               "(compute capability 8.0 or newer needed)")
     torch.set_float32_matmul_precision(cfg.matmul_precision)
+    graphs.enable(cfg.cuda_graphs)
 
 
 def build_parts(cfg: RunConfig) -> tuple[torch.nn.Module, Any, torch.optim.Optimizer,

@@ -20,7 +20,8 @@ BASE = {
     "epochs": 3,
 }
 FLIP = {"name": "flip", "lrs": [0.05, 0.02], "gammas": [1e-3, 1e-3], "thresholds": [1e-6, 1e-6]}
-KNOWN = "model, rule, optimizer, data, epochs, schedule, seed, dtype, device, matmul_precision, initial_eval, extra"
+KNOWN = ("model, rule, optimizer, data, epochs, schedule, seed, dtype, device, matmul_precision, cuda_graphs, "
+         "initial_eval, extra")
 
 
 def edit(path: str, value=None, delete: bool = False) -> dict:
@@ -61,6 +62,7 @@ BAD = [
     (edit("dtype", "float16"), ".dtype must be one of float32, float64, bfloat16, got 'float16'"),
     (edit("matmul_precision", "low"), ".matmul_precision must be one of highest, high, medium, got 'low'"),
     (edit("initial_eval", "yes"), ".initial_eval must be true or false, got 'yes'"),
+    (edit("cuda_graphs", 1), ".cuda_graphs must be true or false, got 1"),
     (edit("optimizer", ["sgd"]), ".optimizer must be a mapping, got list"),
     (edit("optimizer.name", "rmsprop"), ".optimizer.name must be one of sgd, adam, flip, got 'rmsprop'"),
     (edit("optimizer.lrs", delete=True), ".optimizer is missing lrs"),
@@ -128,8 +130,8 @@ def test_a_missing_or_unparsable_file_is_named(tmp_path):
 
 def test_omitted_fields_take_their_documented_defaults(tmp_path):
     cfg = load_config(write(tmp_path, BASE))
-    assert (cfg.seed, cfg.dtype, cfg.device, cfg.matmul_precision, cfg.initial_eval, cfg.extra) == \
-        (0, "float32", "cpu", "highest", False, {})
+    assert (cfg.seed, cfg.dtype, cfg.device, cfg.matmul_precision, cfg.cuda_graphs, cfg.initial_eval, cfg.extra) == \
+        (0, "float32", "cpu", "highest", False, False, {})
     assert (cfg.optimizer.wds, cfg.optimizer.momentum, cfg.schedule) == (None, 0.0, None)
     assert (cfg.data.test_batch_size, cfg.data.augment, cfg.data.normalize, cfg.data.shuffle) == \
         (200, False, True, "epoch")
@@ -151,7 +153,7 @@ def test_model_and_rule_keep_their_own_fields_and_extra_is_carried(tmp_path):
     {"optimizer": {**FLIP, "lrs_alpha": [1e-2, 1e-2]}},
     {"schedule": {"name": "cosine", "T_max": 3, "eta_min": 1e-5}},
     {"schedule": {"name": "multistep", "milestones": [1, 2], "gamma": 0.5}},
-    {"seed": 7, "dtype": "float64", "initial_eval": True, "extra": {"note": "x"},
+    {"seed": 7, "dtype": "float64", "initial_eval": True, "cuda_graphs": True, "extra": {"note": "x"},
      "data": {"name": "digits", "batch_size": 8, "test_batch_size": 16, "shuffle": "once"}},
 ], ids=["minimal", "sgd-all", "flip", "cosine", "multistep", "run-fields"])
 def test_the_run_folders_config_yaml_reads_back_to_the_same_config(tmp_path, over):

@@ -41,6 +41,7 @@ import math
 import pytest
 import torch
 
+from eqbench import graphs
 from eqbench.checks.device import MetaTensorError, meta_default_device
 from eqbench.config import OptimizerConfig
 from eqbench.models import MODELS, build_model
@@ -282,3 +283,39 @@ def test_negative_control_a_broken_model_fails_the_real_step(rule_id):
     with pytest.raises(MetaTensorError, match="meta"):
         with meta_default_device():
             build_rule(name, **kw).compute_gradients(model, x, y)
+
+
+# ------------------------------------------------------------------------------------------------ CUDA graphs
+RELAXING = [c for c in COMBOS if c[2] not in FORWARD_RULES]
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device (torch.cuda.is_available() is False)")
+@pytest.mark.parametrize("case, rule_id, rule_name, rule_kw",
+                         [pytest.param(*c, id=f"{c[0]}-{c[1]}") for c in RELAXING])
+def test_cuda_graphs_change_no_number(case, rule_id, rule_name, rule_kw):
+    """Every energy model × every rule that relaxes, on a GPU in float64: two training steps (the capture, then a
+    replay after the optimizer's in-place update of the weights) and an evaluation give the same losses,
+    gradients, weights and outputs with ``cuda_graphs`` as without (eqbench.graphs)."""
+    persistent = rule_kw.get("persistent", False)
+    runs = []
+    for on in (False, True):
+        model, x, y = _build(case)
+        model, x, y = model.cuda(), x.cuda(), y.cuda()
+        rule = build_rule(rule_name, **rule_kw)
+        opt = _optimizer(model, ALL_CASES[case][2])
+        graphs.enable(on)
+        try:
+            seen = []
+            for _ in range(2):
+                info = rule.compute_gradients(model, x, y, **({"key": "train/0"} if persistent else {}))
+                seen += [info["loss"], *(p.grad for p in model.parameters())]
+                opt.step()
+            seen += [rule.predict(model, x, **({"key": "test/0"} if persistent else {}))[0], *model.parameters()]
+            runs.append([t.detach().cpu() for t in seen])
+            assert not on or graphs._GRAPHS.get(model), "no relaxation went through a graph"
+        finally:
+            graphs.enable(False)
+            graphs.clear()
+    for a, b in zip(*runs):
+        torch.testing.assert_close(b, a, rtol=1e-10, atol=1e-12)

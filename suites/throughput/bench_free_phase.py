@@ -30,7 +30,7 @@ from eqbench.cases import CASES, make_case
 from eqbench.memory import cuda_peak_bytes, graph_bytes
 from eqbench.relaxation import relax
 from eqbench.timing import free_phase_fn, train_step_fn
-from eqbench.tracking import SPEED, SPEED_TARGETS
+from eqbench.tracking import SPEED, SPEED_TARGETS, interleaved_rates
 
 requires_cuda = pytest.mark.skipif(not torch.cuda.is_available(),
                                    reason="needs a CUDA device (torch.cuda.is_available() is False)")
@@ -96,6 +96,38 @@ def test_hopfield_free_phase(benchmark, case, step, device, throughput_report):
                           f"{x.shape[0] * spec.T1 / statistics.median(times['fused']):,.0f} sample-steps/s, "
                           f"×{ratio:.1f} the generic loop")
     benchmark.pedantic(runs[step], rounds=3, warmup_rounds=1)
+
+
+@pytest.mark.gpu
+@requires_cuda
+@pytest.mark.parametrize("case", ["mlp", "cnn_cifar"])
+def test_cuda_graph_speed(benchmark, case, throughput_report):
+    """CUDA graphs (eqbench.graphs) against the eager loop on the GPU, timed side by side in 7 interleaved rounds:
+    one closed-form free phase and one symmetric EP training step (T1 = 30, T2 = 10); the capture's one-off cost
+    (two warm-up runs and the capture, per phase) beside them. Reported, never asserted."""
+    model, x, y = make_case(case, device="cuda")
+    T = CASES[case].T1
+    graphed = free_phase_fn(model, x, T, closed_form=True, cuda_graph=True)
+    t0 = time.perf_counter()
+    graphed()
+    capture_s = time.perf_counter() - t0
+    free = interleaved_rates({g: free_phase_fn(model, x, T, closed_form=True, cuda_graph=g) for g in (True, False)},
+                             1.0, 7)
+    step = interleaved_rates({g: train_step_fn("EP", model, x, y, 10, extra_free=20, cuda_graphs=g)
+                              for g in (True, False)}, 1.0, 7)
+    values = {"free phase graphed over eager": free[True] / free[False],
+              "EP step graphed over eager": step[True] / step[False],
+              "free phase eager ms": 1e3 / free[False], "free phase graphed ms": 1e3 / free[True],
+              "EP step eager ms": 1e3 / step[False], "EP step graphed ms": 1e3 / step[True],
+              "first graphed free phase (capture) ms": capture_s * 1e3}
+    benchmark.group = "cuda graphs"
+    benchmark.extra_info.update(case=case, batch=x.shape[0], T=T, **values)
+    throughput_report(f"CUDA graphs {case} batch {x.shape[0]} T={T}: free phase "
+                      f"×{values['free phase graphed over eager']:.2f} "
+                      f"({values['free phase eager ms']:.2f} → {values['free phase graphed ms']:.2f} ms), EP step "
+                      f"×{values['EP step graphed over eager']:.2f} ({values['EP step eager ms']:.2f} → "
+                      f"{values['EP step graphed ms']:.2f} ms), capture {capture_s * 1e3:.0f} ms")
+    benchmark.pedantic(graphed, rounds=5, warmup_rounds=1)
 
 
 # ------------------------------------------------------------------------------------ memory
