@@ -29,6 +29,7 @@ from dataclasses import dataclass
 
 import torch
 from torch import Tensor
+from torch.utils._python_dispatch import TorchDispatchMode
 
 Inputs = Sequence[Tensor | None]
 
@@ -71,6 +72,29 @@ def switched(on: bool) -> Iterator[None]:
         enable(before)
 
 
+#: aten ops that read a tensor's value back to the host (``.item()``, ``int(t)``, ``bool(t)``) or size their output
+#: by data: on a GPU each is a synchronisation, which a CUDA graph cannot record
+HOST_READS = ("aten::_local_scalar_dense", "aten::nonzero", "aten::masked_select", "aten::unique_dim",
+              "aten::_unique2")
+
+
+class HostRead(RuntimeError):
+    """Raised by `no_host_reads` at the first op that reads a tensor back to the host."""
+
+
+class _NoHostReads(TorchDispatchMode):
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        if func._schema.name in HOST_READS:
+            raise HostRead(f"{func._schema.name} (a host read) inside the relaxation")
+        return func(*args, **(kwargs or {}))
+
+
+def no_host_reads() -> contextlib.AbstractContextManager:
+    """A context in which an op reading a tensor's value back to the host (`HOST_READS`) raises `HostRead` before it
+    runs, on any device: what makes a function capturable in a CUDA graph, checked on the CPU too."""
+    return _NoHostReads()
+
+
 def _pointers(owner: torch.nn.Module) -> tuple[int, ...]:
     return tuple(t.data_ptr() for t in (*owner.parameters(), *owner.buffers()))
 
@@ -111,15 +135,20 @@ def _capture(owner: torch.nn.Module, key: Hashable, fn: Callable[..., list[Tenso
     static = [None if t is None else t.detach().clone() for t in inputs]
     side = torch.cuda.Stream()
     side.wait_stream(torch.cuda.current_stream())
-    with torch.no_grad(), torch.cuda.stream(side):
-        for _ in range(WARMUP):  # errors of fn itself surface here, eagerly, and are not taken for capture failures
-            fn(*static)
-    torch.cuda.current_stream().wait_stream(side)
-    graph = torch.cuda.CUDAGraph()
     try:
+        with torch.no_grad(), torch.cuda.stream(side):
+            fn(*static)  # errors of fn itself surface here, eagerly, and are not taken for capture failures
+            # A capture that fails half-way can leave CUDA's RNG in capture mode ("Offset increment outside graph
+            # capture", seen on an H100 with torch 2.11): a host read is found here instead, before any capture.
+            with no_host_reads():
+                for _ in range(WARMUP - 1):
+                    fn(*static)
+        torch.cuda.current_stream().wait_stream(side)
+        graph = torch.cuda.CUDAGraph()
         with torch.no_grad(), torch.cuda.graph(graph):
             outputs = list(fn(*static))
-    except RuntimeError as exc:
+    except RuntimeError as exc:  # HostRead included
+        torch.cuda.current_stream().wait_stream(side)
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         warnings.warn(f"CUDA graph capture of {type(owner).__name__}'s relaxation {key} failed ({first}); "
                       "running it eagerly", RuntimeWarning, stacklevel=4)
@@ -128,6 +157,11 @@ def _capture(owner: torch.nn.Module, key: Hashable, fn: Callable[..., list[Tenso
     # the capture recorded the launches without running them: replay once for this call's result
     graph.replay()
     return _Graph(graph, static, outputs, pointers)
+
+
+def captured(owner: torch.nn.Module) -> int:
+    """How many CUDA graphs are kept for ``owner`` (captures that failed not counted)."""
+    return sum(e.graph is not None for e in _GRAPHS.get(owner, {}).values())
 
 
 def clear(owner: torch.nn.Module | None = None) -> None:

@@ -91,6 +91,8 @@ def relax(
     if beta != 0.0 and y is None:
         raise ConfigError("a nudged relaxation (β ≠ 0) needs targets y")
     x = model.check_input(x)
+    if y is not None:  # once here: the steps read the targets without a host read (EnergyModel.target_matrix)
+        y = model.check_target(y, x.shape[0])
     shapes = [(x.shape[0], *sh) for sh in model.state_shapes()]
     if [tuple(si.shape) for si in s] != shapes:
         raise ConfigError(f"state shapes {[tuple(si.shape) for si in s]} do not match {model.name}'s {shapes}")
@@ -105,15 +107,8 @@ def relax(
     observed = graph or trace is not None or drive_hook is not None
     cache = {} if cache is None or graph else cache  # a graph needs its own input drive, with its history
     if not observed:
-        def phase(x: Tensor, y: Tensor | None, *s: Tensor, cache: dict) -> State:
-            out = None
-            if fast and closed_form and mode == "sync" and not clamp:
-                out = model.fast_relax(x, list(s), steps, beta, y, cache=cache)
-            if out is None:  # (clamped layers are in s already; _loop reads which they are)
-                out = _loop(model, x, s, steps, beta, y, mode, closed_form, False, None, None, cache, clamp,
-                            strict=False)
-            return out
-
+        phase = phase_function(model, steps, beta=beta, mode=mode, closed_form=closed_form, fast=fast,
+                               clamped=tuple(clamp or {}))
         inputs = [x, y, *(si.detach() for si in s)]
         out = None
         if (graphs.enabled() if cuda_graph is None else cuda_graph) and x.is_cuda and steps > 0:
@@ -125,6 +120,26 @@ def relax(
         if steps == 0 or _finite(out):
             return out
     return _loop(model, x, s, steps, beta, y, mode, closed_form, graph, trace, drive_hook, cache, clamp, strict=True)
+
+
+def phase_function(model: EnergyModel, steps: int, *, beta: complex = 0.0, mode: Mode = "sync",
+                   closed_form: bool = True, fast: bool = True, clamped: tuple[int, ...] = ()
+                   ) -> Callable[..., State]:
+    """A relaxation with nothing observed per step as a function ``phase(x, y, *s, cache=...)`` of its tensors:
+    what ``relax`` runs, eagerly or through a CUDA graph (eqbench.graphs). ``s`` holds the clamped layers' values
+    (their indices in ``clamped``); the model's ``fast_relax`` where it applies, else the generic loop. Inputs
+    are trusted (``relax`` checks them); nothing is read back to the host."""
+
+    def phase(x: Tensor, y: Tensor | None, *s: Tensor, cache: dict) -> State:
+        out = None
+        if fast and closed_form and mode == "sync" and not clamped:
+            out = model.fast_relax(x, list(s), steps, beta, y, cache=cache)
+        if out is None:
+            out = _loop(model, x, s, steps, beta, y, mode, closed_form, False, None, None, cache,
+                        dict.fromkeys(clamped), strict=False)
+        return out
+
+    return phase
 
 
 def _loop(model: EnergyModel, x: Tensor, s: State, steps: int, beta: float, y: Tensor | None, mode: Mode,

@@ -41,7 +41,7 @@ import math
 import pytest
 import torch
 
-from eqbench import graphs
+from eqbench import graphs, relaxation
 from eqbench.checks.device import MetaTensorError, meta_default_device
 from eqbench.config import OptimizerConfig
 from eqbench.models import MODELS, build_model
@@ -289,6 +289,53 @@ def test_negative_control_a_broken_model_fails_the_real_step(rule_id):
 RELAXING = [c for c in COMBOS if c[2] not in FORWARD_RULES]
 
 
+def _host_read_checked(monkeypatch) -> list:
+    """Every relaxation phase run from now on runs under eqbench.graphs.no_host_reads; returns the list of calls."""
+    real, calls = relaxation.phase_function, []
+
+    def checked(*args, **kwargs):
+        phase = real(*args, **kwargs)
+
+        def run(*a, **kw):
+            calls.append(args[1])
+            with graphs.no_host_reads():
+                return phase(*a, **kw)
+        return run
+
+    monkeypatch.setattr(relaxation, "phase_function", checked)
+    return calls
+
+
+@pytest.mark.parametrize("case, rule_id, rule_name, rule_kw",
+                         [pytest.param(*c, id=f"{c[0]}-{c[1]}") for c in RELAXING])
+def test_relaxations_read_nothing_back_to_the_host(case, rule_id, rule_name, rule_kw, monkeypatch):
+    """What lets a CUDA graph record a phase, checked on the CPU for every energy model × every rule that relaxes:
+    no step reads a tensor's value back to the host (on a GPU, a synchronisation per step, which also stops a
+    capture: the targets' range check once ran at every nudged step). Targets and the result are checked outside
+    the phases, once."""
+    calls = _host_read_checked(monkeypatch)
+    model, x, y = _build(case)
+    rule = build_rule(rule_name, **rule_kw)
+    kw = {"key": "train/0"} if rule_kw.get("persistent", False) else {}
+    rule.compute_gradients(model, x, y, **kw)
+    rule.predict(model, x, **kw)
+    assert calls, "no phase ran through relax's phase_function"
+
+
+def test_negative_control_a_host_read_in_a_step_is_found(monkeypatch):
+    _host_read_checked(monkeypatch)
+    model, x, y = _build("P_MLP")
+
+    def reads_the_host(s, u):
+        float(u[0].sum())
+        return type(model).update(model, s, u)
+
+    model.update = reads_the_host
+    with pytest.raises(graphs.HostRead, match="aten::_local_scalar_dense"):
+        build_rule("EP", beta=0.5, T1=T1, T2=T2, estimator="symmetric", closed_form=False).compute_gradients(
+            model, x, y)
+
+
 @pytest.mark.gpu
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device (torch.cuda.is_available() is False)")
 @pytest.mark.parametrize("case, rule_id, rule_name, rule_kw",
@@ -313,7 +360,7 @@ def test_cuda_graphs_change_no_number(case, rule_id, rule_name, rule_kw):
                 opt.step()
             seen += [rule.predict(model, x, **({"key": "test/0"} if persistent else {}))[0], *model.parameters()]
             runs.append([t.detach().cpu() for t in seen])
-            assert not on or graphs._GRAPHS.get(model), "no relaxation went through a graph"
+            assert not on or graphs.captured(model), "no relaxation went through a graph"
         finally:
             graphs.enable(False)
             graphs.clear()

@@ -68,6 +68,28 @@ def test_bad_targets():
         EP(beta=0.1, T1=2, T2=2).compute_gradients(m, x, torch.zeros(4, dtype=torch.long))
 
 
+def test_a_nudged_relaxation_checks_its_targets_once_itself():
+    """The steps read targets without a check (no host read per step, EnergyModel.target_matrix): relax checks
+    them first, whoever calls it."""
+    m = build_model("P_MLP", sizes=[4, 3, 2])
+    x = torch.zeros(5, 4)
+    with pytest.raises(ShapeError) as e:
+        relax(m, x, m.init_state(x), 3, beta=0.5, y=torch.tensor([0, 1, -1, 0, 1]))
+    assert str(e.value) == "class targets must lie in [0, 2), got -1..1"
+    with pytest.raises(ShapeError, match=r"float targets have shape \(5, 3\), expected \(5, 2\)"):
+        relax(m, x, m.init_state(x), 3, beta=0.5, y=torch.zeros(5, 3))
+
+
+@pytest.mark.parametrize("dtype", [torch.int64, torch.int32, torch.int16, torch.uint8])
+def test_target_matrix_is_one_hot_for_every_class_index_type(dtype):
+    m = build_model("P_MLP", sizes=[4, 3, 5])
+    y = torch.tensor([4, 0, 2, 2], dtype=dtype)
+    t = m.target_matrix(y, torch.float64)
+    assert t.dtype == torch.float64 and torch.equal(t, torch.nn.functional.one_hot(y.long(), 5).double())
+    f = torch.rand(4, 5)
+    assert torch.equal(m.target_matrix(f, torch.float64), f.double())  # float targets: cast, not encoded
+
+
 @pytest.mark.parametrize("beta", [0.0, math.inf, math.nan])
 def test_estimator_rejects_beta_it_divides_by(beta):
     with pytest.raises(ConfigError, match=r"the EP estimator divides by β; β must be finite and non-zero"):

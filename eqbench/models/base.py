@@ -137,12 +137,21 @@ class EnergyModel(Trainable):
         if y.dtype in (torch.int64, torch.int32, torch.int16, torch.uint8):
             if tuple(y.shape) != (batch,):
                 raise ShapeError(f"class targets have shape {tuple(y.shape)}, expected ({batch},)")
-            if y.numel() and (int(y.min()) < 0 or int(y.max()) >= self.n_classes):
-                raise ShapeError(f"class targets must lie in [0, {self.n_classes}), got {int(y.min())}..{int(y.max())}")
+            lo, hi = torch.stack(torch.aminmax(y)).tolist() if y.numel() else (0, 0)  # one host read
+            if lo < 0 or hi >= self.n_classes:
+                raise ShapeError(f"class targets must lie in [0, {self.n_classes}), got {lo}..{hi}")
             return y.long()
         if tuple(y.shape) != (batch, self.n_classes):
             raise ShapeError(f"float targets have shape {tuple(y.shape)}, expected ({batch}, {self.n_classes})")
         return y
+
+    def target_matrix(self, y: Tensor, dtype: torch.dtype) -> Tensor:
+        """(B, n_classes) targets in ``dtype``: class indices one-hot, float targets cast. No validation and no host
+        read: it runs at every step of a nudged phase, also inside a CUDA graph (eqbench.graphs); ``relax`` and
+        the rules validate targets once before, with ``check_target``."""
+        if y.is_floating_point() or y.is_complex():
+            return y.to(dtype)
+        return torch.zeros(*y.shape, self.n_classes, dtype=dtype, device=y.device).scatter_(-1, y.long()[..., None], 1)
 
     def init_state(self, x: Tensor) -> State:
         """The free phase's starting point: zeros for every layer, every batch (Laborieux §A.3)."""

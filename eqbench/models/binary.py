@@ -49,7 +49,6 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..errors import ConfigError
@@ -177,9 +176,7 @@ class BinaryEP(LayeredEP):
 
     def target(self, y: Tensor, like: Tensor) -> Tensor:
         """One-hot (or float) targets, each class repeated ``expand_output`` times."""
-        y = self.check_target(y, like.shape[0])
-        t = F.one_hot(y, self.n_classes).to(like.dtype) if y.dtype == torch.long else y.to(like.dtype)
-        return t.repeat_interleave(self.expand, dim=1)
+        return self.target_matrix(y, like.dtype).repeat_interleave(self.expand, dim=1)
 
     def output(self, s: State) -> Tensor:
         out = s[-1].flatten(1)  # the mean of each class's ``expand`` units (itself when expand = 1)

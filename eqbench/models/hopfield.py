@@ -186,11 +186,6 @@ class HopfieldEP(EnergyModel):
         return self._symmetric([getattr(self, f"inter_mask{k}") for k in range(len(self.inter))],
                                {int(j): getattr(self, f"skip_mask{j}") for j in self.skip})
 
-    def _target(self, y: Tensor, like: Tensor) -> Tensor:
-        if y.dtype == torch.long:
-            return F.one_hot(y, self.n_classes).to(like.dtype)
-        return y.to(like.dtype)
-
     def energy(self, x: Tensor, s: State, beta: float = 0.0, y: Tensor | None = None) -> Tensor:
         """E(x, s) per sample (Gammell §C.2, the authors' dead ``calc_E`` made to run); the free phase only."""
         if beta != 0.0:
@@ -206,7 +201,7 @@ class HopfieldEP(EnergyModel):
     def loss(self, s: State, y: Tensor) -> Tensor:
         """C = ½‖y − s_y‖² per sample (one-hot targets for classes)."""
         out = self.output(s)
-        return 0.5 * ((self._target(y, out) - out) ** 2).sum(1)
+        return 0.5 * ((self.target_matrix(y, out.dtype) - out) ** 2).sum(1)
 
     def output(self, s: State) -> Tensor:
         return s[0][:, -self.sizes[-1]:]
@@ -223,7 +218,7 @@ class HopfieldEP(EnergyModel):
             return super().drive(x, s, beta, y, closed_form=closed_form, create_graph=create_graph, cache=cache)
         (u,) = super().drive(x, s, 0.0, None, closed_form=closed_form, create_graph=create_graph, cache=cache)
         n = self.sizes[-1]
-        target = self._target(y, u)
+        target = self.target_matrix(y, u.dtype)
         eb = 2.0 * self.epsilon * beta
         u_y = (1.0 - eb) * u[:, -n:] + 2.0 * beta * (target - s[0][:, -n:])
         return [torch.cat([u[:, :-n], u_y], 1)]
@@ -240,7 +235,7 @@ class HopfieldEP(EnergyModel):
         u = rho(torch.cat([x, s[0]], 1)) @ W + b - r
         if beta != 0.0:
             n = self.sizes[-1]
-            u = u + F.pad(beta * (self._target(y, u) - s[0][:, -n:]), (u.shape[1] - n, 0))
+            u = u + F.pad(beta * (self.target_matrix(y, u.dtype) - s[0][:, -n:]), (u.shape[1] - n, 0))
         return [u]
 
     def update(self, s: State, u: State) -> State:
@@ -275,7 +270,7 @@ class HopfieldEP(EnergyModel):
         A.diagonal().add_(1.0 - eps)
         c = eps * (rho(x) @ W[:n0, n0:] + torch.cat(list(self.bias)))
         if beta != 0.0:
-            target = self._target(y, c)
+            target = self.target_matrix(y, c.dtype)
             if self.nudge == "gradient":  # s_y ← s_y(1 − εβ) + εβ y + (the free terms)
                 A[:, -n:].diagonal(-(A.shape[0] - n)).sub_(eps * beta)
                 c[:, -n:] += eps * beta * target

@@ -198,11 +198,9 @@ class LayeredEP(EnergyModel):
     def loss(self, s: State, y: Tensor) -> Tensor:
         if y is None:
             raise ConfigError("a nudged phase or a loss needs targets y")
-        y = self.check_target(y, s[-1].shape[0])
         out = self.output(s)
         if self.loss_name == "mse":
-            t = F.one_hot(y, self.n_classes).to(out.dtype) if y.dtype == torch.long else y
-            return 0.5 * ((out - t) ** 2).sum(1)
+            return 0.5 * ((out - self.target_matrix(y, out.dtype)) ** 2).sum(1)
         if y.dtype != torch.long:
             raise ConfigError("the cross-entropy loss needs class-index targets")
         if out.is_complex():  # log Σ exp − the target's logit: the holomorphic extension (no complex cross_entropy)
@@ -333,12 +331,10 @@ class LayeredEP(EnergyModel):
         """∂L/∂s_last per sample, in closed form (MSE, CE on the output, CE through the readout)."""
         if y is None:
             raise ConfigError("a nudged phase needs targets y")
-        y = self.check_target(y, s[-1].shape[0])
         out = self.output(s)
         if self.loss_name == "mse":
-            t = F.one_hot(y, self.n_classes).to(out.dtype) if y.dtype == torch.long else y
-            return out - t
-        err = _softmax(out) - F.one_hot(y, self.n_classes).to(out.dtype)
+            return out - self.target_matrix(y, out.dtype)
+        err = _softmax(out) - self.target_matrix(y, out.dtype)
         if self.readout is None:
             return err
         return (err @ self.readout.weight).reshape(s[-1].shape)

@@ -47,7 +47,6 @@ import math
 from collections.abc import Sequence
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..activations import get_activation
@@ -121,9 +120,7 @@ class SequenceEP(EnergyModel):
         if y is None:
             raise ConfigError("a nudged phase or a loss needs targets y")
         out = s[-1]
-        y = self.check_target(y, out.shape[0])
-        t = F.one_hot(y, self.n_classes).to(out.dtype) if y.dtype == torch.long else y
-        return 0.5 * ((out - t) ** 2).sum(1)
+        return 0.5 * ((out - self.target_matrix(y, out.dtype)) ** 2).sum(1)
 
     def output(self, s: State) -> Tensor:
         return s[-1]
