@@ -43,7 +43,8 @@ def step(name: str, cmd: list[str], timeout: float, deadline: float) -> dict:
             rc, out = p.returncode, p.stdout + p.stderr
         except subprocess.TimeoutExpired as exc:
             rc, out = 124, f"timed out after {timeout:.0f} s: {exc}"
-    tail = [line for line in out.strip().splitlines() if line.strip()][-3:]
+    lines = [line for line in out.strip().splitlines() if line.strip()]
+    tail = [line for line in lines[:-3] if line.startswith(("FAILED", "ERROR"))] + lines[-3:]  # every failure
     print(f"[{name}] exit {rc} in {time.perf_counter() - t0:.0f} s: {tail[-1] if tail else ''}", flush=True)
     return {"name": name, "cmd": " ".join(cmd), "rc": rc, "seconds": round(time.perf_counter() - t0, 1),
             "tail": tail}
