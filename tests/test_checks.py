@@ -216,3 +216,61 @@ def test_contraction_scale_of_one_state_layer_is_one_and_bad_targets_are_refused
         with pytest.raises(ConfigError) as e:
             contraction_scale(model, x, target=bad)
         assert str(e.value) == f"the contraction factor must be positive and finite, got {bad}"
+
+
+def _broken_closed_form(model):
+    """``model`` with a closed-form drive twice the true ∂Φ/∂s: what a user's wrong closed form looks like."""
+    true = type(model).closed_form_drive
+
+    def doubled(x, s, beta=0.0, y=None, *, cache=None):
+        return [2.0 * u for u in true(model, x, s, beta, y, cache=cache)]
+
+    model.closed_form_drive = doubled
+    return model
+
+
+def test_coupling_norm_reads_phi_not_a_models_closed_form():
+    """The docstring's promise: ‖H‖ comes from the autograd drive of Φ, so a wrong closed form cannot fool the
+    contraction scale that the energy suites rely on."""
+    model, x, _ = _mlp(sizes=(7, 9, 6))
+    exact = _dense_coupling_norm(model, x)
+    _broken_closed_form(model)
+    assert coupling_norm(model, x) == pytest.approx(exact, rel=1e-12)
+    assert model.drive(x, model.init_state(x))[0].abs().sum() > 0  # (the closed form is broken: the control)
+
+
+def test_coupling_norm_leaves_the_global_rng_alone_and_fewer_iterations_reach_less():
+    """Its start vector comes from its own seeded generator: a user's next random draw is what it would have
+    been. Krylov iterates are never above ‖H‖ and reach it by m = n; ``iters`` reaches contraction_scale."""
+    model, x, _ = _mlp(sizes=(7, 20, 15, 10))
+    torch.manual_seed(5)
+    expected = torch.rand(3)
+    torch.manual_seed(5)
+    coupling_norm(model, x)
+    assert torch.equal(torch.rand(3), expected)
+    h2, h = coupling_norm(model, x, iters=2), _dense_coupling_norm(model, x)
+    assert h2 < h * (1 - 1e-6)
+    assert contraction_scale(model, x, iters=2) == pytest.approx(0.5 / (0.5 * h2), rel=1e-12)  # my_hard_sig: L = ½
+
+
+def test_convergence_relaxes_with_the_step_it_is_asked_for():
+    """closed_form=False checks the authors' autograd step, not a model's closed form (here a broken one)."""
+    model, x, _ = _mlp(sizes=(7, 9, 6))
+    reference = convergence(model, x, 6)
+    _broken_closed_form(model)
+    # the autograd step is the closed form's to round-off (pinned by suites/properties)
+    assert convergence(model, x, 6, closed_form=False).residuals == pytest.approx(reference.residuals, rel=1e-12)
+    assert convergence(model, x, 6).residuals != pytest.approx(reference.residuals, rel=1e-3)
+
+
+def test_a_gdu_report_with_a_tolerance_says_in_its_json_whether_it_passed():
+    """The JSON of `eqbench gdu` (README: the layers' fields; ``passed`` when a tolerance was given)."""
+    model, x, y = _mlp()
+    rule = EP(beta=0.01, T1=200, T2=8)
+    for tol, passed in ((1e-3, True), (1e-9, False)):
+        d = gdu_check(model, x, y, rule, 0.01, tol=tol).to_dict()
+        assert d["passed"] is passed and d["tol"] == tol
+    d = gdu_check(model, x, y, rule, 0.01).to_dict()
+    assert "passed" not in d
+    for fields in d["layers"].values():
+        assert set(fields) == {"kind", "rel_error", "rel_error_step", "rmse", "sign_error", "live", "live_opposite"}

@@ -9,7 +9,7 @@ import pytest
 import torch
 import yaml
 
-from eqbench.config import ScheduleConfig, has_tf32, load_config
+from eqbench.config import DataConfig, RunConfig, ScheduleConfig, has_tf32, load_config
 from eqbench.errors import ConfigError
 
 BASE = {
@@ -173,3 +173,27 @@ def test_tf32_is_reported_for_ampere_or_newer_gpus_only(monkeypatch, device, exp
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     monkeypatch.setattr(torch.cuda, "get_device_capability", lambda dev=None: capability[torch.device(dev).index])
     assert has_tf32(device) is expected
+
+
+def test_every_missing_and_every_unknown_field_is_named(tmp_path):
+    d = {k: v for k, v in BASE.items() if k not in ("epochs", "model")}
+    with pytest.raises(ConfigError) as e:
+        load_config(write(tmp_path, d))
+    assert str(e.value).endswith(" is missing model, epochs")
+    with pytest.raises(ConfigError) as e:
+        load_config(write(tmp_path, {**BASE, "colour": 1, "size": 2}))
+    assert str(e.value).endswith(f" has unknown field(s) colour, size; known: {KNOWN}")
+
+
+def test_sections_read_on_their_own_name_themselves_in_errors():
+    """RunConfig / DataConfig / ScheduleConfig.from_dict without ``where`` (a library user's call): the error
+    names the section."""
+    with pytest.raises(ConfigError) as e:
+        RunConfig.from_dict({**BASE, "epochs": 0})
+    assert str(e.value) == "config.epochs must be a positive integer, got 0"
+    with pytest.raises(ConfigError) as e:
+        DataConfig.from_dict({"name": "digits"})
+    assert str(e.value) == "data is missing batch_size"
+    with pytest.raises(ConfigError) as e:
+        ScheduleConfig.from_dict({"name": "multistep"})
+    assert str(e.value) == "schedule is missing milestones"

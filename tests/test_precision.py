@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
+import math
+
 import pytest
 import torch
 
@@ -111,3 +115,41 @@ def test_the_error_is_the_relative_distance_to_float64_bptt():
     g = torch.cat([p.grad.flatten() for p in model.parameters()])
     expected = float((g - ref).norm() / ref.norm())
     assert precision_error("P_MLP", "float64", betas=(1e-2,)).error == pytest.approx(expected, rel=1e-12)
+
+
+def test_the_precision_command_says_what_it_is():
+    from eqbench.checks.precision import main
+
+    with pytest.raises(SystemExit) as e, contextlib.redirect_stdout(io.StringIO()) as out:
+        main(["--help"])
+    assert e.value.code == 0
+    text = out.getvalue()
+    assert text.startswith("usage: python -m eqbench.checks.precision [-h] [--device DEVICE] [--json JSON]")
+    assert "the table (and JSON) of" in " ".join(text.split())
+
+
+def test_precision_errors_are_whole_lines():
+    with pytest.raises(ConfigError) as e:
+        precision_error("P_MLP", "fp8")
+    assert str(e.value) == "unknown precision 'fp8'; known: float64, float32, tf32, bfloat16"
+    with pytest.raises(ConfigError) as e:
+        precision_error("P_MLP", "tf32", "cpu")
+    assert str(e.value) == "TF32 needs an Ampere or newer GPU"
+
+
+def test_a_non_finite_update_counts_as_an_infinite_error(monkeypatch):
+    """A β at which the low-precision update overflows (NaN or ∞ in a gradient) is reported as ∞ and never chosen
+    as the best β."""
+    from eqbench.rules import EP
+
+    real = EP.compute_gradients
+
+    def overflowing(self, model, x, y, **kw):
+        out = real(self, model, x, y, **kw)
+        if self.beta == 1e-3:
+            next(model.parameters()).grad[0] = math.nan
+        return out
+
+    monkeypatch.setattr(EP, "compute_gradients", overflowing)
+    r = precision_error("P_MLP", "float32", betas=(1e-3, 1e-2))
+    assert r.errors[1e-3] == math.inf and r.beta == 1e-2 and math.isfinite(r.error)
