@@ -9,12 +9,13 @@ import math
 import pytest
 import torch
 
-from eqbench.checks.controls import FlippedSignEP, SignFlipped
+from eqbench.checks.controls import FlippedPEPITA, FlippedSignEP, SignFlipped
 from eqbench.checks.device import MetaTensorError, device_placement, meta_default_device
 from eqbench.checks.energy import _roundoff_tol, contraction_scale, convergence, coupling_norm, phi_trace
 from eqbench.checks.gdu import OrderSweep, Sweep, gdu_check
 from eqbench.cli import main
 from eqbench.errors import ConfigError
+from eqbench.forward import PEPITA
 from eqbench.models import build_model
 from eqbench.relaxation import Trace, relax
 from eqbench.rules import EP
@@ -73,6 +74,27 @@ def test_the_sign_flipped_control_negates_the_written_gradient_and_predicts_alik
     assert torch.equal(a[0], b[0]) and all(torch.equal(s, t) for s, t in zip(a[1], b[1]))
 
 
+def test_the_sign_flipped_control_of_a_persistent_rule_keeps_its_particles_by_batch():
+    """The control passes the trainer's batch key on: its free phases start from the batch's particle as the wrapped
+    rule's do."""
+    model, x, y = _mlp()
+    rule = EP(beta=0.1, T1=5, T2=2, persistent=True)
+    SignFlipped(rule).compute_gradients(model, x, y, key="train/3")
+    SignFlipped(rule).predict(model, x, key="test/1")
+    assert set(rule.state_dict()["particles"]) == {"train/3", "test/1"}
+
+
+def test_the_flipped_pepita_control_negates_pepitas_update_with_the_same_dropout_masks():
+    torch.manual_seed(0)
+    model = build_model("FC", sizes=[6, 5, 4, 3], keep=0.5).double()
+    x, y = torch.rand(8, 6, dtype=torch.float64), torch.arange(8) % 3
+    masks = model.sample_masks(8, dtype=torch.float64)
+    rule = PEPITA()
+    updates, logits = rule.layer_updates(model, x, y, masks)
+    flipped, flipped_logits = FlippedPEPITA().layer_updates(model, x, y, masks)
+    assert all(torch.equal(-u, f) for u, f in zip(updates, flipped)) and torch.equal(logits, flipped_logits)
+
+
 def test_eqbench_gdu_writes_the_report_and_the_sweep(tmp_path):
     """``eqbench gdu --json --sweep``: per-layer errors, the worst layer's numbers and the β-sweep's slopes."""
     p = tmp_path / "gdu.json"
@@ -115,6 +137,10 @@ def test_a_tensor_made_on_the_default_device_is_named_by_the_op_that_made_or_use
     with pytest.raises(MetaTensorError, match=r"^aten.add.Tensor got a tensor on the meta"):
         with meta_default_device():
             torch.add(s, made_outside)
+    out_meta = torch.zeros(3, 4, device="meta")
+    with pytest.raises(MetaTensorError, match=r"^aten.mul.out got a tensor on the meta"):
+        with meta_default_device():
+            torch.mul(s, 2.0, out=out_meta)  # a keyword argument
     nested = torch.zeros(4, device="meta")
     with pytest.raises(MetaTensorError, match=r"^aten.cat.default got a tensor on the meta"):
         with meta_default_device():
