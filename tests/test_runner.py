@@ -31,6 +31,10 @@ def test_the_metric_is_read_from_the_final_epoch_in_the_baselines_unit(final, me
     assert runner.to_metric(final, metric, unit) == pytest.approx(expected, rel=1e-12)
 
 
+def test_the_metrics_unit_is_percent_unless_said():
+    assert runner.to_metric({"test_acc": 97.5}, "test_error") == pytest.approx(2.5, rel=1e-12)
+
+
 @pytest.mark.parametrize("final, metric, unit, message", [
     ({"test_acc": 1.0}, "val_accuracy", "percent", "cannot measure metric 'val_accuracy' from a training run "
                                                      "(test_accuracy, test_error, train_accuracy, train_error)"),
@@ -67,6 +71,8 @@ def test_ci_compares_with_eqbenchs_band_and_paper_with_the_published_value():
     (54.1, {"value": 52.58, "tolerance": 1.5, "std": None}, False),
     (10.9, {"value": 10.0, "tolerance": None, "std": 0.5}, True),  # no tolerance: twice the published std
     (11.1, {"value": 10.0, "tolerance": None, "std": 0.5}, False),
+    (10.5, {"value": 10.0, "tolerance": 0.5, "std": None}, True),  # the tolerance's edge is inside
+    (10.5, {"value": 10.0, "tolerance": None, "std": 0.25}, True),
     (10.0, {"value": 10.0, "tolerance": None, "std": None}, None),  # nothing to judge with
     (10.0, {"value": None, "tolerance": 1.0, "std": None}, None),  # no published number
 ])
@@ -167,3 +173,52 @@ def test_run_baseline_trains_new_seeds_resumes_interrupted_ones_reuses_finished_
     assert one["measured"]["std"] == 0.0 and one["measured"]["per_seed"] == [95.0]
     two = runner.summarize(CI, "ci", [base_seed, base_seed + 1], tmp_path)
     assert two["measured"]["std"] == pytest.approx(math.sqrt(((95.0 - 91.0 - base_seed) ** 2) / 2))
+
+
+def test_run_baseline_defaults_to_one_seed_into_results_with_progress_and_no_download(tmp_path, monkeypatch):
+    """``eqbench run ID`` with no options: one seed, ./results, a progress bar, nothing downloaded; ``summarize``
+    reads the same folder by default."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr("eqbench.train.Trainer", FakeTrainer)
+    FakeTrainer.calls = []
+    seed = get_baseline(CI).scales["ci"].config.seed
+    out = runner.run_baseline(CI, "ci")
+    assert FakeTrainer.calls == [("new", f"seed{seed}", seed, {"data_dir": None, "download": False,
+                                                                 "progress": True})]
+    assert json.loads((tmp_path / "results" / CI.replace("/", "__") / "ci" / "run.json").read_text()) == out
+    assert runner.summarize(CI, "ci", [seed]) == out
+    FakeTrainer.calls = []
+    runner.run_seed(runner.seed_configs(CI, "ci", 1)[0], tmp_path / "one" / f"seed{seed}")
+    assert FakeTrainer.calls[0][3] == {"data_dir": None, "download": False, "progress": True}
+
+
+def test_run_baseline_passes_the_device_and_download_on(tmp_path, monkeypatch):
+    seen = []
+
+    class Recording(FakeTrainer):
+        def __init__(self, cfg, folder, **kw):
+            super().__init__(cfg, folder, **kw)
+            seen.append((cfg.device, kw["download"]))
+
+    monkeypatch.setattr("eqbench.train.Trainer", Recording)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    runner.run_baseline(CI, "ci", device="cuda:1", download=True, results=str(tmp_path))
+    assert seen == [("cuda:1", True)]
+
+
+def test_a_missing_scale_lists_every_scale_the_baseline_has(monkeypatch):
+    b = get_baseline(CI)
+    monkeypatch.setattr(b, "scales", {"ci": b.scales["ci"], "paper": b.scales["ci"]})
+    monkeypatch.setattr("eqbench.registry.get_baseline", lambda bid: b)
+    with pytest.raises(ConfigError) as e:
+        runner.seed_configs(CI, "gpu", 1)
+    assert str(e.value) == f"baseline {CI} has no 'gpu' reproduction config (scales: ci, paper)"
+
+
+def test_a_regression_baseline_is_summarized_in_its_cost(tmp_path):
+    """Gammell et al.'s regression runs record test_cost; the baseline's unit (cost) reads it as the error."""
+    folder = runner.seed_folder(tmp_path, COST, "paper", 0)
+    folder.mkdir(parents=True)
+    (folder / "result.json").write_text(json.dumps({"final": {"test_cost": 0.05}, "mean_epoch_s": 1.0}))
+    out = runner.summarize(COST, "paper", [0], tmp_path)
+    assert (out["unit"], out["measured"]["per_seed"]) == ("cost", [0.05])
