@@ -15,8 +15,9 @@ overwrite a state the caller holds.
 Runs switch it on with ``cuda_graphs: true`` in their config (``enable``, process-wide like torch's matmul precision,
 set by every run from its config); ``relax(..., cuda_graph=True)`` asks for it per call.
 
-A capture can fail (an op that reads the device from the host, a CPU tensor in the phase): the call then returns
-None, the caller runs the eager loop, and one warning line says so, once per model and key.
+A capture can fail (an op that reads a tensor back to the host, a CPU tensor in the phase): the call then returns
+None, the caller runs the eager loop, and one warning line says so, once per model and key. Host reads, the usual
+cause, are found by a warm-up under `no_host_reads` before any capture is tried.
 """
 
 from __future__ import annotations
@@ -135,14 +136,14 @@ def _capture(owner: torch.nn.Module, key: Hashable, fn: Callable[..., list[Tenso
     static = [None if t is None else t.detach().clone() for t in inputs]
     side = torch.cuda.Stream()
     side.wait_stream(torch.cuda.current_stream())
+    with torch.no_grad(), torch.cuda.stream(side):
+        fn(*static)  # errors of fn itself surface here, eagerly, and are not taken for capture failures
     try:
-        with torch.no_grad(), torch.cuda.stream(side):
-            fn(*static)  # errors of fn itself surface here, eagerly, and are not taken for capture failures
-            # A capture that fails half-way can leave CUDA's RNG in capture mode ("Offset increment outside graph
-            # capture", seen on an H100 with torch 2.11): a host read is found here instead, before any capture.
-            with no_host_reads():
-                for _ in range(WARMUP - 1):
-                    fn(*static)
+        # A capture that fails half-way can leave CUDA's RNG in capture mode ("Offset increment outside graph
+        # capture", seen on an H100 with torch 2.11): a host read is found here instead, before any capture.
+        with torch.no_grad(), torch.cuda.stream(side), no_host_reads():
+            for _ in range(WARMUP - 1):
+                fn(*static)
         torch.cuda.current_stream().wait_stream(side)
         graph = torch.cuda.CUDAGraph()
         with torch.no_grad(), torch.cuda.graph(graph):
