@@ -107,13 +107,14 @@ def relax(
     observed = graph or trace is not None or drive_hook is not None
     cache = {} if cache is None or graph else cache  # a graph needs its own input drive, with its history
     if not observed:
+        clamped = tuple(clamp or {})
         phase = phase_function(model, steps, beta=beta, mode=mode, closed_form=closed_form, fast=fast,
-                               clamped=tuple(clamp or {}))
+                               clamped=clamped)
         inputs = [x, y, *(si.detach() for si in s)]
         out = None
         if (graphs.enabled() if cuda_graph is None else cuda_graph) and x.is_cuda and steps > 0:
             # the input drive is computed inside the graph (a cache filled outside it would be stale at replay)
-            key = ("relax", steps, beta, mode, closed_form, fast, tuple(clamp or {}))
+            key = ("relax", steps, beta, mode, closed_form, fast, clamped)
             out = graphs.replay(model, key, lambda *a: phase(*a, cache={}), inputs)
         if out is None:
             out = phase(*inputs, cache=cache)
