@@ -638,3 +638,22 @@ def test_min_max_scaling_maps_each_train_column_onto_zero_one_and_reuses_it_for_
     x, y = embedded._full_scaled("diabetes_gammell")  # features and the regression target on [0, 1] per column
     assert x.min(0).tolist() == [0.0] * x.shape[1] and x.max(0).tolist() == [1.0] * x.shape[1]
     assert (float(y.min()), float(y.max())) == (0.0, 1.0)
+
+
+def test_a_fixed_split_ignores_any_run_seed_and_a_gammell_split_names_a_bad_one():
+    """A digits or wine run may have any seed (the split is fixed); a *_gammell split takes numpy's seeds only, and
+    its error names the dataset — from split_indices as from the loaders."""
+    for a, b in zip(split_indices("digits"), split_indices("digits", seed=2**40)):
+        np.testing.assert_array_equal(a, b)
+    with pytest.raises(ConfigError) as e:
+        split_indices("wine_gammell", seed=-1)
+    assert str(e.value) == ("seed must be an integer in [0, 2**32) for dataset 'wine_gammell' (it seeds numpy's "
+                            "RandomState), got -1")
+
+
+def test_an_embedded_dataset_takes_seed_0_by_default():
+    from eqbench.data.embedded import embedded_dataset
+
+    default = embedded_dataset("wine_gammell", "train").tensors[0]
+    assert torch.equal(default, embedded_dataset("wine_gammell", "train", seed=0).tensors[0])
+    assert not torch.equal(default, embedded_dataset("wine_gammell", "train", seed=1).tensors[0])

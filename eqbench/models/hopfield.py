@@ -300,7 +300,7 @@ class HopfieldEP(EnergyModel):
         if not self.reference_rates:
             return [{"params": g, "lr": lr, "weight_decay": wd} for g, lr, wd in zip(self.layer_parameters(), lrs, wds)]
         groups = [{"params": [w], "lr": lr, "weight_decay": wd} for w, lr, wd in zip(self.inter, lrs, wds)]
-        return groups + [{"params": [*self.skip.values(), *self.bias], "lr": 1.0, "weight_decay": 0.0}]
+        return groups + [{"params": [*self.skip.values(), *self.bias], "lr": 1.0}]  # no decay: torch.optim's default 0
 
     @torch.no_grad()
     def correction_rates(self) -> list[float]:
