@@ -202,6 +202,17 @@ def test_minimal_file_is_valid(tmp_path):
     assert b.to_summary()["scales"] == ["paper"]
 
 
+def test_a_band_is_read_whole(tmp_path):
+    """Every field of a ci band reaches the Baseline (``eqbench run`` prints and compares them); low = high is a
+    band too (a single value)."""
+    band = _band(low=90.0, high=90.0, seeds=5, measured="eqbench, 5 seeds", note="not a published number")
+    _write(tmp_path, _file(entries=[_entry(scales={"ci": {"config": _config(), "band": band}})]))
+    (b,) = load_registry(folder=tmp_path).values()
+    got = b.scales["ci"].band
+    assert (got.low, got.high, got.metric, got.seeds, got.measured, got.note) == \
+        (90.0, 90.0, "test_accuracy", 5, "eqbench, 5 seeds", "not a published number")
+
+
 def test_env_var_folder(tmp_path, monkeypatch):
     _write(tmp_path, _file())
     monkeypatch.setenv("EQBENCH_BASELINES_DIR", str(tmp_path))
@@ -291,6 +302,30 @@ BAD = {
         "field 'std': a std needs a numeric value; value is null"),
     "zero epochs": (
         {"epochs": 0}, "field 'epochs': must be ≥ 1, got 0"),
+    "band low not a number": (
+        {"scales": {"ci": {"config": _config(), "band": _band(low="eighty")}}},
+        "field 'scales.ci.band.low': expected a number, got 'eighty'"),
+    "band high not a number": (
+        {"scales": {"ci": {"config": _config(), "band": _band(high=None)}}},
+        "field 'scales.ci.band.high': expected a number, got null"),
+    "band low out of range": (
+        {"scales": {"ci": {"config": _config(), "band": _band(low=-5.0)}}},
+        "field 'scales.ci.band.low': a percent value must lie in [0, 100], got -5.0"),
+    "band high out of range": (
+        {"scales": {"ci": {"config": _config(), "band": _band(high=101.0)}}},
+        "field 'scales.ci.band.high': a percent value must lie in [0, 100], got 101.0"),
+    "band metric": (
+        {"scales": {"ci": {"config": _config(), "band": _band(metric="relative_claim")}}},
+        "field 'scales.ci.band.metric': expected one of"),
+    "band seeds": (
+        {"scales": {"ci": {"config": _config(), "band": _band(seeds=0)}}},
+        "field 'scales.ci.band.seeds': must be ≥ 1, got 0"),
+    "band measured": (
+        {"scales": {"ci": {"config": _config(), "band": _band(measured="")}}},
+        "field 'scales.ci.band.measured': expected a non-empty string, got ''"),
+    "band note": (
+        {"scales": {"ci": {"config": _config(), "band": _band(note=3)}}},
+        "field 'scales.ci.band.note': expected a non-empty string or null, got 3 (quote it)"),
 }
 
 
