@@ -467,3 +467,65 @@ def test_unparsable_yaml_and_a_missing_folder_are_one_line(tmp_path):
     with pytest.raises(ConfigError) as info:
         load_registry(folder=tmp_path / "nowhere")
     assert str(info.value) == f"baselines folder {tmp_path / 'nowhere'} does not exist"
+
+
+def _with_paper(**kw) -> dict:
+    f = _file()
+    f["paper"].update(kw)
+    return f
+
+
+def _with_claim(**kw) -> dict:
+    claim = {"of": "a/b", "versus": "a/c", "max_gap": 1.0, **kw}
+    band = _band(metric="test_error", low=1.0, high=9.0)
+    return _file(entries=[_entry(scales={"ci": {"config": _config(), "band": band, "claim": claim}})])
+
+
+#: (file, the whole line after "<path>: "): every field of the paper, a claim and an entry not covered by BAD
+WHOLE_LINES = {
+    "paper key": (_with_paper(key=5), "field 'paper.key': expected a non-empty string, got 5 (quote it)"),
+    "paper title": (_with_paper(title=""), "field 'paper.title': expected a non-empty string, got ''"),
+    "paper authors": (_with_paper(authors=None), "field 'paper.authors': expected a non-empty string, got null"),
+    "paper venue": (_with_paper(venue=3), "field 'paper.venue': expected a non-empty string, got 3 (quote it)"),
+    "paper year too early": (_with_paper(year=1899), "field 'paper.year': must be ≥ 1900, got 1899"),
+    "paper year a string": (_with_paper(year="2020"), "field 'paper.year': expected an integer, got '2020'"),
+    "claim of": (_with_claim(of=""), f"{ENTRY} field 'scales.ci.claim.of': expected a non-empty string, got ''"),
+    "claim versus": (_with_claim(versus=7),
+                     f"{ENTRY} field 'scales.ci.claim.versus': expected a non-empty string, got 7 (quote it)"),
+    "claim max_gap": (_with_claim(max_gap=-1.0), f"{ENTRY} field 'scales.ci.claim.max_gap': must be ≥ 0, got -1.0"),
+    "claim note": (_with_claim(note=5), f"{ENTRY} field 'scales.ci.claim.note': expected a non-empty string or "
+                                        "null, got 5 (quote it)"),
+    "unit": (_file(entries=[_entry(unit="percentage")]),
+             f"{ENTRY} field 'unit': expected one of percent, ratio, cost, text, got 'percentage'"),
+    "notes": (_file(entries=[_entry(notes=4)]),
+              f"{ENTRY} field 'notes': expected a non-empty string or null, got 4 (quote it)"),
+    "n_runs": (_file(entries=[_entry(n_runs=0)]), f"{ENTRY} field 'n_runs': must be ≥ 1, got 0"),
+    "dataset": (_file(entries=[_entry(dataset=5)]),
+                f"{ENTRY} field 'dataset': expected a non-empty string, got 5 (quote it)"),
+    "id": (_file(entries=[_entry(id=3)]),
+           "entry baselines[0] field 'id': expected a non-empty string, got 3 (quote it)"),
+    "baselines a mapping": ({**_file(), "baselines": {"a": 1}},
+                            "field 'baselines': expected a list of entries (or []), got a mapping"),
+    "YAML": ("paper: [1, 2\n", "not valid YAML at line 2, column 1: did not find expected ',' or ']'"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(WHOLE_LINES))
+def test_a_malformed_field_gets_its_whole_line(tmp_path, case):
+    data, expected = WHOLE_LINES[case]
+    path = _write(tmp_path, data)
+    assert _error(tmp_path) == f"{path}: {expected}"
+
+
+def test_the_summary_of_a_baseline_carries_every_field(tmp_path):
+    """What `eqbench baselines --json` prints per baseline."""
+    _write(tmp_path, _file(entries=[_entry(notes="a note", n_runs=5, std=0.1,
+                                           scales={"paper": {"config": _config(), "tolerance": 0.5}})]))
+    (b,) = load_registry(folder=tmp_path).values()
+    assert b.to_summary() == {
+        "id": "demo2020/mnist/mlp", "paper": "demo2020", "file": str(tmp_path / "demo2020.yaml"), "dataset": "mnist",
+        "architecture": "784-500-10", "algorithm": "EP", "variant": "one-sided", "metric": "test_error",
+        "value": 2.5, "std": 0.1, "n_runs": 5, "unit": "percent", "epochs": 10, "provenance": "REPO-LOG",
+        "source": "baselines.md §0: made up for a test", "notes": "a note", "scales": ["paper"]}
+    assert (b.paper.year, b.paper.title, b.notes, b.std, b.scales["paper"].raw["tolerance"]) == \
+        (2020, "A demo", "a note", 0.1, 0.5)
