@@ -108,15 +108,14 @@ def estimate(bid: str, scale: str = "paper", *, device: str | None = None, batch
     b = get_baseline(bid)
     if scale not in b.scales:
         raise ConfigError(f"{bid} has no {scale!r} scale; it has {', '.join(b.scales)}")
-    cfg = b.scales[scale].config
-    if cuda_graphs is not None:
-        cfg = dataclasses.replace(cfg, cuda_graphs=cuda_graphs)
-    return estimate_config(cfg, bid, scale, device=device, batches=batches, warmup=warmup)
+    return estimate_config(b.scales[scale].config, bid, scale, device=device, batches=batches, warmup=warmup,
+                           cuda_graphs=cuda_graphs)
 
 
 def estimate_config(cfg, label: str, scale: str = "", *, device: str | None = None, batches: int = 20,
-                    warmup: int = 1) -> Estimate:
-    """`estimate` of a run config (`eqbench.config.RunConfig`) named ``label``."""
+                    warmup: int = 1, cuda_graphs: bool | None = None) -> Estimate:
+    """`estimate` of a run config (`eqbench.config.RunConfig`) named ``label``; ``device`` and ``cuda_graphs``
+    (when not None) override the config's."""
     from .config import DTYPES
     from .data import DATASET_INFO
     from .train import build_parts
@@ -125,6 +124,8 @@ def estimate_config(cfg, label: str, scale: str = "", *, device: str | None = No
         raise ConfigError(f"--batches must be ≥ 1 and the warm-up ≥ 0, got {batches} and {warmup}")
     if device is not None:
         cfg = dataclasses.replace(cfg, device=device)
+    if cuda_graphs is not None:
+        cfg = dataclasses.replace(cfg, cuda_graphs=cuda_graphs)
     dev = torch.device(cfg.device)
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise ConfigError(f"device {cfg.device!r} asked for, but torch sees no CUDA device (use --device cpu)")
