@@ -4,6 +4,7 @@ the EP update as the authors write it, per-layer rates, persistent particles, an
 from __future__ import annotations
 
 import json
+import time
 
 import numpy as np
 import pytest
@@ -202,11 +203,15 @@ def test_initial_eval_is_an_epoch_zero_row_that_leaves_training_alone(tmp_path):
     with pytest.raises(Stop):
         Trainer(cfg, tmp_path / "cut", progress=False, on_batch=stop).fit()
     Trainer.resume(tmp_path / "cut", progress=False).fit()
+    t0 = time.perf_counter()
     res = Trainer(cfg, tmp_path / "with", progress=False).fit()
+    wall = time.perf_counter() - t0
     Trainer(RunConfig.from_dict(hopfield_config(epochs=2)), tmp_path / "without", progress=False).fit()
     with_, without = _rows(tmp_path / "with"), _rows(tmp_path / "without")
     assert _rows(tmp_path / "cut") == with_
     assert [r["epoch"] for r in with_] == [0, 1, 2] and set(with_[0]) == {"epoch", "test_cost"}
+    evaluation_s = json.loads((tmp_path / "with" / "metrics.jsonl").read_text().splitlines()[0])["time_s"]
+    assert 0 <= evaluation_s <= wall  # the evaluation's own duration, a part of the run's
     untrained = Trainer(cfg, tmp_path / "fresh", progress=False)
     assert with_[0]["test_cost"] == untrained.evaluate()
     for a, b in zip(with_[1:], without):

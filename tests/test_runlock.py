@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -117,3 +118,90 @@ def test_no_readable_checkpoint_is_one_line_naming_the_files(tmp_path):
     msg = str(e.value)
     assert "last.pt is unreadable" in msg and "previous.pt is unreadable" in msg and "\n" not in msg
     assert os.path.exists(run / "last.pt")  # nothing deleted: the user decides
+
+
+def test_a_run_killed_between_moving_and_writing_last_resumes_from_previous(tmp_path, capfd):
+    """`_checkpoint` moves last.pt to previous.pt, then writes the new last.pt: a kill in between leaves
+    previous.pt alone. Resume continues from it (no warning: nothing is damaged), not from scratch."""
+    run = tmp_path / "run"
+    Trainer(RunConfig.from_dict(small(epochs=2)), run, progress=False).fit()
+    (run / "last.pt").unlink()
+    (run / "result.json").unlink()
+    resumed = Trainer.resume(run, progress=False)
+    assert resumed.epoch == 1 and "warning" not in capfd.readouterr().err
+    full = Trainer(RunConfig.from_dict(small(epochs=2)), tmp_path / "full", progress=False).fit()
+    assert _final(resumed.fit()) == _final(full)
+
+
+def test_no_readable_checkpoint_names_each_file_and_why(tmp_path):
+    """The whole line: each unreadable file with torch's reason (type and message), then what it means."""
+    run = tmp_path / "run"
+    Trainer(RunConfig.from_dict(small(epochs=2)), run, progress=False).fit()
+    _truncate(run / "last.pt")
+    (run / "previous.pt").write_bytes(b"not a checkpoint")
+    reasons = []
+    for name in ("last.pt", "previous.pt"):
+        try:
+            torch.load(run / name, weights_only=True)
+        except Exception as e:  # noqa: BLE001 - torch's own reason, as the user will read it
+            reasons.append(f"{type(e).__name__}: {' '.join(str(e).split())}")
+    with pytest.raises(ConfigError) as e:
+        Trainer.resume(run, progress=False)
+    m = re.fullmatch(rf"cannot resume {re.escape(str(run))}: {re.escape(str(run / 'last.pt'))} is unreadable \((.+)\); "
+                     rf"{re.escape(str(run / 'previous.pt'))} is unreadable \((.+)\), and no earlier checkpoint is "
+                     "readable", str(e.value))
+    assert m, str(e.value)
+    for shown, reason in zip(m.groups(), reasons):
+        assert reason.startswith(shown) and len(shown) >= min(len(reason), 100), (shown, reason)
+
+
+class _Payload:
+    """An object whose unpickling runs code: what a checkpoint from an untrusted source could carry."""
+
+    ran = False
+
+    def __reduce__(self):
+        return (_Payload._run, ())
+
+    @staticmethod
+    def _run():
+        _Payload.ran = True
+        return 0
+
+
+def test_a_checkpoint_that_would_run_code_is_not_loaded(tmp_path):
+    """Checkpoints are read with weights_only=True: a last.pt carrying arbitrary objects is refused (reported as
+    unreadable) and its code never runs."""
+    run = tmp_path / "run"
+    Trainer(RunConfig.from_dict(small(epochs=1)), run, progress=False).fit()
+    ck = torch.load(run / "last.pt", weights_only=True)
+    ck["extra"] = _Payload()
+    torch.save(ck, run / "last.pt")
+    with pytest.raises(ConfigError, match=r"last.pt is unreadable \(UnpicklingError: ") as e:
+        Trainer.resume(run, progress=False)
+    assert not _Payload.ran
+    # torch's reason is a page of advice; the line keeps its start, short enough to read
+    with pytest.raises(Exception) as full:
+        torch.load(run / "last.pt", weights_only=True)
+    shown = re.search(r"is unreadable \((.*)\), and no earlier", str(e.value)).group(1)
+    assert len(str(full.value)) > 1000 and len(shown) <= 200
+
+
+def test_a_checkpoint_written_on_a_gpu_resumes_on_the_configured_device(tmp_path, monkeypatch):
+    """A run trained on a GPU and continued on a CPU-only machine (config's device set to cpu): the checkpoint's
+    tensors are mapped to the run's device. The file is written with CUDA storage tags (what a GPU run
+    writes); loading it without a map_location fails here, where CUDA is absent."""
+    run = tmp_path / "run"
+    Trainer(RunConfig.from_dict(small(epochs=2)), run, progress=False).fit()
+    ck = torch.load(run / "last.pt", weights_only=True)
+    import torch.serialization as ser
+
+    monkeypatch.setattr(ser, "location_tag", lambda storage: "cuda:0")
+    torch.save(ck, run / "last.pt")
+    monkeypatch.undo()
+    if not torch.cuda.is_available():  # the control: the tags are really CUDA's
+        with pytest.raises(RuntimeError, match="CUDA"):
+            torch.load(run / "last.pt", weights_only=True)
+    resumed = Trainer.resume(run, progress=False)
+    assert resumed.epoch == 2
+    assert all(v.device.type == "cpu" for v in resumed.run.model.state_dict().values())

@@ -135,3 +135,124 @@ def test_dataset_model_mismatch():
 def test_resume_needs_a_run_folder(tmp_path):
     with pytest.raises(ConfigError, match=r"is not a run folder: .*config.yaml is missing"):
         Trainer.resume(tmp_path)
+
+
+class _Stop(Exception):
+    pass
+
+
+def _cut(cfg: dict, out: Path, epoch: int) -> None:
+    """Run ``cfg`` into ``out`` and stop it at the first batch of ``epoch`` (0-based): the checkpoint of the
+    epochs before is what a killed run leaves."""
+    def stop(e, b):
+        if e == epoch:
+            raise _Stop
+
+    with pytest.raises(_Stop):
+        Trainer(RunConfig.from_dict(cfg), out, progress=False, on_batch=stop).fit()
+
+
+def test_a_resumed_run_keeps_the_batch_log_of_the_epochs_before(tmp_path):
+    """The per-batch values a model logs (Gammell's correction rates, plotted in batch_metrics.png) cover the
+    whole run after a resume, the batches before the kill included."""
+    _cut(hopfield(epochs=2), tmp_path / "cut", epoch=1)
+    resumed = Trainer.resume(tmp_path / "cut", progress=False)
+    resumed.fit()
+    full = Trainer(RunConfig.from_dict(hopfield(epochs=2)), tmp_path / "full", progress=False)
+    full.fit()
+    n = len(full.run.train_loader)
+    assert len(full.batch_log) == 2 * n and resumed.batch_log == full.batch_log
+
+
+def test_a_checkpoint_from_before_batch_metrics_resumes_with_its_rates(tmp_path):
+    """Run folders written before models declared batch_metrics kept Gammell's rates as one (batches × layers)
+    tensor ``rates`` and no ``batch_log``: they resume with those rates as the log, named rate/1 … rate/L."""
+    _cut(hopfield(epochs=2), tmp_path / "cut", epoch=1)
+    path = tmp_path / "cut" / "last.pt"
+    ck = torch.load(path, weights_only=True)
+    log = [json.loads(line) for line in ck.pop("batch_log")]
+    layers = len(log[0])
+    ck["rates"] = torch.tensor([[row[f"rate/{k + 1}"] for k in range(layers)] for row in log], dtype=torch.float64)
+    torch.save(ck, path)
+    assert Trainer.resume(tmp_path / "cut", progress=False).batch_log == log
+
+
+def _checkpoint_of_two_ranks(run: Path) -> list[dict]:
+    """Turn the single-process checkpoint in ``run`` into one written by two data-parallel processes: each rank
+    kept its own particles (here told apart by their values)."""
+    path = run / "last.pt"
+    ck = torch.load(path, weights_only=True)
+    ranks = []
+    for r in range(2):
+        state = dict(ck["rule"])
+        state["particles"] = {k: [torch.full_like(t, 10.0 * r + 1) for t in v] for k, v in ck["rule"]["particles"].items()}
+        ranks.append(state)
+    ck["rule_ranks"] = ranks
+    torch.save(ck, path)
+    return ranks
+
+
+def _as_rank(monkeypatch, rank: int, world: int) -> None:
+    """This process as rank ``rank`` of ``world`` data-parallel processes (what eqbench.distributed reports under
+    torch.distributed), without starting any: `Trainer._load` only reads the shard."""
+    from eqbench import distributed
+
+    monkeypatch.setattr(distributed, "current", lambda: distributed.Shard(rank, world))
+
+
+def test_each_rank_resumes_its_own_persistent_particles(tmp_path, monkeypatch):
+    _cut(hopfield(epochs=2), tmp_path / "run", epoch=1)
+    ranks = _checkpoint_of_two_ranks(tmp_path / "run")
+    for r in range(2):
+        _as_rank(monkeypatch, r, 2)
+        particles = Trainer.resume(tmp_path / "run", progress=False).run.rule.state_dict()["particles"]
+        assert particles.keys() == ranks[r]["particles"].keys()
+        assert all(torch.equal(a, b) for k in particles for a, b in zip(particles[k], ranks[r]["particles"][k]))
+
+
+@pytest.mark.parametrize("world", [1, 3])
+def test_resuming_with_another_number_of_processes_is_one_line(tmp_path, monkeypatch, world):
+    _cut(hopfield(epochs=2), tmp_path / "run", epoch=1)
+    _checkpoint_of_two_ranks(tmp_path / "run")
+    _as_rank(monkeypatch, 0, world)
+    with pytest.raises(ConfigError) as e:
+        Trainer.resume(tmp_path / "run", progress=False)
+    assert str(e.value) == (f"{tmp_path / 'run'} was written by 2 data-parallel processes; resume it with as many "
+                            f"(--ddp 2), not {world}")
+
+
+@pytest.mark.parametrize("cfg, refused", [(hopfield(epochs=2), True), (small(epochs=2), False)],
+                         ids=["persistent particles", "no particles"])
+def test_a_single_process_run_resumes_on_two_only_without_particles(tmp_path, monkeypatch, cfg, refused):
+    """One process's persistent particles are whole batches, which two ranks cannot split; a rule without
+    particles (its sign coin only) continues on any number of processes."""
+    _cut(cfg, tmp_path / "run", epoch=1)
+    _as_rank(monkeypatch, 0, 2)
+    if refused:
+        with pytest.raises(ConfigError) as e:
+            Trainer.resume(tmp_path / "run", progress=False)
+        assert str(e.value) == (f"{tmp_path / 'run'} was written by one process: its persistent particles are whole "
+                                "batches, resume it without --ddp")
+    else:
+        assert Trainer.resume(tmp_path / "run", progress=False).epoch == 1
+
+
+@pytest.mark.parametrize("written_on", ["cpu", "gpu"])
+def test_resume_restores_the_cuda_generators_a_gpu_run_saved(tmp_path, monkeypatch, written_on):
+    """On a machine with CUDA, a checkpoint's CUDA generator states (saved by a GPU run: its dropout masks, its
+    random signs on the device) are restored; one written without CUDA has none and resumes all the same. CUDA is
+    simulated here (is_available and the generator setter), so the test runs on every machine."""
+    _cut(small(epochs=2), tmp_path / "run", epoch=1)
+    saved = [torch.ByteTensor([1, 2, 3])]
+    if written_on == "gpu":
+        ck = torch.load(tmp_path / "run" / "last.pt", weights_only=True)
+        ck["rng"]["cuda"] = saved
+        torch.save(ck, tmp_path / "run" / "last.pt")
+    restored = []
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "set_rng_state_all", restored.append)
+    assert Trainer.resume(tmp_path / "run", progress=False).epoch == 1
+    if written_on == "cpu":
+        assert restored == []
+    else:
+        assert len(restored) == 1 and [torch.equal(a, b) for a, b in zip(restored[0], saved)] == [True]
