@@ -25,9 +25,9 @@ from pathlib import Path
 from typing import Any
 
 import torch
-import yaml
 
 from .errors import ConfigError
+from .io import read_yaml
 
 OPTIMIZERS = ("sgd", "adam", "flip")
 SCHEDULES = ("cosine", "multistep")
@@ -239,11 +239,4 @@ class RunConfig:
 
 def load_config(path: str | Path) -> RunConfig:
     """Read a run config from a YAML file (``yaml.safe_load``)."""
-    path = Path(path)
-    try:
-        data = yaml.safe_load(path.read_text())
-    except FileNotFoundError:
-        raise ConfigError(f"config file {path} does not exist") from None
-    except yaml.YAMLError as e:
-        raise ConfigError(f"{path}: not valid YAML ({str(e).splitlines()[0]})") from None
-    return RunConfig.from_dict(data, where=str(path))
+    return RunConfig.from_dict(read_yaml(path, "config file"), where=str(path))

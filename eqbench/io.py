@@ -46,7 +46,9 @@ def save_figure(fig, path: str | os.PathLike) -> Path:
 
 
 def read_yaml(path: str | os.PathLike, what: str) -> Any:
-    """``yaml.safe_load`` of a user's file; a missing file or bad YAML is one `ConfigError` naming ``what`` and path."""
+    """``yaml.safe_load`` of a user's file (UTF-8, as YAML is); a missing file or bad YAML is one `ConfigError`
+    naming ``what`` and path. Bad YAML includes bytes that are not UTF-8 and a tagged scalar its tag cannot read
+    (``!!int abc``), which PyYAML reports as ValueError, not YAMLError."""
     import yaml
 
     from .errors import ConfigError
@@ -55,6 +57,6 @@ def read_yaml(path: str | os.PathLike, what: str) -> Any:
     if not p.is_file():
         raise ConfigError(f"{what} {path} does not exist")
     try:
-        return yaml.safe_load(p.read_text())
-    except yaml.YAMLError as e:
+        return yaml.safe_load(p.read_text(encoding="utf-8"))
+    except (yaml.YAMLError, ValueError) as e:  # UnicodeDecodeError is a ValueError
         raise ConfigError(f"{what} {path} is not valid YAML: {str(e).splitlines()[0]}") from None

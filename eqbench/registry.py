@@ -187,7 +187,7 @@ class _Ctx:
             where += f": entry {self.entry}"
         if fld is not None:
             where += f"{'' if self.entry is not None else ':'} field {fld!r}"
-        return RegistryError(" ".join(f"{where}: {problem}".splitlines()))
+        return RegistryError(f"{where}: {' '.join(problem.split())}")  # one line, a parser's indented lines too
 
 
 def _keys(ctx: _Ctx, d: Any, prefix: str, required: tuple[str, ...], optional: tuple[str, ...] = ()) -> dict:
@@ -392,7 +392,7 @@ def load_file(path: str | Path) -> tuple[Paper, list[Baseline]]:
         mark = e.problem_mark or e.context_mark
         at = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
         raise ctx.error(None, f"not valid YAML{at}: {e.problem or e.context}") from None
-    except (yaml.YAMLError, UnicodeDecodeError) as e:
+    except (yaml.YAMLError, ValueError) as e:  # not UTF-8 (UnicodeDecodeError), or a tag that cannot read its scalar
         raise ctx.error(None, f"not valid YAML: {e}") from None
     d = _keys(ctx, data, "", ("paper", "baselines"))
     paper = _paper(ctx, d["paper"], path.stem)

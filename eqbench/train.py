@@ -49,7 +49,7 @@ import torch
 import yaml
 
 from . import distributed, graphs
-from .config import DTYPES, RunConfig, has_tf32
+from .config import DTYPES, RunConfig, has_tf32, load_config
 from .data import DATASET_INFO
 from .errors import ConfigError, DivergenceError, EqbenchError, one_line
 from .io import save_torch, write_json, write_text
@@ -199,7 +199,7 @@ class Trainer:
         cfg_path = out / "config.yaml"
         if not cfg_path.exists():
             raise ConfigError(f"{out} is not a run folder: {cfg_path} is missing")
-        cfg = RunConfig.from_dict(yaml.safe_load(cfg_path.read_text()), where=str(cfg_path))
+        cfg = load_config(cfg_path)
         trainer = cls(cfg, out, **kw)
         trainer._load()
         return trainer

@@ -116,16 +116,25 @@ def test_a_malformed_config_gets_one_line_naming_the_file_and_field(tmp_path, d,
     assert str(e.value) == f"{path}{msg}"
 
 
-def test_a_missing_or_unparsable_file_is_named(tmp_path):
-    with pytest.raises(ConfigError) as e:
-        load_config(tmp_path / "nowhere.yaml")
-    assert str(e.value) == f"config file {tmp_path / 'nowhere.yaml'} does not exist"
+def test_a_missing_file_is_named(tmp_path):
+    for where in (tmp_path / "nowhere.yaml", tmp_path):  # a folder is no config file either
+        with pytest.raises(ConfigError) as e:
+            load_config(where)
+        assert str(e.value) == f"config file {where} does not exist"
+
+
+@pytest.mark.parametrize("text, why", [
+    (b"model: [unclosed\n", "while parsing a flow sequence"),
+    (b"epochs: !!int ten\n", "invalid literal for int() with base 10: 'ten'"),  # PyYAML raises ValueError here
+    (b"model: \xff\n", "'utf-8' codec can't decode byte 0xff in position 7: invalid start byte"),
+], ids=["syntax", "a tag that cannot read its value", "not UTF-8"])
+def test_an_unparsable_file_is_one_line(tmp_path, text, why):
+    """The file, then the first line of the parser's own message (what it found wrong, not where)."""
     p = tmp_path / "bad.yaml"
-    p.write_text("model: [unclosed\n")
+    p.write_bytes(text)
     with pytest.raises(ConfigError) as e:
         load_config(p)
-    # one line: the file, then the first line of YAML's own message (what it found wrong, not where)
-    assert str(e.value) == f"{p}: not valid YAML (while parsing a flow sequence)"
+    assert str(e.value) == f"config file {p} is not valid YAML: {why}"
 
 
 def test_omitted_fields_take_their_documented_defaults(tmp_path):

@@ -443,21 +443,65 @@ def test_shipped_files_stay_valid_when_copied(tmp_path, registry):
 
 
 def test_claim_must_name_registry_entries(tmp_path):
-    # a relative claim names the relative_claim entry it checks and the run it is compared with
+    """A relative claim names the relative_claim entry it checks and a run with a band of the same scale it is
+    compared with; each wrong name is the whole line of the entry and field, whatever scales come before it."""
     ci = {"config": {**_config(), "data": {"name": "mnist5k", "batch_size": 20}},
           "band": {"low": 1.0, "high": 9.0, "metric": "test_error", "seeds": 3, "measured": "a test"}}
     claim = _entry(id="demo2020/mnist/claim", metric="relative_claim", unit="text", value="as good as", std=None)
     ref = _entry(id="demo2020/mnist5k/ref", dataset="mnist5k", scales={"ci": ci})
-    run = _entry(id="demo2020/mnist5k/run", dataset="mnist5k", scales={"ci": {
+    unbanded = _entry(id="demo2020/mnist5k/unbanded", dataset="mnist5k", scales={"ci": {"config": ci["config"]}})
+    other = {"other": {"config": ci["config"]}}  # a scale without a claim, checked before the ci scale
+    run = _entry(id="demo2020/mnist5k/run", dataset="mnist5k", scales={**other, "ci": {
         **ci, "claim": {"of": "demo2020/mnist/claim", "versus": "demo2020/mnist5k/ref", "max_gap": 1.0}}})
-    _write(tmp_path, _file(entries=[claim, ref, run]))
+    path = _write(tmp_path, _file(entries=[claim, ref, unbanded, run]))
     assert load_registry(folder=tmp_path)["demo2020/mnist5k/run"].scales["ci"].claim.max_gap == 1.0
-    run["scales"]["ci"]["claim"]["versus"] = "demo2020/mnist5k/nope"
-    _write(tmp_path, _file(entries=[claim, ref, run]))
-    assert "'demo2020/mnist5k/nope' has no ci scale with a band" in _error(tmp_path)
+    where = f"{path}: entry 'demo2020/mnist5k/run' field 'scales.ci.claim"
+    for versus in ("demo2020/mnist5k/nope", "demo2020/mnist/claim", "demo2020/mnist5k/unbanded"):
+        run["scales"]["ci"]["claim"]["versus"] = versus  # unknown; without a ci scale; a ci scale without a band
+        _write(tmp_path, _file(entries=[claim, ref, unbanded, run]))
+        assert _error(tmp_path) == f"{where}.versus': {versus!r} has no ci scale with a band to compare with"
     run["scales"]["ci"]["claim"].update(versus="demo2020/mnist5k/ref", of="demo2020/mnist5k/ref")
-    _write(tmp_path, _file(entries=[claim, ref, run]))
-    assert "is not a relative_claim entry" in _error(tmp_path)
+    _write(tmp_path, _file(entries=[claim, ref, unbanded, run]))
+    assert _error(tmp_path) == f"{where}.of': 'demo2020/mnist5k/ref' is not a relative_claim entry of the registry"
+
+
+def test_the_bounds_themselves_are_valid(tmp_path):
+    """Each limit is inclusive: 100 %, a std and a tolerance of 0, an algorithm name of exactly 24 characters,
+    a ratio of 1."""
+    entries = [_entry(value=100.0, std=0.0, algorithm="x" * 24,
+                      scales={"paper": {"config": _config(), "tolerance": 0.0}}),
+               _entry(id="demo2020/mnist/ratio", unit="ratio", value=1.0)]
+    _write(tmp_path, _file(entries=entries))
+    assert [b.value for b in load_registry(folder=tmp_path).values()] == [100.0, 1.0]
+
+
+def test_a_papers_optional_fields_reach_it(tmp_path):
+    _write(tmp_path, _with_paper(arxiv="2006.03824", repository="https://example.org/r", commit="abc123",
+                                 notes="a note"))
+    (b,) = load_registry(folder=tmp_path).values()
+    assert (b.paper.arxiv, b.paper.repository, b.paper.commit, b.paper.notes) == \
+        ("2006.03824", "https://example.org/r", "abc123", "a note")
+
+
+def test_an_unknown_id_names_the_closest_or_the_count(tmp_path):
+    """`get_baseline` reads the folder it is given; an unknown id lists the closest ids (at most five, the
+    closest first) or, with none close, how many there are."""
+    ids = [f"demo2020/mnist/mlp{'abcdefg'[:k]}" for k in range(1, 8)]  # each one letter further from ".../mlp"
+    _write(tmp_path, _file(entries=[_entry(id=i) for i in reversed(ids)]))
+    assert get_baseline(ids[2], folder=tmp_path).id == ids[2]
+    with pytest.raises(ConfigError) as e:
+        get_baseline("demo2020/mnist/mlp", folder=tmp_path)
+    assert str(e.value) == f"unknown baseline 'demo2020/mnist/mlp'; did you mean {', '.join(ids[:5])}?"
+    with pytest.raises(ConfigError) as e:
+        get_baseline("nothing/like/it", folder=tmp_path)
+    assert str(e.value) == "unknown baseline 'nothing/like/it'; 7 ids, see `eqbench baselines`"
+
+
+def test_a_file_that_is_not_utf8_is_one_line(tmp_path):
+    path = tmp_path / "demo2020.yaml"
+    path.write_bytes(b"paper: \xff\n")
+    assert _error(tmp_path) == (f"{path}: not valid YAML: 'utf-8' codec can't decode byte 0xff in position 7: "
+                                "invalid start byte")
 
 
 def test_unparsable_yaml_and_a_missing_folder_are_one_line(tmp_path):
@@ -507,6 +551,30 @@ WHOLE_LINES = {
     "baselines a mapping": ({**_file(), "baselines": {"a": 1}},
                             "field 'baselines': expected a list of entries (or []), got a mapping"),
     "YAML": ("paper: [1, 2\n", "not valid YAML at line 2, column 1: did not find expected ',' or ']'"),
+    "YAML tag": ("paper: !!int x\n", "not valid YAML: invalid literal for int() with base 10: 'x'"),
+    "YAML control character": ("paper: \x00x\n", "not valid YAML: unacceptable character #x0000: control "
+                                                 "characters are not allowed in \"<unicode string>\", position 7"),
+    "id prefix": (_file(entries=[_entry(id="other2020/mnist/mlp")]),
+                  "entry 'other2020/mnist/mlp' field 'id': must start with the paper key 'demo2020/'"),
+    "ratio out of range": (_file(entries=[_entry(unit="ratio", value=1.5)]),
+                           f"{ENTRY} field 'value': a ratio value must lie in [0, 1], got 1.5"),
+    "band a list": (_file(entries=[_entry(scales={"ci": {"config": _config(), "band": [80, 95]}})]),
+                    f"{ENTRY} field 'scales.ci.band': expected a mapping, got a list"),
+    "band without low": (_file(entries=[_entry(scales={"ci": {"config": _config(), "band": {
+        k: v for k, v in _band().items() if k != "low"}}})]),
+                         f"{ENTRY} field 'scales.ci.band.low': missing (required)"),
+    "std a string": (_file(entries=[_entry(std="abc")]), f"{ENTRY} field 'std': expected a number or null, got 'abc'"),
+    "claim with a number": (_file(entries=[_entry(metric="relative_claim", unit="text", value=2.5)]),
+                            f"{ENTRY} field 'value': expected the claim's text for metric relative_claim, got 2.5"),
+    "claim with a std": (_file(entries=[_entry(metric="relative_claim", unit="text", value="as good as", std=0.1)]),
+                         f"{ENTRY} field 'std': a std needs a numeric value; value is 'as good as'"),
+    "claim with a tolerance": (
+        _file(entries=[_entry(metric="relative_claim", unit="text", value="as good as",
+                              scales={"paper": {"config": _config(), "tolerance": 1.0}})]),
+        f"{ENTRY} field 'scales.paper.tolerance': a tolerance needs a numeric value to land near; value is "
+        "'as good as'"),
+    "claim unknown field": (_with_claim(colour="red"), f"{ENTRY} field 'scales.ci.claim.colour': unknown field; "
+                                                       "known: of, versus, max_gap, note"),
 }
 
 

@@ -185,7 +185,8 @@ def _checkpoint_of_two_ranks(run: Path) -> list[dict]:
     ranks = []
     for r in range(2):
         state = dict(ck["rule"])
-        state["particles"] = {k: [torch.full_like(t, 10.0 * r + 1) for t in v] for k, v in ck["rule"]["particles"].items()}
+        state["particles"] = {k: [torch.full_like(t, 10.0 * r + 1) for t in v]
+                              for k, v in ck["rule"]["particles"].items()}
         ranks.append(state)
     ck["rule_ranks"] = ranks
     torch.save(ck, path)
