@@ -58,10 +58,11 @@ example: $(STAMP)
 # mutation testing (not in CI: minutes per module): mutmut over MODULES (files or folders) with the fast test tier of
 # [tool.mutmut] in a scratch copy (build/mutation); reports/mutation/summary.md lists every survivor with its diff.
 # The example package is installed first: the kit's tests of an entry-point model are part of the tier.
+# AGAIN=1 (after adding tests): only the mutants the last run did not kill, and those of functions changed since.
 MODULES ?= eqbench/rules.py
 mutation: $(STAMP)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps -e examples/third_party_model
-	$(BIN)/python suites/mutation/run.py $(MODULES) --out reports/mutation
+	$(BIN)/python suites/mutation/run.py $(MODULES) --out reports/mutation $(if $(AGAIN),--again)
 
 lint: $(STAMP)
 	$(BIN)/ruff check eqbench suites tests examples

@@ -20,6 +20,7 @@ which a mutant in ``mutants/`` cannot reach.
 from __future__ import annotations
 
 import argparse
+import ast
 import json
 import os
 import shutil
@@ -70,6 +71,45 @@ def results(work: Path) -> dict[str, dict[str, str]]:
         if codes:
             out[module] = {name: _status(code) for name, code in sorted(codes.items())}
     return out
+
+
+def functions(source: str, dotted: str) -> dict[str, str]:
+    """mutmut's name of each function of a module (``pkg.mod.x_f``, ``pkg.mod.xǁClassǁmethod``; its mutants are
+    that name + ``__mutmut_N``, numbered within the function) → the function's source."""
+    out = {}
+    for node in ast.parse(source).body:
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            out[f"{dotted}.x_{node.name}"] = ast.get_source_segment(source, node)
+        elif isinstance(node, ast.ClassDef):
+            for item in node.body:
+                if isinstance(item, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                    out[f"{dotted}.xǁ{node.name}ǁ{item.name}"] = ast.get_source_segment(source, item)
+    return out
+
+
+def again(work: Path, modules: list[str], root: Path = ROOT) -> tuple[list[str], dict[str, int]]:
+    """What ``--again`` re-runs, read from the last run in ``work`` before it is replaced: every mutant that was not
+    killed, and every mutant of a function whose source changed since (globs); and the exit codes to carry over
+    for the others (the same function, so the same mutant; killed stays killed, as tests are only added)."""
+    names, carried = [], {}
+    for module in modules:
+        meta = work / "mutants" / (module + ".meta")
+        if not meta.exists():
+            raise SystemExit(f"error: no earlier run of {module} in {work} to run again (run it without --again)")
+        codes = json.loads(meta.read_text()).get("exit_code_by_key", {})
+        dotted = module[: -len(".py")].replace("/", ".")
+        before = functions((work / module).read_text(), dotted)
+        now = functions((root / module).read_text(), dotted)
+        changed = {f for f in now if before.get(f) != now[f]}
+        names += [f"{f}__mutmut_*" for f in sorted(changed)]
+        for name, code in codes.items():
+            if name.rsplit("__mutmut_", 1)[0] in changed:
+                continue
+            if code is not None and _status(code) in KILLED:
+                carried[name] = code
+            else:
+                names.append(name)
+    return names, carried
 
 
 def diff(work: Path, name: str) -> str:
@@ -144,6 +184,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--work", type=Path, default=ROOT / "build" / "mutation")
     ap.add_argument("--jobs", type=int, default=os.cpu_count() or 1)
     ap.add_argument("--report-only", action="store_true", help="rewrite the report from the last run")
+    ap.add_argument("--again", action="store_true",
+                    help="after adding tests: run only the mutants the last run of these modules did not kill, and "
+                         "those of functions changed since; carry the other results over")
     a = ap.parse_args(argv)
     modules: list[str] = []
     for m in a.modules:
@@ -163,12 +206,21 @@ def main(argv: list[str] | None = None) -> int:
     with lock:
         seconds = None
         if not a.report_only:
+            names, carried = again(a.work, modules) if a.again else ([], {})
+            if a.again:
+                shutil.rmtree(a.work, ignore_errors=True)  # a fresh copy of today's code and tests
             prepare(a.work, modules)
             env = {**os.environ, "EQBENCH_HYPOTHESIS_PROFILE": "ci", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
             t0 = time.perf_counter()
-            subprocess.run([sys.executable, "-m", "mutmut", "run", "--max-children", str(a.jobs)], cwd=a.work,
-                           env=env, check=False)
+            if names or not a.again:
+                subprocess.run([sys.executable, "-m", "mutmut", "run", "--max-children", str(a.jobs), *names],
+                               cwd=a.work, env=env, check=False)
             seconds = time.perf_counter() - t0
+            for meta in (a.work / "mutants").rglob("*.py.meta"):  # the results carried over, where not run now
+                d = json.loads(meta.read_text())
+                codes = d.get("exit_code_by_key", {})
+                codes.update({n: carried[n] for n, c in codes.items() if c is None and n in carried})
+                meta.write_text(json.dumps(d))
         data = report(a.work, a.out, modules, seconds)
     for module in modules:
         r = data["modules"].get(module)
