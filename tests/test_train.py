@@ -238,22 +238,46 @@ def test_a_single_process_run_resumes_on_two_only_without_particles(tmp_path, mo
         assert Trainer.resume(tmp_path / "run", progress=False).epoch == 1
 
 
-@pytest.mark.parametrize("written_on", ["cpu", "gpu"])
-def test_resume_restores_the_cuda_generators_a_gpu_run_saved(tmp_path, monkeypatch, written_on):
-    """On a machine with CUDA, a checkpoint's CUDA generator states (saved by a GPU run: its dropout masks, its
-    random signs on the device) are restored; one written without CUDA has none and resumes all the same. CUDA is
-    simulated here (is_available and the generator setter), so the test runs on every machine."""
-    _cut(small(epochs=2), tmp_path / "run", epoch=1)
-    saved = [torch.ByteTensor([1, 2, 3])]
-    if written_on == "gpu":
-        ck = torch.load(tmp_path / "run" / "last.pt", weights_only=True)
-        ck["rng"]["cuda"] = saved
-        torch.save(ck, tmp_path / "run" / "last.pt")
-    restored = []
+def _fake_cuda(monkeypatch, saved: list[torch.Tensor], restored: list) -> None:
+    """CUDA as the trainer sees it (is_available and the generators' getter and setter), on any machine."""
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "get_rng_state_all", lambda: saved)
     monkeypatch.setattr(torch.cuda, "set_rng_state_all", restored.append)
+
+
+def test_a_gpu_run_saves_its_cuda_generators_and_resume_restores_them(tmp_path, monkeypatch):
+    """A GPU run's checkpoint keeps the CUDA generator states (its dropout masks, its random signs on the device)
+    and a resume on a machine with CUDA restores them (CUDA simulated, so the test runs everywhere)."""
+    saved, restored = [torch.ByteTensor([1, 2, 3])], []
+    _fake_cuda(monkeypatch, saved, restored)
+    _cut(small(epochs=2), tmp_path / "run", epoch=1)
     assert Trainer.resume(tmp_path / "run", progress=False).epoch == 1
-    if written_on == "cpu":
-        assert restored == []
-    else:
-        assert len(restored) == 1 and [torch.equal(a, b) for a, b in zip(restored[0], saved)] == [True]
+    assert len(restored) == 1 and [torch.equal(a, b) for a, b in zip(restored[0], saved)] == [True]
+
+
+def test_a_cpu_checkpoint_resumes_on_a_machine_with_cuda(tmp_path, monkeypatch):
+    """Written without CUDA (no CUDA generator states), resumed where CUDA is: nothing to restore, no error."""
+    _cut(small(epochs=2), tmp_path / "run", epoch=1)
+    restored = []
+    _fake_cuda(monkeypatch, [], restored)
+    assert Trainer.resume(tmp_path / "run", progress=False).epoch == 1 and restored == []
+
+
+def test_a_checkpoint_that_kept_only_the_sign_coin_resumes_with_it(tmp_path):
+    """Run folders written before rules had a state_dict kept the random-sign estimator's coin in ``rng.rule``:
+    they resume with that coin, so the signs, and the whole run, are those of an uninterrupted run."""
+    _cut(small(epochs=2), tmp_path / "cut", epoch=1)
+    path = tmp_path / "cut" / "last.pt"
+    ck = torch.load(path, weights_only=True)
+    ck["rng"]["rule"] = ck.pop("rule")["gen"]
+    torch.save(ck, path)
+    resumed = Trainer.resume(tmp_path / "cut", progress=False).fit()
+    full = Trainer(RunConfig.from_dict(small(epochs=2)), tmp_path / "full", progress=False).fit()
+    assert _strip([resumed["final"]]) == _strip([full["final"]])
+
+
+def test_resume_passes_its_options_to_the_trainer(tmp_path):
+    _cut(small(epochs=2), tmp_path / "run", epoch=1)
+    seen = []
+    Trainer.resume(tmp_path / "run", progress=False, on_batch=lambda e, b: seen.append(e)).fit()
+    assert seen and set(seen) == {1}  # the hook ran, in the epoch that was left
