@@ -281,3 +281,25 @@ def test_resume_passes_its_options_to_the_trainer(tmp_path):
     seen = []
     Trainer.resume(tmp_path / "run", progress=False, on_batch=lambda e, b: seen.append(e)).fit()
     assert seen and set(seen) == {1}  # the hook ran, in the epoch that was left
+
+
+@pytest.mark.parametrize("world", [1, 2])
+def test_rank_zero_checkpoints_every_ranks_particles(tmp_path, monkeypatch, world):
+    """Under N data-parallel processes rank 0 writes each rank's rule state (its own persistent particles) in
+    ``rule_ranks``, which `test_each_rank_resumes_its_own_persistent_particles` reads back; one process writes
+    none. The collectives are simulated (rank 0 of ``world``; the other rank's state is a marker), so no process
+    group is started: tests/test_distributed.py runs the real two processes."""
+    from eqbench import distributed
+
+    other = {"particles": {"train/0": [torch.full((5, 8), 7.0)]}, "gen": torch.Generator().get_state()}
+    monkeypatch.setattr(distributed, "current", lambda: distributed.Shard(0, world))
+    monkeypatch.setattr(distributed, "gather", lambda state, shard: [state, other][:shard.world])
+    monkeypatch.setattr(distributed, "average_grads", lambda *a, **k: None)
+    monkeypatch.setattr(distributed, "sums", lambda values, shard: values)
+    Trainer(RunConfig.from_dict(hopfield(epochs=1)), tmp_path, progress=False).fit()
+    ck = torch.load(tmp_path / "last.pt", weights_only=True)
+    if world == 1:
+        assert "rule_ranks" not in ck
+    else:
+        assert len(ck["rule_ranks"]) == 2 and ck["rule_ranks"][0]["particles"].keys() == ck["rule"]["particles"].keys()
+        assert torch.equal(ck["rule_ranks"][1]["particles"]["train/0"][0], other["particles"]["train/0"][0])
