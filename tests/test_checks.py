@@ -11,7 +11,14 @@ import torch
 
 from eqbench.checks.controls import FlippedPEPITA, FlippedSignEP, SignFlipped
 from eqbench.checks.device import MetaTensorError, device_placement, meta_default_device
-from eqbench.checks.energy import _roundoff_tol, contraction_scale, convergence, coupling_norm, phi_trace
+from eqbench.checks.energy import (
+    _roundoff_tol,
+    contraction_scale,
+    convergence,
+    coupling_matrix,
+    coupling_norm,
+    phi_trace,
+)
 from eqbench.checks.gdu import OrderSweep, Sweep, gdu_check
 from eqbench.cli import main
 from eqbench.errors import ConfigError
@@ -31,17 +38,8 @@ def _mlp(sizes=(12, 8, 5), seed=0, **kw):
 
 
 def _dense_coupling_norm(model, x) -> float:
-    """‖H‖₂ from the dense H = [drive(e_j) − drive(0)]_j (float64): the reference for `coupling_norm`."""
-    x = x[:1]
-    zero = model.init_state(x)
-    sizes = [z.numel() for z in zero]
-    with torch.no_grad():
-        c = torch.cat([u.flatten() for u in model.drive(x, zero, closed_form=False)])
-        cols = []
-        for e in torch.eye(sum(sizes), dtype=torch.float64):
-            v = [p.reshape(z.shape) for p, z in zip(torch.split(e, sizes), zero)]
-            cols.append(torch.cat([u.flatten() for u in model.drive(x, v, closed_form=False)]) - c)
-    H = torch.stack(cols, 1)
+    """‖H‖₂ from the dense H (`coupling_matrix`, float64): the reference for `coupling_norm`."""
+    H = coupling_matrix(model, x)
     return float(torch.linalg.eigvalsh(0.5 * (H + H.T)).abs().max())
 
 
@@ -223,6 +221,7 @@ def test_coupling_norm_of_two_coupled_units_is_the_weight():
     model, x, _ = _mlp(sizes=(3, 1, 1))
     w = model.synapses[1].weight.item()
     assert coupling_norm(model, x) == pytest.approx(abs(w), rel=1e-14)
+    assert torch.equal(coupling_matrix(model, x), torch.tensor([[0.0, w], [w, 0.0]], dtype=torch.float64))
 
 
 @pytest.mark.parametrize("act, loss, lipschitz", [("sigmoid", "mse", 0.25), ("sigmoid", "ce", 1.0),

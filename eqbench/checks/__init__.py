@@ -5,6 +5,7 @@ from .energy import (
                      DescentReport,
                      contraction_scale,
                      convergence,
+                     coupling_matrix,
                      coupling_norm,
                      energy_descent,
                      laborieux_energy,
@@ -14,5 +15,5 @@ from .energy import (
 from .gdu import GDUReport, Sweep, beta_sweep, gdu_check, prepare, report
 
 __all__ = ["GDUReport", "Sweep", "beta_sweep", "gdu_check", "prepare", "report",
-           "ConvergenceReport", "DescentReport", "contraction_scale", "convergence", "coupling_norm",
-           "energy_descent", "laborieux_energy", "phi_trace", "scale_weights"]
+           "ConvergenceReport", "DescentReport", "contraction_scale", "convergence", "coupling_matrix",
+           "coupling_norm", "energy_descent", "laborieux_energy", "phi_trace", "scale_weights"]

@@ -25,6 +25,7 @@ a chosen factor q, so that ‖s_{t+1} − s_t‖ ≤ q^t·‖s_1 − s_0‖ (Ban
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 
 import torch
@@ -200,6 +201,31 @@ def _activation_lipschitz(model: EnergyModel) -> float:
     return out
 
 
+def _coupling(model: EnergyModel, x: Tensor) -> tuple[Callable[[Tensor], Tensor], int]:
+    """v ↦ H·v = drive(x, v) − drive(x, 0) on flat float64 vectors of one example's state, and the state size n.
+    The generic autograd drive is used, so the models' closed forms are not trusted here."""
+    _check_multilinear(model)
+    x = model.check_input(x)[:1]
+    zero = model.init_state(x)
+    sizes = [z.numel() for z in zero]
+    c = torch.cat([u.flatten() for u in model.drive(x, zero, closed_form=False)]).double()
+
+    def matvec(v: Tensor) -> Tensor:
+        w = [p.reshape(z.shape).to(z) for p, z in zip(torch.split(v, sizes), zero)]
+        return torch.cat([u.flatten() for u in model.drive(x, w, closed_form=False)]).double() - c
+
+    return matvec, sum(sizes)
+
+
+def coupling_matrix(model: EnergyModel, x: Tensor) -> Tensor:
+    """The dense coupling H = ∂²Φ/∂s² (β = 0) of one example, float64, n × n: column j is drive(x, e_j) −
+    drive(x, 0). n matrix–vector products and n² numbers, for small models: the exact reference that
+    `coupling_norm` and the contraction properties are tested against (H is symmetric for an energy model)."""
+    with torch.no_grad():
+        matvec, n = _coupling(model, x)
+        return torch.stack([matvec(e) for e in torch.eye(n, dtype=torch.float64)], 1)
+
+
 def coupling_norm(model: EnergyModel, x: Tensor, iters: int = 100, seed: int = 0) -> float:
     """‖H‖₂ of the coupling H = ∂²Φ/∂s² (β = 0), with H·v = drive(x, v) − drive(x, 0).
 
@@ -210,21 +236,11 @@ def coupling_norm(model: EnergyModel, x: Tensor, iters: int = 100, seed: int = 0
     CNNs, stays ~1e-3 below ‖H‖ after 100 steps; the Ritz value uses the same products, is never
     above ‖H‖, and is exact (to round-off) once m = n. The layer graph is a chain, hence bipartite,
     so H's spectrum is symmetric about 0 (±λ): hence |Ritz value|, not the largest one.
-    The generic autograd drive is used, so the models' closed forms are not trusted here.
+    The generic autograd drive is used, so the models' closed forms are not trusted here
+    (`coupling_matrix` is the dense H, for checking this on small models).
     """
-    _check_multilinear(model)
-    x = model.check_input(x)[:1]
     with torch.no_grad():
-        zero = model.init_state(x)
-        shapes = [z.shape for z in zero]
-        sizes = [z.numel() for z in zero]
-        n = sum(sizes)
-        c = torch.cat([u.flatten() for u in model.drive(x, zero, closed_form=False)]).double()
-
-        def matvec(v: Tensor) -> Tensor:
-            w = [p.reshape(sh).to(z) for p, sh, z in zip(torch.split(v, sizes), shapes, zero)]
-            return torch.cat([u.flatten() for u in model.drive(x, w, closed_form=False)]).double() - c
-
+        matvec, n = _coupling(model, x)
         gen = torch.Generator().manual_seed(seed)
         v = torch.randn(n, generator=gen, dtype=torch.float64)
         v = v / v.norm()
@@ -276,5 +292,5 @@ def scale_weights(model: EnergyModel, gamma: float) -> None:
                 p.mul_(gamma)
 
 
-__all__ = ["ConvergenceReport", "DescentReport", "contraction_scale", "convergence",
+__all__ = ["ConvergenceReport", "DescentReport", "contraction_scale", "convergence", "coupling_matrix",
            "coupling_norm", "energy_descent", "laborieux_energy", "phi_trace", "scale_weights"]
