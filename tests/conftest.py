@@ -54,3 +54,25 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(old)
+
+
+@pytest.fixture
+def ascii_locale(tmp_path: Path):
+    """The process's text encoding set to ASCII (the C locale without UTF-8 mode; Windows' cp1252 fails alike), so
+    that a file read without ``encoding="utf-8"`` fails on the first non-ASCII character. Checked, not assumed:
+    the fixture proves the default read really fails, and skips where Python runs in UTF-8 mode."""
+    import locale
+    import sys
+
+    if sys.flags.utf8_mode:
+        pytest.skip("Python runs in UTF-8 mode: the locale does not choose the text encoding")
+    old = locale.setlocale(locale.LC_CTYPE)
+    locale.setlocale(locale.LC_CTYPE, "C")
+    try:
+        probe = tmp_path / "probe.txt"
+        probe.write_text("≥", encoding="utf-8")
+        with pytest.raises(UnicodeDecodeError):
+            probe.read_text()  # the negative control: the locale's encoding is in force
+        yield
+    finally:
+        locale.setlocale(locale.LC_CTYPE, old)

@@ -206,3 +206,10 @@ def test_sections_read_on_their_own_name_themselves_in_errors():
     with pytest.raises(ConfigError) as e:
         ScheduleConfig.from_dict({"name": "multistep"})
     assert str(e.value) == "schedule is missing milestones"
+
+
+def test_a_config_reads_as_utf8_whatever_the_locale(tmp_path, ascii_locale):
+    p = tmp_path / "run.yaml"
+    p.write_text(yaml.safe_dump({**BASE, "extra": {"note": "β ≥ 0.1, ± one seed"}}, allow_unicode=True),
+                 encoding="utf-8")
+    assert load_config(p).extra == {"note": "β ≥ 0.1, ± one seed"}

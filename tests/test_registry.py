@@ -597,3 +597,8 @@ def test_the_summary_of_a_baseline_carries_every_field(tmp_path):
         "source": "baselines.md §0: made up for a test", "notes": "a note", "scales": ["paper"]}
     assert (b.paper.year, b.paper.title, b.notes, b.std, b.scales["paper"].raw["tolerance"]) == \
         (2020, "A demo", "a note", 0.1, 0.5)
+
+
+def test_the_registry_reads_as_utf8_whatever_the_locale(ascii_locale, registry):
+    """The shipped files are UTF-8 (≥, ±, § in sources and notes): they load the same under an ASCII locale."""
+    assert load_registry() == registry
