@@ -303,3 +303,49 @@ def test_rank_zero_checkpoints_every_ranks_particles(tmp_path, monkeypatch, worl
     else:
         assert len(ck["rule_ranks"]) == 2 and ck["rule_ranks"][0]["particles"].keys() == ck["rule"]["particles"].keys()
         assert torch.equal(ck["rule_ranks"][1]["particles"]["train/0"][0], other["particles"]["train/0"][0])
+
+
+@pytest.mark.parametrize("cfg, key", [(small(epochs=3), "test_acc"), (hopfield(epochs=3), "test_cost")],
+                         ids=["classification", "regression"])
+def test_best_pt_holds_the_best_epochs_model_and_score(tmp_path, cfg, key):
+    """best.pt: the weights, epoch number and test metric of the best epoch so far (highest accuracy, or lowest
+    cost for regression), as result.json's best_test_* reports."""
+    result = Trainer(RunConfig.from_dict(cfg), tmp_path, progress=False).fit()
+    rows = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    pick = max if key == "test_acc" else min
+    best_row = pick(rows, key=lambda r: r[key])  # the first of equal scores: a later tie is no improvement
+    best = torch.load(tmp_path / "best.pt", weights_only=True)
+    assert set(best) == {"model", "epoch", key}
+    assert (best["epoch"], best[key]) == (best_row["epoch"], best_row[key])
+    assert best[key] == result[f"best_{key}"]
+    model = Trainer(RunConfig.from_dict(cfg), tmp_path / "fresh", progress=False).run.model
+    model.load_state_dict(best["model"])  # a whole state dict of the run's model
+    if best["epoch"] == rows[-1]["epoch"]:
+        last = torch.load(tmp_path / "last.pt", weights_only=True)["model"]
+        assert all(torch.equal(best["model"][k], last[k]) for k in last)
+
+
+def test_evaluate_is_the_percent_of_test_examples_predicted_right(tmp_path):
+    trainer = Trainer(RunConfig.from_dict(small(epochs=1)), tmp_path, progress=False)
+    right = total = 0
+    for x, y in trainer.run.test_loader:
+        out, _ = trainer.run.rule.predict(trainer.run.model, x)
+        right += int((out.argmax(1) == y).sum())
+        total += len(y)
+    assert trainer.evaluate() == 100.0 * right / total
+
+
+def test_an_evaluation_batch_smaller_than_the_processes_is_no_error(tmp_path, monkeypatch):
+    """Evaluation sums over ranks, so a last test batch with fewer examples than processes is fine (a rank may get
+    none), unlike a training batch (rank 1 of 2 here, collectives simulated)."""
+    from eqbench import distributed
+
+    trainer = Trainer(RunConfig.from_dict(small(epochs=1)), tmp_path / "probe", progress=False)
+    n = len(trainer.run.test_loader.dataset)
+    size = next(b for b in range(2, n) if n % b == 1)  # the last test batch holds one example
+    cfg = small(epochs=1, data={"name": "digits", "batch_size": 64, "test_batch_size": size})
+    monkeypatch.setattr(distributed, "current", lambda: distributed.Shard(1, 2))
+    monkeypatch.setattr(distributed, "sums", lambda values, shard: values)
+    trainer = Trainer(RunConfig.from_dict(cfg), tmp_path / "run", progress=False)
+    assert len(list(trainer.run.test_loader)[-1][1]) == 1
+    assert 0.0 <= trainer.evaluate() <= 100.0
