@@ -326,7 +326,9 @@ def test_best_pt_holds_the_best_epochs_model_and_score(tmp_path, cfg, key):
 
 
 def test_evaluate_is_the_percent_of_test_examples_predicted_right(tmp_path):
-    trainer = Trainer(RunConfig.from_dict(small(epochs=1)), tmp_path, progress=False)
+    cfg = small(epochs=1, data={"name": "digits", "batch_size": 64, "test_batch_size": 64})  # several test batches
+    trainer = Trainer(RunConfig.from_dict(cfg), tmp_path, progress=False)
+    assert len(trainer.run.test_loader) > 1
     right = total = 0
     for x, y in trainer.run.test_loader:
         out, _ = trainer.run.rule.predict(trainer.run.model, x)
@@ -349,3 +351,39 @@ def test_an_evaluation_batch_smaller_than_the_processes_is_no_error(tmp_path, mo
     trainer = Trainer(RunConfig.from_dict(cfg), tmp_path / "run", progress=False)
     assert len(list(trainer.run.test_loader)[-1][1]) == 1
     assert 0.0 <= trainer.evaluate() <= 100.0
+
+
+FA_RUN = {"model": {"name": "FC", "sizes": [64, 32, 10]}, "rule": {"name": "FA"},
+          "optimizer": {"name": "sgd", "lrs": [0.05, 0.05]},
+          "data": {"name": "digits", "batch_size": 64, "test_batch_size": 100}, "epochs": 2, "seed": 0}
+
+
+def test_each_epoch_logs_the_rules_diagnostics_on_the_first_test_batch(tmp_path):
+    """A rule's per-epoch diagnostics (FA: the angle of each layer's update to BP's gradient) are in every
+    metrics.jsonl row, computed on the first test batch with the weights at the end of that epoch."""
+    trainer = Trainer(RunConfig.from_dict(FA_RUN), tmp_path, progress=False)
+    trainer.fit()
+    rows = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    x, y = next(iter(trainer.run.test_loader))
+    expected = trainer.run.rule.diagnostics(trainer.run.model, x, y)
+    assert set(expected) == {"angle/W1", "angle/W2"} and all(set(expected) <= set(r) for r in rows)
+    assert {k: rows[-1][k] for k in expected} == expected
+    assert rows[0]["angle/W1"] != rows[-1]["angle/W1"]  # each epoch its own
+
+
+def test_every_plot_of_a_run_is_titled_with_its_folder(tmp_path, monkeypatch):
+    """accuracy.png, batch_metrics.png, flips.png and alignment.png carry the run folder's name as their title, so a
+    figure copied out of its folder still says which run it shows."""
+    from eqbench import plots
+
+    titles = {}
+    for name in ("plot_accuracy", "plot_batch_metrics", "plot_flips", "plot_angles"):
+        monkeypatch.setattr(plots, name, lambda *a, _n=name, **kw: titles.setdefault(_n, kw.get("title")))
+    Trainer(RunConfig.from_dict(hopfield(epochs=1)), tmp_path / "hopfield-run", progress=False).fit()
+    Trainer(RunConfig.from_dict({**FA_RUN, "epochs": 1}), tmp_path / "fa-run", progress=False).fit()
+    binary = {"model": {"name": "BIN_MLP", "sizes": [64, 32, 10]}, "rule": {"name": "EP", "beta": 0.3, "T1": 8, "T2": 3},
+              "optimizer": {"name": "flip", "lrs": [0.05, 0.025], "gammas": [1e-3, 1e-3], "thresholds": [1e-6, 1e-6]},
+              "data": {"name": "digits", "batch_size": 64}, "epochs": 1}
+    Trainer(RunConfig.from_dict(binary), tmp_path / "binary-run", progress=False).fit()
+    assert titles == {"plot_accuracy": "hopfield-run", "plot_batch_metrics": "hopfield-run",
+                      "plot_angles": "fa-run", "plot_flips": "binary-run"}
