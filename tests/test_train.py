@@ -381,7 +381,8 @@ def test_every_plot_of_a_run_is_titled_with_its_folder(tmp_path, monkeypatch):
         monkeypatch.setattr(plots, name, lambda *a, _n=name, **kw: titles.setdefault(_n, kw.get("title")))
     Trainer(RunConfig.from_dict(hopfield(epochs=1)), tmp_path / "hopfield-run", progress=False).fit()
     Trainer(RunConfig.from_dict({**FA_RUN, "epochs": 1}), tmp_path / "fa-run", progress=False).fit()
-    binary = {"model": {"name": "BIN_MLP", "sizes": [64, 32, 10]}, "rule": {"name": "EP", "beta": 0.3, "T1": 8, "T2": 3},
+    binary = {"model": {"name": "BIN_MLP", "sizes": [64, 32, 10]},
+              "rule": {"name": "EP", "beta": 0.3, "T1": 8, "T2": 3},
               "optimizer": {"name": "flip", "lrs": [0.05, 0.025], "gammas": [1e-3, 1e-3], "thresholds": [1e-6, 1e-6]},
               "data": {"name": "digits", "batch_size": 64}, "epochs": 1}
     Trainer(RunConfig.from_dict(binary), tmp_path / "binary-run", progress=False).fit()
