@@ -369,6 +369,7 @@ def test_each_epoch_logs_the_rules_diagnostics_on_the_first_test_batch(tmp_path)
     assert set(expected) == {"angle/W1", "angle/W2"} and all(set(expected) <= set(r) for r in rows)
     assert {k: rows[-1][k] for k in expected} == expected
     assert rows[0]["angle/W1"] != rows[-1]["angle/W1"]  # each epoch its own
+    assert (tmp_path / "alignment.png").read_bytes().startswith(b"\x89PNG")  # the angles' figure, per epoch
 
 
 def test_every_plot_of_a_run_is_titled_with_its_folder(tmp_path, monkeypatch):
