@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import signal
 import subprocess
 import sys
@@ -102,7 +103,10 @@ def test_resume_after_kill_matches_uninterrupted_run(tmp_path, cfg):
 def test_divergence_stops_with_epoch_and_batch(tmp_path):
     cfg = small(model={"name": "P_MLP", "sizes": [64, 32, 10], "act": "tanh", "loss": "ce"},
                 optimizer={"name": "sgd", "lrs": [1e30, 1e30]}, epochs=2, schedule=None)
-    with pytest.raises(TrainingDiverged, match=r"training diverged at epoch 1, batch \d+: "):
+    # the first update (rate 1e30) is finite, the second makes the weights infinite, the third batch's free phase
+    # diverges at once; the message counts batches from 1, like epochs
+    with pytest.raises(TrainingDiverged, match=r"^training diverged at epoch 1, batch 3: non-finite state in layer 1 "
+                                               r"at step 1 of the free phase"):
         Trainer(RunConfig.from_dict(cfg), tmp_path, progress=False).fit()
     assert (tmp_path / "config.yaml").exists() and not (tmp_path / "result.json").exists()
 
@@ -389,3 +393,83 @@ def test_every_plot_of_a_run_is_titled_with_its_folder(tmp_path, monkeypatch):
     Trainer(RunConfig.from_dict(binary), tmp_path / "binary-run", progress=False).fit()
     assert titles == {"plot_accuracy": "hopfield-run", "plot_batch_metrics": "hopfield-run",
                       "plot_angles": "fa-run", "plot_flips": "binary-run"}
+
+
+def _spy_progress(monkeypatch) -> list[tuple]:
+    """What the trainer asks its rich progress bar to show: ("add", description, total, stats) when an epoch's bar
+    starts, ("update", advance, stats) after each batch."""
+    from rich.progress import Progress
+
+    calls: list[tuple] = []
+    add, update = Progress.add_task, Progress.update
+
+    def spy_add(self, description, *a, **kw):
+        calls.append(("add", description, kw.get("total"), kw.get("stats")))
+        return add(self, description, *a, **kw)
+
+    def spy_update(self, task, **kw):
+        calls.append(("update", kw.get("advance"), kw.get("stats")))
+        return update(self, task, **kw)
+
+    monkeypatch.setattr(Progress, "add_task", spy_add)
+    monkeypatch.setattr(Progress, "update", spy_update)
+    return calls
+
+
+@pytest.mark.parametrize("cfg, name", [(small(epochs=2), "acc"), (hopfield(epochs=2), "cost")],
+                         ids=["classification", "regression"])
+def test_the_progress_bar_counts_batches_and_shows_the_running_loss_and_metric(tmp_path, monkeypatch, cfg, name):
+    """Epoch k/N over the epoch's batches; after each batch the running mean loss and training accuracy (or cost)
+    so far, which after the last batch are the epoch's train_loss and train_{acc,cost} of metrics.jsonl."""
+    calls = _spy_progress(monkeypatch)
+    trainer = Trainer(RunConfig.from_dict(cfg), tmp_path, progress=True)
+    trainer.fit()
+    n = len(trainer.run.train_loader)
+    rows = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    assert [c for c in calls if c[0] == "add"] == [("add", "epoch 1/2", n, ""), ("add", "epoch 2/2", n, "")]
+    updates = [c for c in calls if c[0] == "update"]
+    assert len(updates) == 2 * n and all(c[1] == 1 for c in updates)
+    for k, row in enumerate(rows):
+        assert updates[(k + 1) * n - 1][2] == f"loss {row['train_loss']:.4f}  {name} {row[f'train_{name}']:.4g}"
+
+
+def test_evaluate_is_the_mean_test_cost_for_regression(tmp_path):
+    """Regression (Gammell's diabetes): the mean over test examples of ½‖y − ŷ‖²."""
+    trainer = Trainer(RunConfig.from_dict(hopfield(epochs=1)), tmp_path, progress=False)
+    costs = []
+    for b, (x, y) in enumerate(trainer.run.test_loader):
+        out, _ = trainer.run.rule.predict(trainer.run.model, x, key=f"probe/{b}")
+        costs += (0.5 * ((y.reshape(out.shape) - out) ** 2).sum(1)).tolist()
+    assert trainer.evaluate() == pytest.approx(sum(costs) / len(costs), rel=1e-6)  # float32 sums, other order
+
+
+def test_persistent_particles_are_kept_per_batch_of_each_split(tmp_path):
+    """Gammell's persistent particles: one per fixed batch, training and test apart, named split/batch."""
+    trainer = Trainer(RunConfig.from_dict(hopfield(epochs=1)), tmp_path, progress=False)
+    trainer.fit()
+    keys = set(trainer.run.rule.state_dict()["particles"])
+    assert keys == {f"train/{b}" for b in range(len(trainer.run.train_loader))} | \
+        {f"test/{b}" for b in range(len(trainer.run.test_loader))}
+
+
+@pytest.mark.parametrize("cfg", [small(epochs=1), hopfield(epochs=1)], ids=["classification", "regression"])
+def test_a_float64_run_trains_in_float64(tmp_path, cfg):
+    """dtype: float64 casts the data (inputs, and regression targets) to the model's precision."""
+    result = Trainer(RunConfig.from_dict({**cfg, "dtype": "float64"}), tmp_path, progress=False).fit()
+    model = torch.load(tmp_path / "last.pt", weights_only=True)["model"]
+    assert all(v.dtype == torch.float64 for v in model.values() if v.is_floating_point())
+    assert math.isfinite(result["final"]["train_loss"])
+
+
+def test_train_acc_is_the_percent_of_training_examples_the_free_phase_got_right(tmp_path):
+    """train_acc is measured on each batch's free phase before its update (Gammell's training error): with the
+    rates at 0 the weights never move, so it is the accuracy of `predict` over the training set."""
+    cfg = small(epochs=1, optimizer={"name": "sgd", "lrs": [0.0, 0.0]}, schedule=None)
+    trainer = Trainer(RunConfig.from_dict(cfg), tmp_path, progress=False)
+    row = trainer.fit()["final"]
+    right = total = 0
+    for x, y in trainer.run.train_loader:
+        out, _ = trainer.run.rule.predict(trainer.run.model, x)
+        right += int((out.argmax(1) == y).sum())
+        total += len(y)
+    assert row["train_acc"] == pytest.approx(100.0 * right / total, rel=1e-12)
