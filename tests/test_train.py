@@ -298,9 +298,15 @@ def test_rank_zero_checkpoints_every_ranks_particles(tmp_path, monkeypatch, worl
     other = {"particles": {"train/0": [torch.full((5, 8), 7.0)]}, "gen": torch.Generator().get_state()}
     monkeypatch.setattr(distributed, "current", lambda: distributed.Shard(0, world))
     monkeypatch.setattr(distributed, "gather", lambda state, shard: [state, other][:shard.world])
-    monkeypatch.setattr(distributed, "average_grads", lambda *a, **k: None)
+    averaged = []  # (this rank's examples, the batch's): each rank's mean update is weighted by its share
+    monkeypatch.setattr(distributed, "average_grads",
+                        lambda model, shard, n, n_batch: averaged.append((model is trainer.run.model, n, n_batch)))
     monkeypatch.setattr(distributed, "sums", lambda values, shard: values)
-    Trainer(RunConfig.from_dict(hopfield(epochs=1)), tmp_path, progress=False).fit()
+    trainer = Trainer(RunConfig.from_dict(hopfield(epochs=1)), tmp_path, progress=False)
+    trainer.fit()
+    batch = hopfield()["data"]["batch_size"]
+    mine = len(distributed.split(torch.zeros(batch), torch.zeros(batch), distributed.Shard(0, world))[1])
+    assert averaged and set(averaged) == {(True, mine, batch)} and (world == 1) == (mine == batch)
     ck = torch.load(tmp_path / "last.pt", weights_only=True)
     if world == 1:
         assert "rule_ranks" not in ck
@@ -473,3 +479,15 @@ def test_train_acc_is_the_percent_of_training_examples_the_free_phase_got_right(
         right += int((out.argmax(1) == y).sum())
         total += len(y)
     assert row["train_acc"] == pytest.approx(100.0 * right / total, rel=1e-12)
+    losses = [trainer.run.rule.compute_gradients(trainer.run.model, x, y)["loss"] for x, y in trainer.run.train_loader]
+    assert row["train_loss"] == pytest.approx(float(sum(v.sum() for v in losses)) / total, rel=1e-6)  # float32 sums
+
+
+def test_a_non_finite_loss_without_relaxation_names_its_epoch_and_batch(tmp_path):
+    """A rule that does not relax (FA) cannot diverge inside a phase; the non-finite loss is caught after the
+    batch, named by epoch and batch (the rate 1e30 makes the weights infinite after batch 1)."""
+    cfg = {**FA_RUN, "optimizer": {"name": "sgd", "lrs": [1e30, 1e30]}, "epochs": 1}
+    with pytest.raises(TrainingDiverged) as e:
+        Trainer(RunConfig.from_dict(cfg), tmp_path, progress=False).fit()
+    assert str(e.value) == f"training diverged at epoch 1, batch 2: non-finite loss; the last good checkpoint is in " \
+                           f"{tmp_path}"
