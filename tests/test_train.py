@@ -491,3 +491,22 @@ def test_a_non_finite_loss_without_relaxation_names_its_epoch_and_batch(tmp_path
         Trainer(RunConfig.from_dict(cfg), tmp_path, progress=False).fit()
     assert str(e.value) == f"training diverged at epoch 1, batch 2: non-finite loss; the last good checkpoint is in " \
                            f"{tmp_path}"
+
+
+@pytest.mark.parametrize("schedule, lrs", [
+    ({"name": "multistep", "milestones": [1, 3], "gamma": 0.1}, [0.2, 0.02, 0.02, 0.002]),
+    ({"name": "cosine", "T_max": 2, "eta_min": 1e-3}, [0.2, 0.5 * (0.2 + 1e-3), 1e-3, 1e-3]),
+], ids=["multistep", "cosine held after T_max"])
+def test_each_epoch_trains_with_its_scheduled_rate(tmp_path, schedule, lrs):
+    """The rate of each epoch in metrics.jsonl: multistep decays by gamma at each milestone; cosine reaches eta_min
+    at T_max and stays there (Laborieux's code steps only while epoch < T_max)."""
+    Trainer(RunConfig.from_dict(small(epochs=4, schedule=schedule)), tmp_path, progress=False).fit()
+    rows = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    assert [r["lr"][0] for r in rows] == pytest.approx(lrs)
+
+
+def test_a_quiet_run_prints_nothing(tmp_path, capfd):
+    """progress=False (``--quiet``): no bar and no epoch lines on the terminal."""
+    Trainer(RunConfig.from_dict(small(epochs=1)), tmp_path, progress=False).fit()
+    out, err = capfd.readouterr()
+    assert out == "" and err == ""
