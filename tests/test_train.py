@@ -39,6 +39,21 @@ def _strip(history):
     return [{k: v for k, v in h.items() if k != "time_s"} for h in history]
 
 
+def _predicted_right(trainer: Trainer, loader) -> tuple[float, int]:
+    """The percent of ``loader``'s examples whose `predict` class is right, and how many examples there are."""
+    right = total = 0
+    for x, y in loader:
+        out, _ = trainer.run.rule.predict(trainer.run.model, x)
+        right += int((out.argmax(1) == y).sum())
+        total += len(y)
+    return 100.0 * right / total, total
+
+
+def _metrics(folder: Path) -> list[dict]:
+    """The rows of ``folder``'s metrics.jsonl."""
+    return [json.loads(line) for line in (folder / "metrics.jsonl").read_text().splitlines()]
+
+
 def test_run_folder_contents(tmp_path):
     result = Trainer(RunConfig.from_dict(small()), tmp_path, progress=False).fit()
     names = {p.name for p in tmp_path.iterdir()}
@@ -92,8 +107,7 @@ def test_resume_after_kill_matches_uninterrupted_run(tmp_path, cfg):
     resumed = Trainer.resume(killed, progress=False).fit()
     full = Trainer(RunConfig.from_dict(cfg), tmp_path / "full", progress=False).fit()
     assert _strip([resumed["final"]]) == _strip([full["final"]])
-    hist = [json.loads(line) for line in (killed / "metrics.jsonl").read_text().splitlines()]
-    ref = [json.loads(line) for line in (tmp_path / "full" / "metrics.jsonl").read_text().splitlines()]
+    hist, ref = _metrics(killed), _metrics(tmp_path / "full")
     assert _strip(hist) == _strip(ref)
     a = torch.load(killed / "last.pt", weights_only=True)["model"]
     b = torch.load(tmp_path / "full" / "last.pt", weights_only=True)["model"]
@@ -321,7 +335,7 @@ def test_best_pt_holds_the_best_epochs_model_and_score(tmp_path, cfg, key):
     """best.pt: the weights, epoch number and test metric of the best epoch so far (highest accuracy, or lowest
     cost for regression), as result.json's best_test_* reports."""
     result = Trainer(RunConfig.from_dict(cfg), tmp_path, progress=False).fit()
-    rows = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    rows = _metrics(tmp_path)
     pick = max if key == "test_acc" else min
     best_row = pick(rows, key=lambda r: r[key])  # the first of equal scores: a later tie is no improvement
     best = torch.load(tmp_path / "best.pt", weights_only=True)
@@ -339,12 +353,7 @@ def test_evaluate_is_the_percent_of_test_examples_predicted_right(tmp_path):
     cfg = small(epochs=1, data={"name": "digits", "batch_size": 64, "test_batch_size": 64})  # several test batches
     trainer = Trainer(RunConfig.from_dict(cfg), tmp_path, progress=False)
     assert len(trainer.run.test_loader) > 1
-    right = total = 0
-    for x, y in trainer.run.test_loader:
-        out, _ = trainer.run.rule.predict(trainer.run.model, x)
-        right += int((out.argmax(1) == y).sum())
-        total += len(y)
-    assert trainer.evaluate() == 100.0 * right / total
+    assert trainer.evaluate() == _predicted_right(trainer, trainer.run.test_loader)[0]
 
 
 def test_an_evaluation_batch_smaller_than_the_processes_is_no_error(tmp_path, monkeypatch):
@@ -373,7 +382,7 @@ def test_each_epoch_logs_the_rules_diagnostics_on_the_first_test_batch(tmp_path)
     metrics.jsonl row, computed on the first test batch with the weights at the end of that epoch."""
     trainer = Trainer(RunConfig.from_dict(FA_RUN), tmp_path, progress=False)
     trainer.fit()
-    rows = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    rows = _metrics(tmp_path)
     x, y = next(iter(trainer.run.test_loader))
     expected = trainer.run.rule.diagnostics(trainer.run.model, x, y)
     assert set(expected) == {"angle/W1", "angle/W2"} and all(set(expected) <= set(r) for r in rows)
@@ -431,7 +440,7 @@ def test_the_progress_bar_counts_batches_and_shows_the_running_loss_and_metric(t
     trainer = Trainer(RunConfig.from_dict(cfg), tmp_path, progress=True)
     trainer.fit()
     n = len(trainer.run.train_loader)
-    rows = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    rows = _metrics(tmp_path)
     assert [c for c in calls if c[0] == "add"] == [("add", "epoch 1/2", n, ""), ("add", "epoch 2/2", n, "")]
     updates = [c for c in calls if c[0] == "update"]
     assert len(updates) == 2 * n and all(c[1] == 1 for c in updates)
@@ -473,12 +482,8 @@ def test_train_acc_is_the_percent_of_training_examples_the_free_phase_got_right(
     cfg = small(epochs=1, optimizer={"name": "sgd", "lrs": [0.0, 0.0]}, schedule=None)
     trainer = Trainer(RunConfig.from_dict(cfg), tmp_path, progress=False)
     row = trainer.fit()["final"]
-    right = total = 0
-    for x, y in trainer.run.train_loader:
-        out, _ = trainer.run.rule.predict(trainer.run.model, x)
-        right += int((out.argmax(1) == y).sum())
-        total += len(y)
-    assert row["train_acc"] == pytest.approx(100.0 * right / total, rel=1e-12)
+    percent, total = _predicted_right(trainer, trainer.run.train_loader)
+    assert row["train_acc"] == pytest.approx(percent, rel=1e-12)
     losses = [trainer.run.rule.compute_gradients(trainer.run.model, x, y)["loss"] for x, y in trainer.run.train_loader]
     assert row["train_loss"] == pytest.approx(float(sum(v.sum() for v in losses)) / total, rel=1e-6)  # float32 sums
 
@@ -501,7 +506,7 @@ def test_each_epoch_trains_with_its_scheduled_rate(tmp_path, schedule, lrs):
     """The rate of each epoch in metrics.jsonl: multistep decays by gamma at each milestone; cosine reaches eta_min
     at T_max and stays there (Laborieux's code steps only while epoch < T_max)."""
     Trainer(RunConfig.from_dict(small(epochs=4, schedule=schedule)), tmp_path, progress=False).fit()
-    rows = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    rows = _metrics(tmp_path)
     assert [r["lr"][0] for r in rows] == pytest.approx(lrs)
 
 

@@ -207,16 +207,19 @@ def main(argv: list[str] | None = None) -> int:
         seconds = None
         if not a.report_only:
             names, carried = again(a.work, modules) if a.again else ([], {})
-            if a.again:
-                shutil.rmtree(a.work, ignore_errors=True)  # a fresh copy of today's code and tests
-            prepare(a.work, modules)
-            env = {**os.environ, "EQBENCH_HYPOTHESIS_PROFILE": "ci", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
-            t0 = time.perf_counter()
-            if names or not a.again:
+            if a.again and not names:  # every mutant killed, no function changed: the last run stands, kept
+                print("nothing to run again: every mutant of the last run was killed and no function changed")
+            else:
+                if a.again:
+                    shutil.rmtree(a.work, ignore_errors=True)  # a fresh copy of today's code and tests
+                prepare(a.work, modules)
+                env = {**os.environ, "EQBENCH_HYPOTHESIS_PROFILE": "ci", "OMP_NUM_THREADS": "1",
+                       "MKL_NUM_THREADS": "1"}
+                t0 = time.perf_counter()
                 subprocess.run([sys.executable, "-m", "mutmut", "run", "--max-children", str(a.jobs), *names],
                                cwd=a.work, env=env, check=False)
-            seconds = time.perf_counter() - t0
-            for meta in (a.work / "mutants").rglob("*.py.meta"):  # the results carried over, where not run now
+                seconds = time.perf_counter() - t0
+            for meta in (a.work / "mutants").rglob("*.py.meta") if carried else ():  # carried over, where not run
                 d = json.loads(meta.read_text())
                 codes = d.get("exit_code_by_key", {})
                 codes.update({n: carried[n] for n, c in codes.items() if c is None and n in carried})
