@@ -448,6 +448,36 @@ def test_the_progress_bar_counts_batches_and_shows_the_running_loss_and_metric(t
         assert updates[(k + 1) * n - 1][2] == f"loss {row['train_loss']:.4f}  {name} {row[f'train_{name}']:.4g}"
 
 
+def test_the_progress_line_shows_epoch_bar_count_elapsed_time_and_running_stats(tmp_path, monkeypatch):
+    """What a user watching a run reads on the epoch's last batch, in this order: "epoch k/N", a full bar, "n/n"
+    batches done, the elapsed time and the running loss and accuracy (rendered as rich draws it, just before the
+    epoch's bar is removed)."""
+    import io
+    import re
+
+    from rich.console import Console
+    from rich.progress import Progress
+
+    lines: list[str] = []
+    remove = Progress.remove_task
+
+    def render_then_remove(self, task):
+        console = Console(file=io.StringIO(), width=160, record=True, color_system=None)
+        console.print(self.make_tasks_table(self.tasks))
+        lines.append(console.export_text().strip())
+        return remove(self, task)
+
+    monkeypatch.setattr(Progress, "remove_task", render_then_remove)
+    trainer = Trainer(RunConfig.from_dict(small(epochs=2)), tmp_path, progress=True)
+    trainer.fit()
+    n = len(trainer.run.train_loader)
+    rows = _metrics(tmp_path)
+    assert len(lines) == 2
+    for k, (line, row) in enumerate(zip(lines, rows)):
+        stats = f"loss {row['train_loss']:.4f}  acc {row['train_acc']:.4g}"
+        assert re.fullmatch(rf"epoch {k + 1}/2 ━+ {n}/{n} \d+:\d\d:\d\d {re.escape(stats)}", line), line
+
+
 def test_evaluate_is_the_mean_test_cost_for_regression(tmp_path):
     """Regression (Gammell's diabetes): the mean over test examples of ½‖y − ŷ‖²."""
     trainer = Trainer(RunConfig.from_dict(hopfield(epochs=1)), tmp_path, progress=False)
@@ -474,6 +504,17 @@ def test_a_float64_run_trains_in_float64(tmp_path, cfg):
     model = torch.load(tmp_path / "last.pt", weights_only=True)["model"]
     assert all(v.dtype == torch.float64 for v in model.values() if v.is_floating_point())
     assert math.isfinite(result["final"]["train_loss"])
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64", "bfloat16"])
+def test_a_regression_runs_train_cost_is_its_train_loss_in_every_dtype(tmp_path, dtype):
+    """Regression: train_cost (the trainer's ½‖y − ŷ‖² on each batch's free phase) and train_loss (the rule's loss)
+    are the same cost, so metrics.jsonl's two columns agree to the bit in each dtype, bfloat16 included: the
+    targets are cast to the run's dtype as the inputs are (a float32 target against a bfloat16 output would make
+    train_cost a mixed-precision cost the rule never computed)."""
+    Trainer(RunConfig.from_dict(hopfield(epochs=2, dtype=dtype)), tmp_path, progress=False).fit()
+    rows = _metrics(tmp_path)
+    assert len(rows) == 2 and all(row["train_cost"] == row["train_loss"] for row in rows)
 
 
 def test_train_acc_is_the_percent_of_training_examples_the_free_phase_got_right(tmp_path):
