@@ -210,8 +210,9 @@ def test_initial_eval_is_an_epoch_zero_row_that_leaves_training_alone(tmp_path):
     with_, without = _rows(tmp_path / "with"), _rows(tmp_path / "without")
     assert _rows(tmp_path / "cut") == with_
     assert [r["epoch"] for r in with_] == [0, 1, 2] and set(with_[0]) == {"epoch", "test_cost"}
-    evaluation_s = json.loads((tmp_path / "with" / "metrics.jsonl").read_text().splitlines()[0])["time_s"]
-    assert 0 <= evaluation_s <= wall  # the evaluation's own duration, a part of the run's
+    times = [json.loads(line)["time_s"] for line in (tmp_path / "with" / "metrics.jsonl").read_text().splitlines()]
+    assert all(t >= 0 for t in times) and sum(times) <= wall  # each row's own duration, parts of the run's
+    assert res["mean_epoch_s"] == sum(times[1:]) / 2  # the training epochs' mean: epoch 0 only evaluated
     untrained = Trainer(cfg, tmp_path / "fresh", progress=False)
     assert with_[0]["test_cost"] == untrained.evaluate()
     for a, b in zip(with_[1:], without):

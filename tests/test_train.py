@@ -349,6 +349,27 @@ def test_best_pt_holds_the_best_epochs_model_and_score(tmp_path, cfg, key):
         assert all(torch.equal(best["model"][k], last[k]) for k in last)
 
 
+def test_a_later_epoch_that_only_ties_the_best_score_leaves_best_pt_alone(tmp_path):
+    """With the rates at 0 every epoch scores the same; best.pt stays the first epoch that reached that score
+    (a tie is no improvement, so best.pt is not rewritten with a later epoch's weights)."""
+    cfg = small(epochs=3, optimizer={"name": "sgd", "lrs": [0.0, 0.0]}, schedule=None)
+    Trainer(RunConfig.from_dict(cfg), tmp_path, progress=False).fit()
+    rows = _metrics(tmp_path)
+    assert len({r["test_acc"] for r in rows}) == 1  # the premise: three equal scores
+    assert torch.load(tmp_path / "best.pt", weights_only=True)["epoch"] == 1
+
+
+@pytest.mark.parametrize("cfg, key, unit", [(small(epochs=2), "acc", "%"), (hopfield(epochs=2), "cost", "")],
+                         ids=["classification", "regression"])
+def test_each_epoch_prints_one_summary_line(tmp_path, capsys, cfg, key, unit):
+    """After each epoch the terminal gets "epoch k: train loss …, train acc …%, test acc …%" (a cost, without a
+    percent sign, for regression), with metrics.jsonl's numbers."""
+    Trainer(RunConfig.from_dict(cfg), tmp_path, progress=True).fit()
+    printed = [line.strip() for line in capsys.readouterr().out.splitlines() if line.startswith("epoch ")]
+    assert printed == [f"epoch {r['epoch']}: train loss {r['train_loss']:.4f}, train {key} {r[f'train_{key}']:.4g}"
+                       f"{unit}, test {key} {r[f'test_{key}']:.4g}{unit}" for r in _metrics(tmp_path)]
+
+
 def test_evaluate_is_the_percent_of_test_examples_predicted_right(tmp_path):
     cfg = small(epochs=1, data={"name": "digits", "batch_size": 64, "test_batch_size": 64})  # several test batches
     trainer = Trainer(RunConfig.from_dict(cfg), tmp_path, progress=False)
