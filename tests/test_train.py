@@ -219,6 +219,22 @@ def _as_rank(monkeypatch, rank: int, world: int) -> None:
     monkeypatch.setattr(distributed, "current", lambda: distributed.Shard(rank, world))
 
 
+def test_only_rank_0_takes_the_run_folders_lock(tmp_path, monkeypatch):
+    """In a data-parallel run rank 0 holds the folder's lock (it alone writes there) while the other ranks train in
+    the same folder: rank 1 must not ask for the lock rank 0 holds (held here by this test, which flock treats as
+    another holder), so its fit goes on."""
+    from eqbench.runlock import RunFolderLock
+
+    _as_rank(monkeypatch, 1, 2)
+    trainer = Trainer(RunConfig.from_dict(small(epochs=1)), tmp_path, progress=False)
+    monkeypatch.setattr(Trainer, "_fit", lambda self: {"trained": True})  # the epochs need rank 0's all-reduces
+    with RunFolderLock(tmp_path):
+        assert trainer.fit() == {"trained": True}
+    _as_rank(monkeypatch, 0, 2)  # the control: rank 0 asks for the lock and is refused while it is held
+    with RunFolderLock(tmp_path), pytest.raises(ConfigError, match="is being written by"):
+        Trainer(RunConfig.from_dict(small(epochs=1)), tmp_path, progress=False).fit()
+
+
 def test_each_rank_resumes_its_own_persistent_particles(tmp_path, monkeypatch):
     _cut(hopfield(epochs=2), tmp_path / "run", epoch=1)
     ranks = _checkpoint_of_two_ranks(tmp_path / "run")
@@ -516,6 +532,16 @@ def test_persistent_particles_are_kept_per_batch_of_each_split(tmp_path):
     keys = set(trainer.run.rule.state_dict()["particles"])
     assert keys == {f"train/{b}" for b in range(len(trainer.run.train_loader))} | \
         {f"test/{b}" for b in range(len(trainer.run.test_loader))}
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device (torch.cuda.is_available() is False)")
+@pytest.mark.parametrize("cfg", [small(epochs=1), hopfield(epochs=1)], ids=["classification", "regression"])
+def test_a_cuda_run_trains_on_the_gpu(tmp_path, cfg):
+    """device: cuda moves the model and every batch (inputs and targets) to the GPU (a batch left on the CPU
+    fails the first drive): the run ends with finite metrics and its checkpoint holds CUDA tensors."""
+    result = Trainer(RunConfig.from_dict({**cfg, "device": "cuda"}), tmp_path, progress=False).fit()
+    model = torch.load(tmp_path / "last.pt", weights_only=True)["model"]  # saved where it trained
+    assert all(v.is_cuda for v in model.values()) and math.isfinite(result["final"]["train_loss"])
 
 
 @pytest.mark.parametrize("cfg", [small(epochs=1), hopfield(epochs=1)], ids=["classification", "regression"])
