@@ -219,6 +219,24 @@ def _as_rank(monkeypatch, rank: int, world: int) -> None:
     monkeypatch.setattr(distributed, "current", lambda: distributed.Shard(rank, world))
 
 
+def test_a_trainer_downloads_nothing_unless_asked(tmp_path, monkeypatch):
+    """Trainer(cfg, out) without download=True (the CLI's default, no --download) never fetches a dataset: a missing
+    MNIST folder is the one-line DatasetMissingError naming it (torchvision's fetch is replaced by a failure here,
+    so a download attempt cannot hide behind the sandbox's missing network)."""
+    torchvision = pytest.importorskip("torchvision")
+    from eqbench.errors import DatasetMissingError
+
+    def fetch(self):
+        raise AssertionError("torchvision was asked to download")
+
+    monkeypatch.setattr(torchvision.datasets.MNIST, "download", fetch)
+    cfg = small(model={"name": "P_MLP", "sizes": [784, 16, 10]}, data={"name": "mnist", "batch_size": 64})
+    with pytest.raises(DatasetMissingError, match=f"{tmp_path / 'data' / 'MNIST' / 'raw'} lacks"):
+        Trainer(RunConfig.from_dict(cfg), tmp_path / "run", data_dir=str(tmp_path / "data"), progress=False)
+    with pytest.raises(DatasetMissingError, match="could not be downloaded into .*asked to download"):  # the control
+        Trainer(RunConfig.from_dict(cfg), tmp_path / "run", data_dir=str(tmp_path / "data"), download=True)
+
+
 def test_only_rank_0_takes_the_run_folders_lock(tmp_path, monkeypatch):
     """In a data-parallel run rank 0 holds the folder's lock (it alone writes there) while the other ranks train in
     the same folder: rank 1 must not ask for the lock rank 0 holds (held here by this test, which flock treats as
@@ -379,8 +397,8 @@ def test_a_later_epoch_that_only_ties_the_best_score_leaves_best_pt_alone(tmp_pa
                          ids=["classification", "regression"])
 def test_each_epoch_prints_one_summary_line(tmp_path, capsys, cfg, key, unit):
     """After each epoch the terminal gets "epoch k: train loss …, train acc …%, test acc …%" (a cost, without a
-    percent sign, for regression), with metrics.jsonl's numbers."""
-    Trainer(RunConfig.from_dict(cfg), tmp_path, progress=True).fit()
+    percent sign, for regression), with metrics.jsonl's numbers; progress is on by default."""
+    Trainer(RunConfig.from_dict(cfg), tmp_path).fit()
     printed = [line.strip() for line in capsys.readouterr().out.splitlines() if line.startswith("epoch ")]
     assert printed == [f"epoch {r['epoch']}: train loss {r['train_loss']:.4f}, train {key} {r[f'train_{key}']:.4g}"
                        f"{unit}, test {key} {r[f'test_{key}']:.4g}{unit}" for r in _metrics(tmp_path)]
