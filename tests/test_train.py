@@ -16,7 +16,7 @@ import torch
 from eqbench.config import RunConfig, load_config
 from eqbench.errors import ConfigError
 from eqbench.testing import hopfield_config as hopfield
-from eqbench.train import Trainer, TrainingDiverged, build_optimizer
+from eqbench.train import Trainer, TrainingDiverged, build_optimizer, build_run
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -233,8 +233,24 @@ def test_a_trainer_downloads_nothing_unless_asked(tmp_path, monkeypatch):
     cfg = small(model={"name": "P_MLP", "sizes": [784, 16, 10]}, data={"name": "mnist", "batch_size": 64})
     with pytest.raises(DatasetMissingError, match=f"{tmp_path / 'data' / 'MNIST' / 'raw'} lacks"):
         Trainer(RunConfig.from_dict(cfg), tmp_path / "run", data_dir=str(tmp_path / "data"), progress=False)
+    with pytest.raises(DatasetMissingError, match=f"{tmp_path / 'data' / 'MNIST' / 'raw'} lacks"):
+        build_run(RunConfig.from_dict(cfg), str(tmp_path / "data"))  # the public builder: the same default
     with pytest.raises(DatasetMissingError, match="could not be downloaded into .*asked to download"):  # the control
         Trainer(RunConfig.from_dict(cfg), tmp_path / "run", data_dir=str(tmp_path / "data"), download=True)
+
+
+@pytest.mark.parametrize("world", [2, 3])
+def test_more_processes_than_examples_in_a_batch_is_one_line(tmp_path, monkeypatch, world):
+    """Each data-parallel process needs at least one example of every batch: a batch of 2 trains on 2 processes
+    and is refused, in one line naming both numbers, on 3."""
+    _as_rank(monkeypatch, 0, world)
+    cfg = RunConfig.from_dict(small(data={"name": "digits", "batch_size": 2, "test_batch_size": 200}))
+    if world == 2:
+        assert Trainer(cfg, tmp_path, progress=False).shard.world == 2
+        return
+    with pytest.raises(ConfigError) as e:
+        Trainer(cfg, tmp_path, progress=False)
+    assert str(e.value) == "3 data-parallel processes for a batch of 2: each process needs at least one example"
 
 
 def test_only_rank_0_takes_the_run_folders_lock(tmp_path, monkeypatch):
