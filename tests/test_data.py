@@ -539,6 +539,25 @@ def test_transforms():
 
 
 @needs_tv
+@pytest.mark.parametrize("augment, normalize", [(False, False), (True, True)])
+def test_a_run_configs_augment_and_normalize_reach_its_training_split(cifar10_dir, augment, normalize):
+    """data.augment and data.normalize of a run config are what its training split applies (eqbench.train.build_run):
+    the steps of vision_transform with the same flags (pixels in [0, 1] without normalize; flips, crops with augment)."""
+    from eqbench.config import RunConfig
+    from eqbench.data.vision import vision_transform
+    from eqbench.train import build_run
+
+    cfg = RunConfig.from_dict({
+        "model": {"name": "P_MLP", "sizes": [3072, 8, 10]}, "rule": {"name": "EP", "beta": 0.5, "T1": 2, "T2": 1},
+        "optimizer": {"name": "sgd", "lrs": [0.1, 0.1]}, "epochs": 1,
+        "data": {"name": "cifar10", "batch_size": 2, "augment": augment, "normalize": normalize}})
+    steps = build_run(cfg, str(cifar10_dir[0])).train_loader.dataset.transform.transforms
+    expected = vision_transform("cifar10", train=True, augment=augment, normalize=normalize).transforms
+    assert [type(s).__name__ for s in steps] == [type(s).__name__ for s in expected]
+    assert any(type(s).__name__ == "Normalize" for s in steps) == normalize
+
+
+@needs_tv
 def test_augmentation(cifar10_dir):
     root, batches = cifar10_dir
     ds = load_dataset("cifar10", "train", data_dir=root, augment=True)
