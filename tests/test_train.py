@@ -253,6 +253,15 @@ def test_more_processes_than_examples_in_a_batch_is_one_line(tmp_path, monkeypat
     assert str(e.value) == "3 data-parallel processes for a batch of 2: each process needs at least one example"
 
 
+def test_the_run_seed_also_chooses_the_order_of_the_training_examples():
+    """seed seeds the training split's shuffle as well as the weights: the same seed gives the same first batch,
+    another seed another batch."""
+    def first_batch(seed: int) -> torch.Tensor:
+        return next(iter(build_run(RunConfig.from_dict(small(seed=seed))).train_loader))[0]
+
+    assert torch.equal(first_batch(1), first_batch(1)) and not torch.equal(first_batch(1), first_batch(2))
+
+
 def test_only_rank_0_takes_the_run_folders_lock(tmp_path, monkeypatch):
     """In a data-parallel run rank 0 holds the folder's lock (it alone writes there) while the other ranks train in
     the same folder: rank 1 must not ask for the lock rank 0 holds (held here by this test, which flock treats as
