@@ -17,7 +17,7 @@ from eqbench import build_model, graphs, relax
 from eqbench.config import RunConfig
 from eqbench.errors import ConfigError, DivergenceError
 from eqbench.estimate import estimate
-from eqbench.train import build_parts
+from eqbench.train import build_parts, set_precision
 
 requires_cuda = pytest.mark.skipif(not torch.cuda.is_available(),
                                    reason="needs a CUDA device (torch.cuda.is_available() is False)")
@@ -38,6 +38,13 @@ def test_cuda_graphs_on_a_cpu_run_is_one_line():
     assert str(e.value) == "cuda_graphs: CUDA graphs need a CUDA device; the run's device is 'cpu'"
     with pytest.raises(ConfigError, match="CUDA graphs need a CUDA device"):
         estimate("laborieux2021/mnist5k/mlp-ep-symmetric-mse", "ci", device="cpu", batches=1, cuda_graphs=True)
+
+
+def test_a_cuda_run_with_cuda_graphs_switches_them_on():
+    """cuda_graphs: true on a CUDA run is accepted and switches the graphs on for the process (set_precision reads
+    only the configured device's type, so this runs without a GPU; the error above is for other devices only)."""
+    set_precision(RunConfig.from_dict({**CFG, "device": "cuda", "cuda_graphs": True}))
+    assert graphs.enabled()
 
 
 def test_each_run_sets_the_switch_from_its_config():

@@ -262,6 +262,16 @@ def test_the_run_seed_also_chooses_the_order_of_the_training_examples():
     assert torch.equal(first_batch(1), first_batch(1)) and not torch.equal(first_batch(1), first_batch(2))
 
 
+@pytest.mark.parametrize("shuffle, same", [("none", True), ("once", True), ("epoch", False)])
+def test_the_run_configs_shuffle_decides_whether_epochs_repeat_their_batches(shuffle, same):
+    """data.shuffle reaches the training loader: "none" and "once" (Gammell et al.'s fixed batches) give every
+    epoch the same batches, "epoch" reshuffles them."""
+    data = {"name": "digits", "batch_size": 64, "test_batch_size": 200, "shuffle": shuffle}
+    loader = build_run(RunConfig.from_dict(small(data=data))).train_loader
+    first, second = [torch.cat([x for x, _ in loader]) for _ in range(2)]
+    assert torch.equal(first, second) == same
+
+
 def test_only_rank_0_takes_the_run_folders_lock(tmp_path, monkeypatch):
     """In a data-parallel run rank 0 holds the folder's lock (it alone writes there) while the other ranks train in
     the same folder: rank 1 must not ask for the lock rank 0 holds (held here by this test, which flock treats as
