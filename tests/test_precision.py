@@ -13,7 +13,7 @@ from eqbench.checks.precision import precision_error
 from eqbench.claims import SYMMETRIC_BOUND
 from eqbench.config import RunConfig
 from eqbench.errors import ConfigError
-from eqbench.train import build_parts
+from eqbench.train import build_parts, set_precision
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -60,6 +60,29 @@ def test_run_config_takes_bfloat16_and_a_matmul_precision():
 def test_bad_precision_options_are_one_line(key, value, message):
     with pytest.raises(ConfigError, match=message):
         RunConfig.from_dict({**BASE, key: value})
+
+
+@pytest.mark.parametrize("over, message", [
+    ({"dtype": "bfloat16"}, "dtype bfloat16: Old GPU does not support it"),
+    ({"matmul_precision": "high"}, "matmul_precision 'high' (TF32): Old GPU has no TF32 (compute capability 8.0 or "
+                                   "newer needed)"),
+])
+def test_a_precision_the_gpu_lacks_is_one_line_naming_the_gpu(monkeypatch, over, message):
+    """On a GPU without bfloat16 or TF32 (a pre-Ampere card, compute capability 7.0, simulated so the test runs
+    anywhere) a CUDA run asking for them is refused in one line naming the card; a CPU run on the same machine
+    is not judged by its GPU."""
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **kw: False)
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda *a: (7, 0))
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda *a: "Old GPU")
+    with pytest.raises(ConfigError) as e:
+        set_precision(RunConfig.from_dict({**BASE, **over, "device": "cuda"}))
+    assert str(e.value) == message
+    before = torch.get_float32_matmul_precision()
+    try:
+        set_precision(RunConfig.from_dict({**BASE, **over}))  # the CPU: no error
+    finally:
+        torch.set_float32_matmul_precision(before)
 
 
 def test_the_precision_table_as_json(tmp_path, capsys):
