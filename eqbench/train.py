@@ -173,7 +173,9 @@ def _set_rng_state(run: Run, state: dict[str, Any]) -> None:
 
 
 class Trainer:
-    """Train ``cfg`` into ``out``; ``on_batch(epoch, batch)`` is a hook for tests and tools."""
+    """Train ``cfg`` into ``out``: a progress bar and a line per epoch on the terminal unless ``progress=False``;
+    a missing dataset is fetched only with ``download=True``; ``on_batch(epoch, batch)`` is a hook for tests and
+    tools."""
 
     def __init__(self, cfg: RunConfig, out: str | Path, *, data_dir: str | None = None, download: bool = False,
                  progress: bool = True, on_batch: Callable[[int, int], None] | None = None) -> None:
