@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import io
 import json
 import math
+import re
 import signal
 import subprocess
 import sys
@@ -239,15 +241,13 @@ def test_a_trainer_downloads_nothing_unless_asked(tmp_path, monkeypatch):
         Trainer(RunConfig.from_dict(cfg), tmp_path / "run", data_dir=str(tmp_path / "data"), download=True)
 
 
-@pytest.mark.parametrize("world", [2, 3])
-def test_more_processes_than_examples_in_a_batch_is_one_line(tmp_path, monkeypatch, world):
+def test_more_processes_than_examples_in_a_batch_is_one_line(tmp_path, monkeypatch):
     """Each data-parallel process needs at least one example of every batch: a batch of 2 trains on 2 processes
     and is refused, in one line naming both numbers, on 3."""
-    _as_rank(monkeypatch, 0, world)
     cfg = RunConfig.from_dict(small(data={"name": "digits", "batch_size": 2, "test_batch_size": 200}))
-    if world == 2:
-        assert Trainer(cfg, tmp_path, progress=False).shard.world == 2
-        return
+    _as_rank(monkeypatch, 0, 2)
+    assert Trainer(cfg, tmp_path, progress=False).shard.world == 2
+    _as_rank(monkeypatch, 0, 3)
     with pytest.raises(ConfigError) as e:
         Trainer(cfg, tmp_path, progress=False)
     assert str(e.value) == "3 data-parallel processes for a batch of 2: each process needs at least one example"
@@ -542,9 +542,6 @@ def test_the_progress_line_shows_epoch_bar_count_elapsed_time_and_running_stats(
     """What a user watching a run reads on the epoch's last batch, in this order: "epoch k/N", a full bar, "n/n"
     batches done, the elapsed time and the running loss and accuracy (rendered as rich draws it, just before the
     epoch's bar is removed)."""
-    import io
-    import re
-
     from rich.console import Console
     from rich.progress import Progress
 
