@@ -18,7 +18,7 @@ from eqbench.errors import ConfigError
 from eqbench.models.hopfield import NUDGES, TOPOLOGIES, HopfieldEP, log_spread, topology
 from eqbench.rules import EP
 from eqbench.testing import hopfield_config
-from eqbench.train import Trainer, build_optimizer
+from eqbench.train import Trainer, build_optimizer, build_parts
 
 pytestmark = pytest.mark.usefixtures("float64_default")  # eqbench's pytest plugin (eqbench.testing.plugin)
 
@@ -186,6 +186,22 @@ def _rows(folder) -> list[dict]:
     """metrics.jsonl without the timings."""
     lines = (folder / "metrics.jsonl").read_text().splitlines()
     return [{k: v for k, v in json.loads(line).items() if k != "time_s"} for line in lines]
+
+
+def test_the_small_world_topology_follows_the_run_seed():
+    """The rewiring is drawn with NumPy's RNG, not torch's: build_parts hands HOPFIELD the run's seed, so two
+    seeds give two topologies and one seed the same one, and a seed in the model config itself wins."""
+    def masks(run_seed: int, **model) -> list[torch.Tensor]:
+        cfg = hopfield_config(seed=run_seed)
+        cfg["model"] = {**cfg["model"], **model}
+        state = build_parts(RunConfig.from_dict(cfg))[0].state_dict()
+        return [v for k, v in state.items() if "mask" in k]
+
+    def same(a, b) -> bool:
+        return all(torch.equal(u, v) for u, v in zip(a, b))
+
+    assert same(masks(1), masks(1)) and not same(masks(1), masks(2))
+    assert same(masks(1, seed=5), masks(2, seed=5))
 
 
 def test_initial_eval_is_an_epoch_zero_row_that_leaves_training_alone(tmp_path):
