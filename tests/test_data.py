@@ -542,7 +542,8 @@ def test_transforms():
 @pytest.mark.parametrize("augment, normalize", [(False, False), (True, True)])
 def test_a_run_configs_augment_and_normalize_reach_its_training_split(cifar10_dir, augment, normalize):
     """data.augment and data.normalize of a run config are what its training split applies (eqbench.train.build_run):
-    the steps of vision_transform with the same flags (pixels in [0, 1] without normalize; flips, crops with augment)."""
+    the steps of vision_transform with the same flags (pixels in [0, 1] without normalize; flips and crops with
+    augment)."""
     from eqbench.config import RunConfig
     from eqbench.data.vision import vision_transform
     from eqbench.train import build_run

@@ -253,8 +253,10 @@ def test_model_errors(kw, msg):
 def test_persistent_needs_fixed_batches(tmp_path):
     cfg = hopfield_config()
     cfg["data"] = {**cfg["data"], "shuffle": "epoch"}
-    with pytest.raises(ConfigError, match="persistent particles belong to fixed batches"):
+    with pytest.raises(ConfigError) as e:
         Trainer(RunConfig.from_dict(cfg), tmp_path, progress=False)
+    assert str(e.value) == "persistent particles belong to fixed batches: set data.shuffle to 'once' or 'none' " \
+                           "(got 'epoch')"
 
 
 def _tiny_registry(folder) -> str:

@@ -18,7 +18,7 @@ import torch
 from eqbench.config import RunConfig, load_config
 from eqbench.errors import ConfigError
 from eqbench.testing import hopfield_config as hopfield
-from eqbench.train import Trainer, TrainingDiverged, build_optimizer, build_run
+from eqbench.train import Trainer, TrainingDiverged, build_optimizer, build_parts, build_run
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -260,6 +260,18 @@ def test_the_run_seed_also_chooses_the_order_of_the_training_examples():
         return next(iter(build_run(RunConfig.from_dict(small(seed=seed))).train_loader))[0]
 
     assert torch.equal(first_batch(1), first_batch(1)) and not torch.equal(first_batch(1), first_batch(2))
+
+
+def test_an_ep_rules_sign_coins_follow_the_run_seed():
+    """random_sign EP draws its β signs from its own generator, seeded with the run's seed when built from a
+    config (so another seed gives other coins), unless the rule config names a seed of its own."""
+    def coins(run_seed: int, **rule) -> torch.Tensor:
+        cfg = small(seed=run_seed)
+        cfg["rule"] = {**cfg["rule"], **rule}
+        return build_parts(RunConfig.from_dict(cfg))[1].state_dict()["gen"]
+
+    assert torch.equal(coins(7), torch.Generator().manual_seed(7).get_state())
+    assert torch.equal(coins(7, seed=3), torch.Generator().manual_seed(3).get_state())
 
 
 @pytest.mark.parametrize("shuffle, same", [("none", True), ("once", True), ("epoch", False)])
