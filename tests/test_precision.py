@@ -68,16 +68,19 @@ def test_bad_precision_options_are_one_line(key, value, message):
                                    "newer needed)"),
 ])
 def test_a_precision_the_gpu_lacks_is_one_line_naming_the_gpu(monkeypatch, over, message):
-    """On a GPU without bfloat16 or TF32 (a pre-Ampere card, compute capability 7.0, simulated so the test runs
-    anywhere) a CUDA run asking for them is refused in one line naming the card; a CPU run on the same machine
-    is not judged by its GPU."""
+    """On a GPU without bfloat16 or TF32 (a pre-Ampere card, compute capability 7.0, on cuda:1 of a machine whose
+    current device is another card; simulated so the test runs anywhere) a run asking for them is refused in one
+    line naming the run's card; float32 at the highest precision runs there, and a CPU run on the same machine is
+    not judged by its GPU."""
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **kw: False)
     monkeypatch.setattr(torch.cuda, "get_device_capability", lambda *a: (7, 0))
-    monkeypatch.setattr(torch.cuda, "get_device_name", lambda *a: "Old GPU")
+    monkeypatch.setattr(torch.cuda, "get_device_name",
+                        lambda device=None: "Old GPU" if device == torch.device("cuda:1") else "current GPU")
     with pytest.raises(ConfigError) as e:
-        set_precision(RunConfig.from_dict({**BASE, **over, "device": "cuda"}))
+        set_precision(RunConfig.from_dict({**BASE, **over, "device": "cuda:1"}))
     assert str(e.value) == message
+    set_precision(RunConfig.from_dict({**BASE, "device": "cuda:1"}))  # float32, "highest": no error
     before = torch.get_float32_matmul_precision()
     try:
         set_precision(RunConfig.from_dict({**BASE, **over}))  # the CPU: no error
