@@ -44,6 +44,17 @@ def _dense_coupling_norm(model, x) -> float:
 
 
 # ------------------------------------------------------------------------------------------------------ GDU
+def test_a_rule_without_per_step_updates_gets_one_line_from_the_gdu_check():
+    """The GDU theorem compares per-step updates; a rule that has none (coupled learning: one contrast of two
+    equilibria) is refused in one line naming the rule, not a traceback from inside the check."""
+    from eqbench.rules import CoupledLearning
+
+    model, x, y = _mlp()
+    with pytest.raises(ConfigError) as e:
+        gdu_check(model, x, y, CoupledLearning(eta=0.5, T1=20, T2=4), 0.01)
+    assert str(e.value) == "CoupledLearning has no per-step updates (detailed_gradients) to compare with BPTT"
+
+
 def test_gdu_check_passes_ep_fails_its_sign_flip_and_reports_what_it_ran():
     model, x, y = _mlp()
     rule = EP(beta=0.01, T1=200, T2=8)
