@@ -232,13 +232,16 @@ def test_a_trainer_downloads_nothing_unless_asked(tmp_path, monkeypatch):
         raise AssertionError("torchvision was asked to download")
 
     monkeypatch.setattr(torchvision.datasets.MNIST, "download", fetch)
-    cfg = small(model={"name": "P_MLP", "sizes": [784, 16, 10]}, data={"name": "mnist", "batch_size": 64})
-    with pytest.raises(DatasetMissingError, match=f"{tmp_path / 'data' / 'MNIST' / 'raw'} lacks"):
-        Trainer(RunConfig.from_dict(cfg), tmp_path / "run", data_dir=str(tmp_path / "data"), progress=False)
-    with pytest.raises(DatasetMissingError, match=f"{tmp_path / 'data' / 'MNIST' / 'raw'} lacks"):
-        build_run(RunConfig.from_dict(cfg), str(tmp_path / "data"))  # the public builder: the same default
+    cfg = RunConfig.from_dict(small(model={"name": "P_MLP", "sizes": [784, 16, 10]},
+                                    data={"name": "mnist", "batch_size": 64}))
+    data = tmp_path / "data"
+    missing = re.escape(f"{data / 'MNIST' / 'raw'} lacks")
+    with pytest.raises(DatasetMissingError, match=missing):
+        Trainer(cfg, tmp_path / "run", data_dir=str(data), progress=False)
+    with pytest.raises(DatasetMissingError, match=missing):
+        build_run(cfg, str(data))  # the public builder: the same default
     with pytest.raises(DatasetMissingError, match="could not be downloaded into .*asked to download"):  # the control
-        Trainer(RunConfig.from_dict(cfg), tmp_path / "run", data_dir=str(tmp_path / "data"), download=True)
+        Trainer(cfg, tmp_path / "run", data_dir=str(data), download=True)
 
 
 def test_more_processes_than_examples_in_a_batch_is_one_line(tmp_path, monkeypatch):
