@@ -22,7 +22,7 @@ import torch
 from . import tracking
 from .claims import Result, claims, subject
 from .io import write_json, write_text
-from .plots import plot_gdu, plot_sweep
+from .plots import plot_gdu, plot_ladder
 
 
 @dataclass
@@ -49,14 +49,15 @@ def claim_rows(families: tuple[str, ...]) -> list[Row]:
 
 
 def gdu_figures(out: Path, figures: list[str]) -> None:
-    """The β-sweep of every theorem case, and P_MLP's per-step comparison at β = 0.01."""
+    """The β ladder of every theorem case (errors, noise floors, asymptotic ranges), and P_MLP's per-step comparison
+    at β = 0.01."""
     from .cases import THEOREM_CASES
     from .checks.gdu import ep_for, symmetric_mean
 
     for label in THEOREM_CASES:
         sub = subject(label)
-        name = f"sweep_{_slug(label)}.png"
-        plot_sweep(sub.sweep(), out / name, title=f"{label}: EP vs BPTT")
+        name = f"ladder_{_slug(label)}.png"
+        plot_ladder(sub.ladder(), out / name, title=f"{label}: EP vs BPTT")
         figures.append(name)
     run, rule = subject("P_MLP").gdu()
     ep = symmetric_mean(ep_for(run, rule, 0.01), ep_for(run, rule, -0.01))

@@ -24,6 +24,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from .checks.order import LADDER
 from .config import DTYPES
 from .data import batch_for
 from .errors import ConfigError
@@ -47,11 +48,9 @@ DEFAULTS["eqbench.models.layered:real_part_step_mlp"] = DEFAULTS["P_MLP"]
 
 #: free/nudged steps of the theorem cases: 300 free steps reach a residual below 1e-15 on the layered ones
 THEOREM_T1, THEOREM_T2 = 300, 10
-#: β-sweep of the theorem cases (Sweep fits the log–log slope over it)
-THEOREM_BETAS: tuple[float, ...] = tuple(float(b) for b in np.logspace(-1, -4, 7))
-#: the sweep of cases whose activation has kinks (clamps): see the notes at the cases
-KINKED_BETAS: tuple[float, ...] = tuple(float(b) for b in np.logspace(-3, -4, 5))
-#: the β-sweep of holomorphic EP's orders: at N = 4 the error falls from ~1e-4 (β = 0.1) to ~1e-12 (β = 1e-3),
+#: β ladder of the theorem cases: the orders are judged on the asymptotic range found on it (eqbench.checks.order)
+THEOREM_BETAS: tuple[float, ...] = LADDER
+#: the β ladder of holomorphic EP's orders: at N = 4 the error falls from ~1e-4 (β = 0.1) to ~1e-12 (β = 1e-3),
 #: still above the float64 round-off of the update (~1e-13 relative; N = 5 reaches it below β = 2e-3)
 HOLOMORPHIC_BETAS: tuple[float, ...] = tuple(float(b) for b in np.logspace(-1, -3, 5))
 #: the theorem cases on which holomorphic EP's orders are asserted (holomorphic activation, no max pooling)
@@ -142,21 +141,21 @@ CASES: dict[str, Case] = {
     "P_CNN no pool": _theorem("P_CNN", act="my_sigmoid", pools="ii"),
     "P_CNN max+avg pool": _theorem("P_CNN", act="my_sigmoid", pools="ma"),
     # Gammell's clamp ρ has kinks at 0 and 1 where ~74 % of this batch's units sit: at β ≥ 3e-3 the nudge
-    # moves units across them (one-sided error 0.68 at β = 0.1, 1.1e-3 at 1e-3), so the limit is read over
-    # β = 1e-3 … 1e-4, where no unit crosses (below 3e-5 the symmetric error reaches its float64 round-off
-    # floor, ~1e-9). Its free phase needs 3000 steps (residual 3e-3 after 300, 0 after 3000).
+    # moves units across them (one-sided error 0.68 at β = 0.1, 1.1e-3 at 1e-3); the ladder finds the range below
+    # (the kink diagnostic: no unit crosses at β ≤ 1e-3). Its free phase needs 3000 steps (residual 3e-3 after
+    # 300, 0 after 3000).
     "HOPFIELD SW_no_intra, gradient nudge": _theorem("HOPFIELD", topology_type="SW_no_intra", p=0.1, bypass_mag=0.3,
-                                                     nudge="gradient", T1=3000, betas=KINKED_BETAS),
+                                                     nudge="gradient", T1=3000),
     # Laydevant's bin_W (binary weights ±α, hardsigm = clip(·, 0, 1)) has the same kinks: about half of this
-    # batch's units sit at 0 or 1, and the nudge crosses them at β ≥ 1e-2 (one-sided error 1.2 at β = 0.1),
-    # so it is read over the same β range; 300 free steps reach a residual of 1e-16.
-    "BIN_MLP bin_W, gradient nudge": _theorem("BIN_MLP", binary="W", nudge="gradient", betas=KINKED_BETAS),
+    # batch's units sit at 0 or 1, and the nudge crosses them at β ≥ 3e-3 (one-sided error 1.2 at β = 0.1);
+    # 300 free steps reach a residual of 1e-16.
+    "BIN_MLP bin_W, gradient nudge": _theorem("BIN_MLP", binary="W", nudge="gradient"),
     # Bal & Sengupta's dynamics as the authors wrote them (retrieval on the projection layers), random
-    # sequences. Below β ≈ 3e-4 the projection layers' errors reach a round-off floor that grows as 1/β
-    # (SEQ_SNLI symmetric error 2.3e-7 at β = 3e-4 as O(β²) predicts, then 2.1e-7 at 1e-4, 1.8e-6 at 1e-5),
-    # so the sweep stops at 3.2e-4, six of the seven points. The CCCP variant shows no floor above 1e-5.
-    "SEQ_IMDB (retrieval step)": _theorem("SEQ_IMDB", act="my_sigmoid", data="random", betas=THEOREM_BETAS[:6]),
-    "SEQ_SNLI (retrieval step)": _theorem("SEQ_SNLI", act="my_sigmoid", data="random", betas=THEOREM_BETAS[:6]),
+    # sequences. Below β ≈ 3e-4 the projection layers' errors meet their noise floor, which the retrieval
+    # amplifies far above u/β (SEQ_SNLI symmetric error 2.3e-7 at β = 3e-4, then 1.8e-6 at 1e-5): the ladder's
+    # measured floor explains it. The CCCP variant's floor lies lower.
+    "SEQ_IMDB (retrieval step)": _theorem("SEQ_IMDB", act="my_sigmoid", data="random"),
+    "SEQ_SNLI (retrieval step)": _theorem("SEQ_SNLI", act="my_sigmoid", data="random"),
     # the energy-consistent variant: the CCCP step of a modern-Hopfield term included in Φ
     "SEQ_IMDB (CCCP step)": _theorem("SEQ_IMDB", act="my_sigmoid", data="random", retrieval="cccp"),
     "SEQ_SNLI (CCCP step)": _theorem("SEQ_SNLI", act="my_sigmoid", data="random", retrieval="cccp"),

@@ -52,7 +52,8 @@ def _parser() -> argparse.ArgumentParser:
     g.add_argument("--batch", type=int, default=20)
     g.add_argument("--seed", type=int, default=0)
     g.add_argument("--data", default="digits", choices=["digits", "random"])
-    g.add_argument("--sweep", action="store_true", help="also sweep β over 1e-1 … 1e-4 and fit slopes")
+    g.add_argument("--sweep", action="store_true", help="also run the β ladder (1e-1 … 1e-6, two per decade) and "
+                   "judge both orders on their asymptotic ranges")
     g.add_argument("--json", required=True, help="where to write the JSON report")
     g.add_argument("--plot", help="PNG: EP (dashed) vs BPTT (solid) per layer")
 
@@ -63,7 +64,11 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("--rule", help="a learning rule to check instead of EP: registered name or package.module:Rule")
     c.add_argument("--T1", type=int, default=300, help="free-phase steps (default 300)")
     c.add_argument("--T2", type=int, default=10, help="nudged / BPTT steps compared (default 10)")
-    c.add_argument("--json", help="also write the results as JSON here")
+    c.add_argument("--betas", type=float, nargs="+", metavar="B",
+                   help="the β ladder of the GDU orders (default: two per decade, 1e-1 … 1e-6; or the config's betas)")
+    c.add_argument("--dtype", help="float64 (default) or float32; a model's required_dtype is used when it "
+                                   "declares one")
+    c.add_argument("--json", help="also write the results, with the whole β ladder, as JSON here")
 
     e = sub.add_parser("estimate", help="seconds per epoch, hours and peak memory of registry configs, from a few "
                                         "batches of synthetic data of the dataset's shape (no download)")
@@ -279,7 +284,7 @@ def _gdu(a: argparse.Namespace) -> int:
     from rich.table import Table
 
     from .cases import build_case
-    from .checks.gdu import beta_sweep, prepare, report
+    from .checks.gdu import gdu_ladder, prepare, report
     from .io import write_json
     from .models import MODELS
     from .rules import EP
@@ -309,9 +314,12 @@ def _gdu(a: argparse.Namespace) -> int:
     console.print(table)
     console.print(f"free-phase residual {rep.free_residual:.1e}; worst relative error {rep.rel_error:.2e}")
     if a.sweep:
-        sw = beta_sweep(run, rule)
-        out["sweep"] = sw.to_dict()
-        console.print(f"β-sweep slopes: one-sided {sw.slope_one_sided:.3f}, symmetric {sw.slope_symmetric:.3f}")
+        from .kit import ladder_lines
+
+        lad = gdu_ladder(run, rule)
+        out["ladder"] = lad.to_dict()
+        for line in ladder_lines(lad):
+            console.print(line, markup=False, highlight=False)
     write_json(a.json, out)
     if a.plot:
         from .checks.gdu import ep_for, symmetric_mean
@@ -366,7 +374,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "check":
             from .kit import run_check
 
-            return run_check(args.factory, args.config, rule=args.rule, json_out=args.json, T1=args.T1, T2=args.T2)
+            return run_check(args.factory, args.config, rule=args.rule, json_out=args.json, T1=args.T1, T2=args.T2,
+                             betas=args.betas, dtype=args.dtype)
         if args.command == "estimate":
             from .estimate import run_estimate
 

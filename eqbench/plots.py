@@ -12,7 +12,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import torch  # noqa: E402
 
-from .checks.gdu import Series, Sweep  # noqa: E402
+from .checks.gdu import Series  # noqa: E402
+from .checks.order import GDULadder  # noqa: E402
 from .io import save_figure  # noqa: E402
 
 
@@ -46,16 +47,27 @@ def plot_gdu(ep: Series, bptt: Series, path: str | os.PathLike, title: str = "",
     plt.close(fig)
 
 
-def plot_sweep(sweep: Sweep, path: str | os.PathLike, title: str = "") -> None:
-    """Relative EP-vs-BPTT error against β, log–log, with the fitted slopes."""
-    fig, ax = plt.subplots(figsize=(4.8, 3.6))
-    ax.loglog(sweep.betas, sweep.one_sided, "o-", label=f"one-sided (slope {sweep.slope_one_sided:.2f})")
-    ax.loglog(sweep.betas, sweep.symmetric, "s-", label=f"symmetric (slope {sweep.slope_symmetric:.2f})")
+def plot_ladder(lad: GDULadder, path: str | os.PathLike, title: str = "") -> None:
+    """Relative EP-vs-BPTT error against β, log–log, of each estimator's deciding key, with its noise floor (dotted)
+    and its asymptotic range (the thick part), order and verdict in the legend."""
+    fig, ax = plt.subplots(figsize=(5.2, 3.8))
+    for (variant, marker), color in zip((("one_sided", "o"), ("symmetric", "s")), ("C0", "C1")):
+        v = lad.verdict(variant)
+        key = v.key or next(iter(lad.errors[variant]))
+        rel, n = lad.relative(variant, key), lad.bptt_norm[key] or 1.0
+        label = f"{variant.replace('_', '-')} ({key}): {v.verdict}" + (f", order {v.slope:.2f}" if v.range else "")
+        ax.loglog(lad.betas, rel, marker + "-", color=color, lw=1, ms=4, label=label)
+        ax.loglog(lad.betas, [f / n for f in lad.floors[key]], ":", color=color, lw=1)
+        if v.range is not None:
+            pts = [(b, e) for b, e in zip(lad.betas, rel) if v.range[1] <= b <= v.range[0]]
+            ax.loglog(*zip(*pts), "-", color=color, lw=3.5, alpha=0.5)
+    if lad.kink_beta is not None:
+        ax.axvline(lad.kink_beta, color="0.6", lw=0.8, ls="--", label=f"no kink crossed at β ≤ {lad.kink_beta:.0e}")
     ax.set_xlabel("β")
     ax.set_ylabel("relative error ‖EP − BPTT‖ / ‖BPTT‖")
     ax.set_title(title, fontsize=10)
     ax.grid(True, which="both", lw=0.3)
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=7)
     fig.tight_layout()
     save_figure(fig, path)
     plt.close(fig)

@@ -6,7 +6,7 @@ Each value is one number a commit produces, with what "worse" means for it. They
   ``gdu`` (the log–log slopes and the symmetric error at β = 1e-3 of every theorem case of `eqbench.cases`, and
   holomorphic EP's slopes for N = 1 … 4 on its two cases),
   ``energy`` (the energy-descent margins of ``make bench``: max ΔE as a fraction of its round-off bound),
-  ``step`` (closed form = autograd, fused = generic: the largest difference, float64),
+  ``step`` (closed form = autograd, fused = generic: the largest difference in ulps of its scale, float64),
   ``memory`` (the bytes autograd saves for one EP and one BPTT step, and their ratio; `eqbench.memory.graph_bytes`),
   ``speed`` (ratios timed side by side in one process: closed form / autograd, fused / generic, BPTT / EP step),
   ``accuracy`` (one epoch of a ci-scale config per seed paper, fixed seed, one thread: the same commit gives the
@@ -21,10 +21,11 @@ carry a ``key``, the same numbers ``make bench`` prints and the suites assert; t
 Tolerances. Everything but ``speed`` is deterministic on one machine at a fixed thread count, so a tolerance only
 has to absorb round-off between BLAS builds and thread counts, and must still catch the bugs the suites catch:
 
-* a GDU slope may move ±0.05 further from its order (the suite's bands are ±0.1; a sign or factor bug moves it
-  by ≥ 1), a symmetric error may grow ×2 (it is ~1e-6; a factor-of-two estimator gives ~0.5);
+* a GDU order (fitted over its asymptotic range, eqbench.checks.order) may move ±0.05 further from the theory's
+  (the suite's bands are ±0.1; a sign or factor bug moves it by ≥ 1), a symmetric error may grow ×2 (it is ~1e-6;
+  a factor-of-two estimator gives ~0.5);
 * an energy margin may grow by 0.5 of its round-off bound (a real increase is orders of magnitude above it);
-* a step difference may grow by 1e-12 (the bench's bound; round-off is ~1e-16);
+* a step difference may grow by 1024 ulps of its scale (a quarter of the bench's bound of 2¹²; round-off is ~1 ulp);
 * graph bytes may grow ×1.05 (they count tensors by shape and dtype: any change is a real change);
 * a ci accuracy may drop 2 points (the ci bands' own minimum half-width), a cost rise ×1.25;
 * speed ratios are timed, hence noisy: the gate reports them and gates the absolute times instead.
@@ -107,7 +108,7 @@ def catalogue() -> dict[str, Tracked]:
                   "slope_symmetric": ("slope", "target", 0.05, False, 2.0),
                   "symmetric_error": ("rel. error", "lower", 2.0, True, None),
                   "margin": ("max ΔE / bound", "lower", 0.5, False, None),
-                  "max_diff": ("max |Δ|", "lower", 1e-12, False, None),
+                  "max_diff_ulps": ("ulps", "lower", 1024.0, False, None),
                   # holomorphic EP's orders N = 1 … 4 (the suite's bands are ±10 % of N)
                   **{f"holomorphic_slope_N{n}": ("slope", "target", 0.05 * n, False, float(n)) for n in range(1, 5)}}
     out: list[Tracked] = []

@@ -12,14 +12,15 @@ import torch
 from eqbench.checks.controls import FlippedPEPITA, FlippedSignEP, SignFlipped
 from eqbench.checks.device import MetaTensorError, device_placement, meta_default_device
 from eqbench.checks.energy import (
-    _roundoff_tol,
     contraction_scale,
     convergence,
     coupling_matrix,
     coupling_norm,
     phi_trace,
+    roundoff_tol,
 )
-from eqbench.checks.gdu import OrderSweep, Sweep, gdu_check
+from eqbench.checks.gdu import OrderSweep, gdu_check
+from eqbench.checks.order import fit_slope
 from eqbench.cli import main
 from eqbench.errors import ConfigError
 from eqbench.forward import PEPITA
@@ -104,8 +105,8 @@ def test_the_flipped_pepita_control_negates_pepitas_update_with_the_same_dropout
     assert all(torch.equal(-u, f) for u, f in zip(updates, flipped)) and torch.equal(logits, flipped_logits)
 
 
-def test_eqbench_gdu_writes_the_report_and_the_sweep(tmp_path):
-    """``eqbench gdu --json --sweep``: per-layer errors, the worst layer's numbers and the β-sweep's slopes."""
+def test_eqbench_gdu_writes_the_report_and_the_ladder(tmp_path, capsys):
+    """``eqbench gdu --json --sweep``: per-layer errors, the worst layer's numbers and the β ladder's verdicts."""
     p = tmp_path / "gdu.json"
     assert main(["gdu", "P_MLP", "--sizes", "64", "16", "10", "--batch", "4", "--json", str(p), "--sweep"]) == 0
     d = json.loads(p.read_text())
@@ -118,17 +119,29 @@ def test_eqbench_gdu_writes_the_report_and_the_sweep(tmp_path):
     weights = [v for v in layers.values() if v["kind"] == "weights"]
     assert d["sign_error_live"] == sum(v["live_opposite"] for v in weights) / sum(v["live"] for v in weights)
     assert (d["estimator"], d["beta"], d["T1"], d["T2"], d["dtype"]) == ("symmetric", 0.01, 300, 10, "float64")
+    ladder = d["ladder"]
+    assert len(ladder["betas"]) == 11 and ladder["betas"][0] == 0.1
     for variant, order in (("one_sided", 1.0), ("symmetric", 2.0)):
-        sweep = d["sweep"][variant]
-        assert len(sweep["betas"]) == len(sweep["rel_error"]) == 7 and sweep["betas"][0] == 0.1
-        assert sweep["slope"] == pytest.approx(Sweep.slope(sweep["betas"], sweep["rel_error"]))
-        assert sweep["slope"] == pytest.approx(order, abs=0.1)  # the theorem's orders, ±10 % (the claims' band)
+        v = ladder["verdicts"][variant]
+        assert v["verdict"] == "pass" and v["slope"] == pytest.approx(order, abs=0.1)  # ±10 % (the claims' band)
+        fit = ladder["layers"][v["key"]][variant]
+        hi, lo = fit["range"]
+        idx = [i for i, b in enumerate(ladder["betas"]) if lo <= b <= hi]
+        assert fit["slope"] == pytest.approx(fit_slope([ladder["betas"][i] for i in idx],
+                                                       [fit["errors"][i] for i in idx]))
+    out = capsys.readouterr().out
+    assert "one_sided: pass, asymptotic range [" in out and "local orders:" in out
 
 
-def test_order_sweep_reads_the_error_at_the_nearest_beta():
-    sweep = OrderSweep([1e-1, 1e-2, 1e-3], {2: {"w": [1e-2, 1e-4, 1e-6], "b": [3e-2, 2e-4, 4e-6]}})
-    assert sweep.error_at(2, 1e-2) == 2e-4 and sweep.error_at(2, 2e-3) == 4e-6  # worst parameter, log-nearest β
-    assert sweep.slopes(2) == pytest.approx({"w": 2.0, "b": 1.9}, abs=0.06)
+def test_order_sweep_reads_the_error_at_the_nearest_beta_and_judges_each_parameter():
+    betas = [1e-1, 3e-2, 1e-2, 3e-3, 1e-3]
+    floor = [1e-14 / b for b in betas]
+    sweep = OrderSweep(betas, {2: {"w": [b * b for b in betas], "b": [3.0 for _ in betas]}},
+                       {"w": floor, "b": floor})
+    assert sweep.error_at(2, 1e-2) == 3.0 and sweep.error_at(2, 2e-3) == 3.0  # worst parameter, log-nearest β
+    fits = sweep.fits(2)
+    assert fits["w"].verdict == "pass" and fits["w"].slope == pytest.approx(2.0)
+    assert fits["b"].verdict == "FAIL" and sweep.verdict(2).key == "b"  # an O(1) error settles at order 0
 
 
 # --------------------------------------------------------------------------------------------- device placement
@@ -202,7 +215,7 @@ def test_the_default_tolerance_is_the_round_off_of_the_largest_sample_not_of_the
     four = convergence(model, x[:1].expand(4, -1).contiguous(), 20)
     assert one.tol == four.tol
     s = relax(model, x[:1], model.init_state(x[:1]), 20)
-    assert one.tol == _roundoff_tol(torch.float64, float(torch.cat([t.flatten() for t in s]).norm()))
+    assert one.tol == roundoff_tol(torch.float64, float(torch.cat([t.flatten() for t in s]).norm()))
 
 
 def test_phi_trace_is_phi_beta_at_every_visited_state():

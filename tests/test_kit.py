@@ -96,14 +96,14 @@ def _verdicts(results) -> dict[str, str]:
 
 
 def test_a_model_outside_eqbench_passes_and_says_which_claims_do_not_apply(outside, one_thread):
-    _, results = check("outside_ep:tiny", T1=200)
+    results = check("outside_ep:tiny", T1=200).results
     v = _verdicts(results)
     assert "FAIL" not in v.values(), [r.message for r in results if r.verdict == "FAIL"]
     na = {r.claim.check: r.note for r in results if r.verdict == "n/a"}
     assert any("closed-form" in k for k in na) and any("no closed-form drive declared" in n for n in na.values())
     assert any("energy" in k for k in na) and any("declares no energy" in n for n in na.values())
     controls = [r for r in results if r.claim.control]
-    assert len(controls) == 2 and all(r.verdict == "pass" for r in controls)  # the GDU check can fail on it
+    assert len(controls) == 3 and all(r.verdict == "pass" for r in controls)  # the GDU check can fail on it
 
 
 @pytest.mark.parametrize("factory, config, message", [
@@ -126,17 +126,17 @@ def test_bad_input_is_one_line_naming_the_problem(outside, tmp_path, capsys, fac
 
 
 def test_a_rule_outside_eqbench_is_checked_against_bptt_step_by_step(outside, one_thread):
-    _, ok = check("outside_ep:tiny", rule="outside_ep:PlainEP", T1=200)
+    ok = check("outside_ep:tiny", rule="outside_ep:PlainEP", T1=200).results
     assert "FAIL" not in _verdicts(ok).values()
-    _, halved = check("outside_ep:tiny", rule="outside_ep:HalvedEP", T1=200)
-    failed = {r.claim.check for r in halved if r.verdict == "FAIL"}
-    assert "GDU symmetric rel. error at β=0.001" in failed  # ‖½g − g‖/‖g‖ = ½ on every layer
-    assert next(r.value for r in halved if r.claim.check == "GDU symmetric rel. error at β=0.001") == \
-        pytest.approx(0.5, abs=1e-3)
+    halved = check("outside_ep:tiny", rule="outside_ep:HalvedEP", T1=200)
+    failed = {r.claim.name for r in halved.results if r.verdict == "FAIL"}
+    assert {"order/one_sided", "order/symmetric"} <= failed  # ‖½g − g‖/‖g‖ = ½ on every layer: order 0
+    assert halved.ladder.relative("symmetric", "w.weight")[4] == pytest.approx(0.5, abs=1e-3)  # β = 1e-3
+    assert halved.status == 1
 
 
 def test_a_free_phase_that_never_converges_fails_the_premise_by_name(outside, one_thread):
-    _, results = check("outside_ep:loud", T1=200)
+    results = check("outside_ep:loud", T1=200).results
     premise = next(r for r in results if r.claim.check.startswith("free phase converged"))
     assert premise.verdict == "FAIL" and premise.value > 1e-3
     assert premise.message.startswith("TINY: free phase converged (premise)")
@@ -157,5 +157,5 @@ def test_the_example_package_passes_and_its_broken_twin_fails_the_gdu_claims(one
     assert main(["check", "leaky_ep.model:leaky_mlp_broken", "--json", str(tmp_path / "broken.json")]) == 1
     broken = json.loads((tmp_path / "broken.json").read_text())["claims"]
     failed = {c["check"] for c in broken if c["verdict"] == "FAIL"}
-    assert failed == {"GDU one-sided slope (float64)", "GDU symmetric slope (float64)",
-                      "GDU symmetric rel. error at β=0.001", "symmetric error / one-sided error at β=0.001"}
+    assert failed == {"GDU one-sided order on its asymptotic range (float64 ladder)",
+                      "GDU symmetric order on its asymptotic range (float64 ladder)"}

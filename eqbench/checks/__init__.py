@@ -12,8 +12,10 @@ from .energy import (
                      phi_trace,
                      scale_weights,
 )
-from .gdu import GDUReport, Sweep, beta_sweep, gdu_check, prepare, report
+from .gdu import GDUReport, gdu_check, gdu_ladder, prepare, report
+from .order import GDULadder, OrderFit, OrderVerdict, judge, ladder
 
-__all__ = ["GDUReport", "Sweep", "beta_sweep", "gdu_check", "prepare", "report",
+__all__ = ["GDUReport", "GDULadder", "OrderFit", "OrderVerdict", "gdu_check", "gdu_ladder", "judge", "ladder",
+           "prepare", "report",
            "ConvergenceReport", "DescentReport", "contraction_scale", "convergence", "coupling_matrix",
            "coupling_norm", "energy_descent", "laborieux_energy", "phi_trace", "scale_weights"]

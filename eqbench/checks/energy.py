@@ -63,17 +63,22 @@ def laborieux_energy(model: EnergyModel, x: Tensor, s: State, a: float | None = 
     return 0.5 * a * sq - model.phi(x, s, beta, y)
 
 
-def _roundoff_tol(dtype: torch.dtype, max_abs_energy: float) -> float:
+def roundoff_tol(dtype: torch.dtype, scale: float) -> float:
+    """The round-off of a quantity computed from sums whose size is ``scale`` (the model's own: max|E| over a run,
+    or a state's norm): 64·eps·scale, scale-free — a model with states of order 100 or 1e-3, or in float32, is
+    judged by the same rule."""
     # E is a sum of O(n) products (the Φ terms ⟨f(s_l), s_{l+1}⟩ and the squares); summing n
     # numbers of size ≤ |E|-ish in floating point errs by about log2(n)·eps·Σ|terms| (pairwise /
     # blocked BLAS summation), and a difference E_{t+1} − E_t carries the error of two such sums.
     # For the small networks the suites use (n ≲ 10^3) a factor 64 covers the log factor, the two
-    # evaluations and the spread between |E| and Σ|terms|; the "1 +" keeps the bound meaningful
-    # when E ≈ 0. In float64 that is ~1.4e-14·(1 + max|E|): a real increase of the energy (sync
-    # updates, a wrong a, a non-clip activation) is many orders of magnitude larger.
-    # The same bound serves the convergence residual: at a fixed point one more step recomputes s
-    # from such sums and lands within a few ulps per element, ‖s_{t+1} − s_t‖ ≲ c·eps·(1 + ‖s‖).
-    return 64.0 * torch.finfo(dtype).eps * (1.0 + max_abs_energy)
+    # evaluations and the spread between |E| and Σ|terms|. In float64 that is ~1.4e-14·max|E|:
+    # a real increase of the energy (sync updates, a wrong a, a non-clip activation) is many
+    # orders of magnitude larger. The same bound serves the convergence residual: at a fixed
+    # point one more step recomputes s from such sums and lands within a few ulps per element,
+    # ‖s_{t+1} − s_t‖ ≲ c·eps·‖s‖. (An earlier "1 +" made the bound absolute for small scales.)
+    if dtype.is_complex:
+        dtype = torch.float64 if dtype == torch.complex128 else torch.float32
+    return 64.0 * torch.finfo(dtype).eps * scale
 
 
 @dataclass
@@ -108,8 +113,8 @@ def energy_descent(model: EnergyModel, x: Tensor, steps: int, mode: str = "async
     visited state.
 
     In ``mode="async"`` E is observed after every half-step (each block update), in ``"sync"``
-    after every step. ``tol`` defaults to a round-off bound 64·eps·(1 + max|E|) (see
-    `_roundoff_tol`). E is the model's declared energy (`EnergyModel.energy`; ``a`` is then reported
+    after every step. ``tol`` defaults to a round-off bound 64·eps·max|E| (see
+    `roundoff_tol`). E is the model's declared energy (`EnergyModel.energy`; ``a`` is then reported
     as None), or, with an explicit ``a``, (a/2)·Σ‖s_l‖² − Φ_β. With a clip activation and β = 0 the
     asynchronous relaxation must pass (the block-coordinate argument in this module's docstring).
     """
@@ -125,7 +130,7 @@ def energy_descent(model: EnergyModel, x: Tensor, steps: int, mode: str = "async
     values = torch.stack(trace.values).double()  # (visits, B)
     max_abs = float(values.abs().max()) if values.numel() else 0.0
     if tol is None:
-        tol = _roundoff_tol(dtype, max_abs)
+        tol = roundoff_tol(dtype, max_abs)
     if values.shape[0] > 1:
         diff = values[1:] - values[:-1]
         max_inc = float(diff.max())
@@ -172,7 +177,7 @@ def convergence(model: EnergyModel, x: Tensor, steps: int, mode: str = "sync", c
     s = relax(model, x, model.init_state(x), steps, mode=mode, closed_form=closed_form, trace=trace)
     norm = float(sum((si.flatten(1) ** 2).sum(1) for si in s).sqrt().max())
     if tol is None:
-        tol = _roundoff_tol(s[0].dtype, norm)
+        tol = roundoff_tol(s[0].dtype, norm)
     res = list(trace.residual)
     first = next((t + 1 for t, r in enumerate(res) if r <= tol), None)
     return ConvergenceReport(model.name, mode, steps, res, res[-1], first, float(tol))

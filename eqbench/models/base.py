@@ -79,6 +79,9 @@ class EnergyModel(Trainable):
     has_closed_form: bool = False
     #: whether `update` needs the input too (``update(s, u, x)``: Bal & Sengupta's retrieval uses x as keys)
     step_uses_input: bool = False
+    #: the one floating dtype the model runs in, or None (the default) when it runs in any: eqbench's checks run a
+    #: model in float64 unless it declares float32 here (``eqbench check`` then judges it in float32)
+    required_dtype: torch.dtype | None = None
 
     # ----------------------------------------------------------------------------- declarations
     def state_shapes(self) -> list[tuple[int, ...]]:

@@ -289,7 +289,7 @@ class ActivityReport:
 def activity_convergence(model: EnergyModel, x: Tensor, steps: int, *, beta: float = 0.0, y: Tensor | None = None,
                          start: State | None = None, window: int = 5) -> ActivityReport:
     """Relax a binary-neuron model ``steps`` steps and report how its activities and accumulators settle."""
-    from ..checks.energy import _roundoff_tol
+    from ..checks.energy import roundoff_tol
     from ..relaxation import Trace, relax
 
     if not isinstance(model, BinaryEP) or model.binary != "W_N":
@@ -309,7 +309,7 @@ def activity_convergence(model: EnergyModel, x: Tensor, steps: int, *, beta: flo
     g = model.gamma_neur
     rate = max(1.0 - g, abs(1.0 - g * (1.0 + beta)))
     excess = res[1:] - rate * res[:-1]
-    tol = _roundoff_tol(flat[0].dtype, float(max(f.norm(dim=1).max() for f in flat)))
+    tol = roundoff_tol(flat[0].dtype, float(max(f.norm(dim=1).max() for f in flat)))
     moving = ~still & (res[:-1] > tol)
     ratio = res[1:][moving] / res[:-1][moving]
     total = changed.sum(1)

@@ -11,7 +11,8 @@ Helpers for the suites (and for users' own suites built on them)::
 
 * assertions (`eqbench.testing.assertions`): `assert_gdu`, `assert_converges`, `assert_energy_descends`,
   `assert_closed_form_matches_autograd`, `assert_batch_equivariant` — each raises an AssertionError
-  with one line naming the measured value, its bound and the layer or step, and returns its report;
+  with one line naming the measured value, its bound and the layer or step (`Inconclusive`, a subclass, when
+  the GDU ladder cannot decide), and returns its report;
 * hypothesis strategies (`eqbench.testing.strategies`): `layer_sizes`, `betas`, `inputs`, `targets`,
   `states`, `weight_scales`, `seeds`, `models`;
 * hypothesis profiles (`eqbench.testing.profiles`): ``ci``, ``dev``, ``debug``, selected by
@@ -31,6 +32,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from . import strategies
     from .assertions import (
+        Inconclusive,
         assert_batch_equivariant,
         assert_closed_form_matches_autograd,
         assert_converges,
@@ -46,15 +48,16 @@ _LAZY = {
     "assert_closed_form_matches_autograd": "assertions",
     "assert_batch_equivariant": "assertions",
     "GDUResult": "assertions",
+    "Inconclusive": "assertions",
     "load_profile": "profiles",
     "strategies": None,
     "assertions": None,
     "profiles": None,
 }
 
-__all__ = ["GDUResult", "assert_batch_equivariant", "assert_closed_form_matches_autograd", "assert_converges",
-           "assert_energy_descends", "assert_gdu", "hopfield_config", "load_profile", "scaled_examples",
-           "strategies"]
+__all__ = ["GDUResult", "Inconclusive", "assert_batch_equivariant", "assert_closed_form_matches_autograd",
+           "assert_converges", "assert_energy_descends", "assert_gdu", "hopfield_config", "load_profile",
+           "scaled_examples", "strategies"]
 
 
 def __getattr__(name: str) -> Any:
