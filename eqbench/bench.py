@@ -1,8 +1,10 @@
 """The main job (``make bench`` / ``eqbench bench``): every check on embedded data, in minutes.
 
 Every claim of the catalogue (eqbench.claims: the GDU, energy, step and optimizer claims and their
-negative controls), the speed ratios and what lower precisions cost the GDU theorem (reported), then
-every ``ci``-scale reproduction of the registry trained for one seed against its band.
+negative controls), the speed ratios and what lower precisions cost the GDU theorem (reported), the
+kit on the zoo of outside models (eqbench.zoo: each model's verdicts against the expected ones, and
+the confusion matrix), then every ``ci``-scale reproduction of the registry trained for one seed
+against its band.
 
 Prints one table — model, check, measured value, bound, verdict — and writes a report folder:
 ``report.md`` (the table and the figures), ``results.json`` and the PNGs. Negative controls are
@@ -31,7 +33,7 @@ class Row:
     check: str
     measured: str
     bound: str
-    verdict: str  # "pass", "FAIL" or "info"
+    verdict: str  # "pass", "FAIL", "inconclusive" or "info"
 
 
 def _slug(text: str) -> str:
@@ -86,6 +88,24 @@ def precision_rows(device: str = "cpu") -> list[Row]:
                 f"{r.error:.1e} at β={r.beta:g}", "—", "info") for r in precision_errors(device)]
 
 
+def zoo_rows(matrix: list[str]) -> list[Row]:
+    """The kit on eqbench's zoo (eqbench.zoo): one row per model, every claim's verdict as expected; the confusion
+    matrix goes to ``matrix`` (for the report)."""
+    from .zoo import DEFAULT, run_zoo
+
+    if not (DEFAULT / "zoo.yaml").is_file():
+        return [Row("zoo", "the kit on outside models", "not found", "—", "info")]  # an installed copy has no zoo
+    report = run_zoo(DEFAULT)
+    matrix += ["## The kit on the zoo (examples/zoo): expected × given verdicts", "", *report.matrix_lines(), ""]
+    rows = []
+    for r in report.results:
+        n, bad = len(r.model.expected), r.mismatches
+        measured = f"{n - len(bad)}/{n} as expected" + (f"; differ: {', '.join(bad)}" if bad else "")
+        rows.append(Row(f"zoo: {r.model.name} ({r.model.kind})", "eqbench check: every judged claim's verdict",
+                        measured, "all as expected", "FAIL" if bad else "pass"))
+    return rows
+
+
 def accuracy_rows(out: Path) -> list[Row]:
     """Every ci-scale reproduction of the registry, one seed each, against its band."""
     import shutil
@@ -117,12 +137,14 @@ def run_bench(out_dir: str = "reports/bench") -> int:
     console = Console(width=None if sys.stdout.isatty() else 160)  # logs get the whole table
     t0 = time.perf_counter()
     figures: list[str] = []
+    matrix: list[str] = []
     rows: list[Row] = []
     for title, fn in [("GDU", lambda: claim_rows(("gdu",))), ("negative controls", lambda: claim_rows(("control",))),
                       ("energy", lambda: claim_rows(("energy",))),
                       ("step", lambda: claim_rows(("step",)) + speed_rows()),
                       ("precision", precision_rows),
                       ("flip optimizer", lambda: claim_rows(("optimizer",))),
+                      ("zoo", lambda: zoo_rows(matrix)),
                       ("figures", lambda: gdu_figures(out, figures) or []),
                       ("accuracy (training the ci configs)", lambda: accuracy_rows(out))]:
         with console.status(f"running the {title} checks…"):
@@ -132,15 +154,17 @@ def run_bench(out_dir: str = "reports/bench") -> int:
     for col in ("model", "check", "measured", "bound", "verdict"):
         table.add_column(col)
     for r in rows:
-        style = {"pass": "green", "FAIL": "bold red", "info": "dim", "n/a": "dim"}[r.verdict]
+        style = {"pass": "green", "FAIL": "bold red", "inconclusive": "yellow", "info": "dim", "n/a": "dim"}[r.verdict]
         table.add_row(r.model, r.check, r.measured, r.bound, f"[{style}]{r.verdict}[/]")
     console.print(table)
-    failed = [r for r in rows if r.verdict == "FAIL"]
+    if matrix:
+        console.print("\n".join(matrix), markup=False, highlight=False)
+    failed = [r for r in rows if r.verdict in ("FAIL", "inconclusive")]
     summary = f"{len(rows)} rows, {len(failed)} failed, {elapsed:.0f} s, torch {torch.__version__}."
     md = ["# eqbench bench", "", summary, "",
           "| model | check | measured | bound | verdict |", "|---|---|---|---|---|"]
     md += [f"| {r.model} | {r.check} | {r.measured} | {r.bound} | {r.verdict} |" for r in rows]
-    md += ["", "Negative controls pass when the check fails on the broken variant, as it must.", ""]
+    md += ["", "Negative controls pass when the check fails on the broken variant, as it must.", "", *matrix]
     md += [f"![{f}]({f})" for f in figures]
     write_text(out / "report.md", "\n".join(md) + "\n")
     write_json(out / "results.json", {"elapsed_s": elapsed, "rows": [asdict(r) for r in rows]})

@@ -70,6 +70,14 @@ def _parser() -> argparse.ArgumentParser:
                                    "declares one")
     c.add_argument("--json", help="also write the results, with the whole β ladder, as JSON here")
 
+    z = sub.add_parser("zoo", help="the kit on a zoo of outside models with expected verdicts: the confusion matrix")
+    z.add_argument("folder", nargs="?", help="a zoo folder with zoo.yaml (default: eqbench's examples/zoo)")
+    z.add_argument("--only", nargs="+", metavar="NAME", help="these models of the zoo only")
+    z.add_argument("--json", help="also write the verdicts, the matrix and each model's asymptotic ranges here")
+    z.add_argument("--table", action="store_true", help="print the expected verdicts as a Markdown table and stop")
+    z.add_argument("--readme", action="store_true", help="rewrite the README's tables from zoo.yaml and results.json "
+                                                         "(after --json FOLDER/results.json)")
+
     e = sub.add_parser("estimate", help="seconds per epoch, hours and peak memory of registry configs, from a few "
                                         "batches of synthetic data of the dataset's shape (no download)")
     e.add_argument("ids", nargs="*", help="baseline ids (eqbench baselines); none with --all")
@@ -376,6 +384,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
             return run_check(args.factory, args.config, rule=args.rule, json_out=args.json, T1=args.T1, T2=args.T2,
                              betas=args.betas, dtype=args.dtype)
+        if args.command == "zoo":
+            from .zoo import run_zoo_command
+
+            return run_zoo_command(args.folder, args.only, args.json, args.table, args.readme)
         if args.command == "estimate":
             from .estimate import run_estimate
 

@@ -32,7 +32,7 @@ from typing import Any
 import torch
 
 from .cases import DEFAULTS, Case
-from .checks.order import GDULadder, check_precision, ladder
+from .checks.order import GDULadder, check_precision, fmt_order, ladder
 from .claims import Result, Subject, generic_claims
 from .config import DTYPES
 from .errors import ConfigError, EqbenchError, unknown
@@ -197,7 +197,7 @@ def ladder_lines(lad: GDULadder) -> list[str]:
     for variant in lad.errors:
         v = lad.verdict(variant)
         where = "no asymptotic range" if v.range is None else f"asymptotic range [{v.range[1]:.1e}, {v.range[0]:.1e}]"
-        out.append(f"{variant}: {v.verdict}, {where}, order {v.slope:.3f} ({v.key}); {v.reason}")
+        out.append(f"{variant}: {v.verdict}, {where}, order {fmt_order(v.slope)} ({v.key}); {v.reason}")
         if v.fit is not None:
             rel = " ".join(f"{e:.1e}" for e in lad.relative(variant, v.key))
             orders = " ".join("—" if not math.isfinite(s) else f"{s:.2f}" for s in v.fit.slopes)

@@ -149,6 +149,11 @@ def fit_slope(betas: Sequence[float], errors: Sequence[float]) -> float:
     return sum((b - mb) * (e - me) for b, e in zip(lb, le)) / den if den > 0 else math.nan
 
 
+def fmt_order(p: float, digits: int = 3) -> str:
+    """An order as text, without the "-0.000" of a tiny negative one."""
+    return f"{round(p, digits) + 0.0:.{digits}f}"
+
+
 def _fmt(b: float) -> str:
     return f"{b:.1e}"
 
@@ -192,17 +197,20 @@ def judge(betas: Sequence[float], errors: Sequence[float], floors: Sequence[floa
         idx = [first] + [j for _, j, _ in run]
         fit.slope = fit_slope([betas[i] for i in idx], [errors[i] for i in idx])
         tail = [i for i in resolved if i > last]
-        if tail and _span(betas[last], betas[tail[-1]]) >= DECADE:
-            fit.verdict = "FAIL"
-            pts = [last] + tail
-            fit.slope = fit_slope([betas[i] for i in pts], [errors[i] for i in pts])
-            fit.reason = (f"below β = {_fmt(betas[last])} the error leaves O(β^{order:g}) (order {fit.slope:.2f} "
+        if not tail or _span(betas[last], betas[tail[-1]]) < DECADE:
+            fit.verdict = "pass"
+            fit.reason = f"O(β^{order:g}) on [{_fmt(fit.range[1])}, {_fmt(fit.range[0])}]"
+            return fit
+        # below the range the error leaves the order for a decade or more while far above its floor
+        pts = [last] + tail
+        q = fit_slope([betas[i] for i in pts], [errors[i] for i in pts])
+        if q < lo:
+            fit.verdict, fit.slope = "FAIL", q
+            fit.reason = (f"below β = {_fmt(betas[last])} the error leaves O(β^{order:g}) (order {fmt_order(q, 2)} "
                           f"down to β = {_fmt(betas[tail[-1]])}) while {_times(errors[tail[-1]], floors[tail[-1]])} "
                           "above its noise floor: a bias that does not vanish as β → 0")
             return fit
-        fit.verdict = "pass"
-        fit.reason = f"O(β^{order:g}) on [{_fmt(fit.range[1])}, {_fmt(fit.range[0])}]"
-        return fit
+        fit.range, fit.slope = None, math.nan  # it falls faster: that run was no asymptotic range; judge what follows
     # no asymptotic range
     if not resolved or _span(betas[resolved[0]], betas[resolved[-1]]) < DECADE:
         at = next((betas[i] for i in valid if floored[i]), None)
@@ -215,12 +223,12 @@ def judge(betas: Sequence[float], errors: Sequence[float], floors: Sequence[floa
     bottom = [i for i in resolved if i >= start]
     q = fit_slope([betas[i] for i in bottom], [errors[i] for i in bottom])
     local = [s for i, j, s in pairs if i in bottom and j in bottom]
-    settled = bool(local) and max(local) - min(local) <= 2 * BAND * max(order, 1.0)
+    settled = bool(local) and max(local) - min(local) <= BAND * max(order, 1.0)  # agree within the band's half-width
     fit.slope = q
     if settled and not lo <= q <= hi:
         fit.verdict = "FAIL"
         least = min(bottom, key=lambda i: errors[i] / floors[i] if floors[i] > 0 else math.inf)
-        fit.reason = (f"the error is O(β^{q:.2f}), not O(β^{order:g}), over [{_fmt(betas[bottom[-1]])}, "
+        fit.reason = (f"the error is O(β^{fmt_order(q, 2)}), not O(β^{order:g}), over [{_fmt(betas[bottom[-1]])}, "
                       f"{_fmt(betas[bottom[0]])}], ≥ {_times(errors[least], floors[least])} above its noise floor")
         return fit
     floor_at = next((betas[i] for i in valid if i > resolved[-1] and floored[i]), None)
@@ -405,7 +413,7 @@ class OrderVerdict:
         if self.fit is None or not math.isfinite(self.slope):
             return "—"
         where = "" if self.fit.range is None else f" on [{_fmt(self.fit.range[1])}, {_fmt(self.fit.range[0])}]"
-        return f"{self.slope:.3f}{where} (worst {self.key}, {self.n_keys} keys)"
+        return f"{fmt_order(self.slope)}{where} (worst {self.key}, {self.n_keys} keys)"
 
     def to_dict(self) -> dict:
         return {"verdict": self.verdict, "order": self.order, "slope": _num(self.slope), "key": self.key,
