@@ -236,6 +236,13 @@ CASES.update({
     "P_MLP my_sigmoid, E with a=1": CASES["P_MLP hard_sigmoid"].but(config={"act": "my_sigmoid"}),
     "P_MLP, holomorphic EP with a step on Re u": CASES["P_MLP"].but(model="eqbench.models.layered:real_part_step_mlp"),
     "P_MLP hard_sigmoid, E with a=2": CASES["P_MLP hard_sigmoid"],
+    # the round-off claims' controls: a slip of 1e-9 relative is millions of float64 ulps
+    "P_MLP, closed form off by 1 + 1e-9": CASES["P_MLP my_hard_sig"].but(
+        model="eqbench.models.layered:closed_form_slip_mlp"),
+    "P_MLP, fused relaxation without the nudge": CASES["P_MLP my_hard_sig"].but(
+        model="eqbench.models.layered:fused_without_nudge_mlp"),
+    "P_MLP, a drive that reads another sample": CASES["P_MLP"].but(
+        model="eqbench.models.layered:reads_another_sample_mlp"),
     # Gammell et al.'s diabetes 8-layer SW network at the paper's init, 500 free Euler steps on 5 training inputs
     "HOPFIELD diabetes 8-layer SW, ε = 0.5": CASES["hopfield"].but(data="diabetes_gammell", dtype="float64", T1=500,
                                                                   kind="energy"),
@@ -244,7 +251,8 @@ CASES.update({
 for _k in ("VF_MLP, independent feedback", "VF_CNN, independent feedback", "HOPFIELD, the authors' nudge",
            "BIN_MLP bin_W, the authors' nudge after ρ", "SEQ_IMDB, retrieval with values unlike keys",
            "P_MLP my_sigmoid, E with a=1", "P_MLP hard_sigmoid, E with a=2",
-           "P_MLP, holomorphic EP with a step on Re u"):
+           "P_MLP, holomorphic EP with a step on Re u", "P_MLP, closed form off by 1 + 1e-9",
+           "P_MLP, fused relaxation without the nudge", "P_MLP, a drive that reads another sample"):
     CASES[_k] = CASES[_k].but(kind="control")
 
 

@@ -772,6 +772,16 @@ def _step_claims() -> list[Claim]:
            for k, label in labels.items()]
     out.append(Claim("step", "P_MLP", FUSED_CHECK, fused_difference, le(ROUNDOFF_ULPS), FUSED_WHY,
                      case="P_MLP my_hard_sig", fmt="{:.3g}"))
+    out += [
+        Claim("control", "P_MLP, closed form off by 1 + 1e-9", "closed-form step = autograd step (float64, ulps of "
+              "max |u_l|)", closed_form_difference, le(ROUNDOFF_ULPS), "a slip of 1e-9 relative is 4.5e6 ulps",
+              control=True, fmt="{:.3g}"),
+        Claim("control", "P_MLP, fused relaxation without the nudge", FUSED_CHECK, fused_difference, le(ROUNDOFF_ULPS),
+              "at β = 0.3 the nudge moves the output by O(β)", control=True, fmt="{:.3g}"),
+        Claim("control", "P_MLP, a drive that reads another sample", "free phase commutes with a batch permutation "
+              "(ulps of max |s_l|)", batch_permutation, le(ROUNDOFF_ULPS), "1e-9 of another sample's state: ~1e6 ulps",
+              control=True, fmt="{:.3g}"),
+    ]
     out.append(Claim("step", HOPFIELD_STEP, "fused Euler step = generic step, 100 steps (float64, ulps of max |s|)",
                      _fused_difference, le(ROUNDOFF_ULPS), why, case="hopfield", fmt="{:.3g}",
                      key=f"step/{HOPFIELD_STEP}/max_diff_ulps"))

@@ -157,14 +157,7 @@ class ZooReport:
                 for n in r.mismatches]
 
     def matrix_lines(self) -> list[str]:
-        """The confusion matrix as Markdown: expected verdicts by row, given by column."""
-        conf = self.confusion()
-        given = [v for v in (*VERDICTS, "error", "missing") if any(g == v for _, g in conf)]
-        lines = ["| expected \\ given | " + " | ".join(given) + " |", "|---|" + "---|" * len(given)]
-        for exp in VERDICTS:
-            if any(e == exp for e, _ in conf):
-                lines.append(f"| {exp} | " + " | ".join(str(conf.get((exp, g), 0)) for g in given) + " |")
-        return lines
+        return confusion_lines(self.confusion())
 
     def to_json(self) -> dict[str, Any]:
         return {"models": [{"name": r.model.name, "factory": r.model.factory, "kind": r.model.kind,
@@ -173,6 +166,16 @@ class ZooReport:
                 "confusion": [{"expected": e, "given": g, "count": n}
                               for (e, g), n in sorted(self.confusion().items())],
                 "mismatches": [dict(zip(("model", "claim", "expected", "given"), m)) for m in self.mismatches]}
+
+
+def confusion_lines(conf: dict[tuple[str, str], int]) -> list[str]:
+    """The confusion matrix as Markdown: expected verdicts by row, given by column, over (model, claim) pairs."""
+    given = [v for v in (*VERDICTS, "error", "missing") if any(g == v for _, g in conf)]
+    lines = ["| expected \\ given | " + " | ".join(given) + " |", "|---|" + "---|" * len(given)]
+    for exp in VERDICTS:
+        if any(e == exp for e, _ in conf):
+            lines.append(f"| {exp} | " + " | ".join(str(conf.get((exp, g), 0)) for g in given) + " |")
+    return lines
 
 
 def _ranges(checked: Checked | None) -> dict[str, Any]:
@@ -251,26 +254,43 @@ def measured_table(doc: dict[str, Any]) -> list[str]:
 
 
 MARKERS = {"expected": ("<!-- zoo:expected (eqbench zoo --readme) -->", "<!-- /zoo:expected -->"),
-           "measured": ("<!-- zoo:measured (eqbench zoo --readme, from results.json) -->", "<!-- /zoo:measured -->")}
+           "measured": ("<!-- zoo:measured (eqbench zoo --readme, from results.json) -->", "<!-- /zoo:measured -->"),
+           "matrix": ("<!-- zoo:matrix (eqbench zoo --readme, from examples/zoo/results.json) -->",
+                      "<!-- /zoo:matrix -->")}
 
 
 def render_readme(text: str, models: list[ZooModel], doc: dict[str, Any] | None) -> str:
-    """``text`` with its marked blocks rewritten: the expected verdicts, and the measured ranges of ``doc`` (a zoo JSON
-    with its provenance; the block is left as it is without one)."""
+    """``text`` with each of its marked blocks rewritten: the expected verdicts; the measured ranges and the confusion
+    matrix of ``doc`` (a zoo JSON with its provenance; those blocks are left as they are without one)."""
     blocks = {"expected": expected_table(models)}
     if doc is not None:
         prov = doc.get("provenance", {})
-        blocks["measured"] = [*measured_table(doc), "",
-                              f"Measured by `{prov.get('command', '?')}` at commit {prov.get('commit', '?')} on "
-                              f"{prov.get('machine', '?')}, {prov.get('date', '?')} (torch {prov.get('torch', '?')})."]
-    for name, lines in blocks.items():
+        source = (f"Measured by `{prov.get('command', '?')}` at commit {prov.get('commit', '?')} on "
+                  f"{prov.get('machine', '?')}, {prov.get('date', '?')} (torch {prov.get('torch', '?')}).")
+        blocks["measured"] = [*measured_table(doc), "", source]
+        conf = {(c["expected"], c["given"]): c["count"] for c in doc["confusion"]}
+        blocks["matrix"] = [*confusion_lines(conf), "", f"{len(doc['models'])} models; {source}"]
+    present = [n for n in MARKERS if MARKERS[n][0] in text]
+    if not present:
+        raise ConfigError("this README has no zoo block (<!-- zoo:… --> markers) to render")
+    for name in present:
+        if name not in blocks:
+            continue
         start, end = MARKERS[name]
-        if start not in text or end not in text:
-            raise ConfigError(f"the zoo README has no {start} … {end} block")
         head, rest = text.split(start, 1)
+        if end not in rest:
+            raise ConfigError(f"a README's {start} block has no {end}")
         _, tail = rest.split(end, 1)
-        text = head + start + "\n" + "\n".join(lines) + "\n" + end + tail
+        text = head + start + "\n" + "\n".join(blocks[name]) + "\n" + end + tail
     return text
+
+
+def readmes(folder: Path) -> list[Path]:
+    """The READMEs that show a zoo's tables: its own, and the repository's for eqbench's own zoo."""
+    out = [folder / "README.md"]
+    if folder.resolve() == DEFAULT:
+        out.append(DEFAULT.parents[1] / "README.md")
+    return out
 
 
 def provenance(command: str) -> dict[str, str]:
@@ -314,11 +334,11 @@ def run_zoo_command(path: str | None, only: list[str] | None, json_out: str | No
     doc = {**report.to_json(), "provenance": provenance(" ".join(["eqbench", *sys.argv[1:]]))}
     if json_out:
         write_json(json_out, doc)
-    if readme:
+    if readme:  # the zoo's README, and eqbench's own README for eqbench's own zoo
         results = folder / "results.json"
-        readme_path = folder / "README.md"
-        text = readme_path.read_text(encoding="utf-8")
         doc_file = json.loads(results.read_text(encoding="utf-8")) if results.is_file() else None
-        write_text(readme_path, render_readme(text, load_zoo(folder), doc_file))
-        console.print(f"rewrote the tables of {readme_path}", markup=False)
+        for readme_path in readmes(folder):
+            text = readme_path.read_text(encoding="utf-8")
+            write_text(readme_path, render_readme(text, load_zoo(folder), doc_file))
+            console.print(f"rewrote the zoo tables of {readme_path}", markup=False)
     return 1 if report.mismatches else 0

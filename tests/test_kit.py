@@ -14,6 +14,7 @@ from importlib.metadata import entry_points
 import pytest
 
 from eqbench.cli import main
+from eqbench.errors import ConfigError
 from eqbench.kit import check
 
 MODULE = '''
@@ -159,3 +160,40 @@ def test_the_example_package_passes_and_its_broken_twin_fails_the_gdu_claims(one
     failed = {c["check"] for c in broken if c["verdict"] == "FAIL"}
     assert failed == {"GDU one-sided order on its asymptotic range (float64 ladder)",
                       "GDU symmetric order on its asymptotic range (float64 ladder)"}
+
+
+def test_the_ladder_comes_from_betas_or_the_config_and_the_json_carries_it(outside, tmp_path, capsys):
+    (tmp_path / "cfg.yaml").write_text("betas: [0.1, 0.01, 0.001, 0.0001]\n")
+    assert main(["check", "outside_ep:tiny", "--T1", "200", "--config", str(tmp_path / "cfg.yaml"),
+                 "--json", str(tmp_path / "a.json")]) == 0
+    out = capsys.readouterr().out
+    assert "one_sided: pass, asymptotic range [" in out and "local orders:" in out
+    d = json.loads((tmp_path / "a.json").read_text())
+    assert d["case"]["betas"] == [0.1, 0.01, 0.001, 0.0001] and d["ladder"]["betas"] == d["case"]["betas"]
+    for variant in ("one_sided", "symmetric"):
+        layer = d["ladder"]["layers"]["s1"][variant]
+        assert len(layer["errors"]) == len(layer["floors"]) == 4 and len(layer["local_slopes"]) == 3
+        assert d["ladder"]["verdicts"][variant]["verdict"] == "pass"
+    assert main(["check", "outside_ep:tiny", "--T1", "200", "--betas", "0.1", "0.03", "0.01", "0.003",
+                 "--json", str(tmp_path / "b.json")]) == 0  # --betas wins over the default
+    assert json.loads((tmp_path / "b.json").read_text())["case"]["betas"] == [0.1, 0.03, 0.01, 0.003]
+
+
+def test_a_float32_only_model_is_judged_in_float32_and_an_inconclusive_order_is_exit_status_3(outside, tmp_path):
+    (tmp_path / "f32.py").write_text(textwrap.dedent('''
+        import torch
+        from outside_ep import Tiny
+
+        class Float32Tiny(Tiny):
+            required_dtype = torch.float32
+
+        def tiny32(**kw):
+            return Float32Tiny(**kw)
+    '''))
+    checked = check("f32:tiny32", T1=200)
+    assert checked.case.dtype == "float32" and checked.ladder.premise_tol > 1e-6  # 64·eps·‖s*‖ of float32
+    verdicts = {r.claim.name: r.verdict for r in checked.results}
+    assert verdicts["premise"] == "pass" and "FAIL" not in verdicts.values()  # float32's round-off, not float64's
+    assert verdicts["order/symmetric"] == "inconclusive" and checked.status == 3  # the floor comes first
+    with pytest.raises(ConfigError, match="declares required_dtype float32: it cannot be checked in float64"):
+        check("f32:tiny32", dtype="float64")

@@ -13,7 +13,7 @@ import pytest
 
 from eqbench.cli import main
 from eqbench.errors import ConfigError
-from eqbench.zoo import DEFAULT, expected_table, load_zoo, render_readme, run_zoo
+from eqbench.zoo import DEFAULT, expected_table, load_zoo, readmes, render_readme, run_zoo
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -62,11 +62,12 @@ def test_the_models_the_fixed_window_misjudged_pass_on_the_range_the_ladder_find
 
 
 def test_the_readme_tables_are_zoo_yaml_and_results_json_and_results_json_is_this_run(report):
-    readme = (DEFAULT / "README.md").read_text(encoding="utf-8")
     doc = json.loads((DEFAULT / "results.json").read_text(encoding="utf-8"))
-    assert render_readme(readme, load_zoo(DEFAULT), doc) == readme, \
-        "the zoo README is stale: eqbench zoo --json examples/zoo/results.json --readme"
-    assert "\n".join(expected_table(load_zoo(DEFAULT))) in readme
+    for path in readmes(DEFAULT):  # the zoo's README and eqbench's own
+        text = path.read_text(encoding="utf-8")
+        assert render_readme(text, load_zoo(DEFAULT), doc) == text, \
+            f"{path} is stale: eqbench zoo --json examples/zoo/results.json --readme"
+    assert "\n".join(expected_table(load_zoo(DEFAULT))) in (DEFAULT / "README.md").read_text(encoding="utf-8")
     fresh = report.to_json()
     stored = {m["name"]: m for m in doc["models"]}
     for m in fresh["models"]:

@@ -449,6 +449,45 @@ def real_part_step_mlp(sizes: Sequence[int], **kw) -> RealPartStep:
     return RealPartStep((sizes[0],), fc=sizes[1:], name="P_MLP σ(Re u)", **kw)
 
 
+class ClosedFormSlip(LayeredEP):
+    """Negative control of closed form = autograd: the closed-form drive off by a factor 1 + 1e-9 — a slip far below
+    any training effect, and 4.5e6 ulps of float64, which the scale-free round-off bound (2¹² ulps) must catch."""
+
+    def closed_form_drive(self, x, s, beta=0.0, y=None, *, cache=None):
+        return [u * (1 + 1e-9) for u in super().closed_form_drive(x, s, beta, y, cache=cache)]
+
+
+class FusedWithoutNudge(LayeredEP):
+    """Negative control of fused = generic: a fused relaxation that drops the nudge (a bug only β ≠ 0 shows)."""
+
+    def fast_relax(self, x, s, steps, beta=0.0, y=None, *, cache=None):
+        return super().fast_relax(x, s, steps, 0.0, None, cache=cache)
+
+
+class ReadsAnotherSample(LayeredEP):
+    """Negative control of batch-permutation equivariance: the first layer's drive reads 1e-9 of the next sample's
+    state (a batch roll), so samples interact — by ~1e6 ulps of float64. The generic loop only (no fused path)."""
+
+    def closed_form_drive(self, x, s, beta=0.0, y=None, *, cache=None):
+        u = super().closed_form_drive(x, s, beta, y, cache=cache)
+        return [u[0] + 1e-9 * s[0].roll(1, 0), *u[1:]]
+
+    def fast_relax(self, x, s, steps, beta=0.0, y=None, *, cache=None):
+        return None
+
+
+def closed_form_slip_mlp(sizes: Sequence[int], **kw) -> ClosedFormSlip:
+    return ClosedFormSlip((sizes[0],), fc=sizes[1:], name="P_MLP closed form × (1 + 1e-9)", **kw)
+
+
+def fused_without_nudge_mlp(sizes: Sequence[int], **kw) -> FusedWithoutNudge:
+    return FusedWithoutNudge((sizes[0],), fc=sizes[1:], name="P_MLP fused without the nudge", **kw)
+
+
+def reads_another_sample_mlp(sizes: Sequence[int], **kw) -> ReadsAnotherSample:
+    return ReadsAnotherSample((sizes[0],), fc=sizes[1:], name="P_MLP reading another sample", **kw)
+
+
 def _avg_pool(z: Tensor, k: int) -> Tensor:
     """k×k average pooling, stride k; a complex z pools its real and imaginary parts (torch has no complex kernel)."""
     if z.is_complex():
