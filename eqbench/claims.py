@@ -230,7 +230,7 @@ def ulps(diff: float, scale: float, dtype: torch.dtype) -> float:
     """``diff`` in units of round-off of a quantity of size ``scale``: diff / (eps·scale) (0 when both are 0)."""
     if diff == 0:
         return 0.0
-    unit = en.roundoff_tol(dtype, scale) / 64.0  # eps·scale, with complex dtypes mapped to their real eps
+    unit = en.eps(dtype) * scale
     return diff / unit if unit > 0 else math.inf
 
 

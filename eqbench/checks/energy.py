@@ -76,9 +76,14 @@ def roundoff_tol(dtype: torch.dtype, scale: float) -> float:
     # orders of magnitude larger. The same bound serves the convergence residual: at a fixed
     # point one more step recomputes s from such sums and lands within a few ulps per element,
     # ‖s_{t+1} − s_t‖ ≲ c·eps·‖s‖. (An earlier "1 +" made the bound absolute for small scales.)
+    return 64.0 * eps(dtype) * scale
+
+
+def eps(dtype: torch.dtype) -> float:
+    """The machine epsilon of a floating dtype, or of a complex dtype's real part."""
     if dtype.is_complex:
         dtype = torch.float64 if dtype == torch.complex128 else torch.float32
-    return 64.0 * torch.finfo(dtype).eps * scale
+    return torch.finfo(dtype).eps
 
 
 @dataclass

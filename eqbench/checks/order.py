@@ -29,7 +29,8 @@ but judged where the data say the error is asymptotic:
    end, or the premise (a fixed point) fails.
 
 Points that diverged (a nudged phase with non-finite states) are reported and left out; the range is found among
-the others. `judge` is the rule on plain numbers (tested on synthetic ladders); `gdu_ladder` measures a model.
+the others. `judge` is the rule on plain numbers (tested on synthetic ladders); `eqbench.checks.gdu.gdu_ladder`
+measures a model.
 """
 
 from __future__ import annotations
@@ -44,6 +45,7 @@ from torch import Tensor
 from ..autodiff import grads
 from ..errors import ConfigError, DivergenceError
 from ..relaxation import Trace, relax
+from .energy import eps
 
 #: the default ladder: two points per decade from 1e-1 to 1e-6 (11 points; float64 reaches its floor near 1e-5
 #: for the symmetric estimator of eqbench's cases, so the floor is inside the ladder and seen)
@@ -62,9 +64,7 @@ DECADE = 1.0 - 1e-9
 
 def unit_roundoff(dtype: torch.dtype) -> float:
     """u = eps/2 of a floating (or complex) dtype."""
-    if dtype.is_complex:
-        dtype = torch.float64 if dtype == torch.complex128 else torch.float32
-    return torch.finfo(dtype).eps / 2
+    return eps(dtype) / 2
 
 
 #: the largest unit round-off with which an order can be seen over a decade: the one-sided error C·β (C ~ 1) must
