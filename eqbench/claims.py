@@ -237,7 +237,7 @@ def ulps(diff: float, scale: float, dtype: torch.dtype) -> float:
 def premise(sub: Subject, T1: int | None = None) -> Measured:
     """The free phase's last residual ‖s_T1 − s_T1−1‖ in ulps of the fixed point's norm (worst sample)."""
     run = sub.gdu(T1)[0]
-    norm = float(sum((s.detach().flatten(1).abs() ** 2).sum(1) for s in run.free).sqrt().max())
+    norm = en.state_norm(run.free)
     v = ulps(run.free_residual, norm, run.free[0].dtype)
     return Measured(v, f"{v:.2g} ulps (residual {run.free_residual:.1e}, ‖s*‖ {norm:.3g})")
 

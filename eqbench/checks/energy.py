@@ -79,6 +79,11 @@ def roundoff_tol(dtype: torch.dtype, scale: float) -> float:
     return 64.0 * eps(dtype) * scale
 
 
+def state_norm(s: State) -> float:
+    """The largest per-sample ‖s‖₂ over every layer together: the scale of a state's round-off."""
+    return float(sum((si.detach().flatten(1).abs().double() ** 2).sum(1) for si in s).sqrt().max())
+
+
 def eps(dtype: torch.dtype) -> float:
     """The machine epsilon of a floating dtype, or of a complex dtype's real part."""
     if dtype.is_complex:
@@ -180,7 +185,7 @@ def convergence(model: EnergyModel, x: Tensor, steps: int, mode: str = "sync", c
     x = model.check_input(x)
     trace = Trace()
     s = relax(model, x, model.init_state(x), steps, mode=mode, closed_form=closed_form, trace=trace)
-    norm = float(sum((si.flatten(1) ** 2).sum(1) for si in s).sqrt().max())
+    norm = state_norm(s)
     if tol is None:
         tol = roundoff_tol(s[0].dtype, norm)
     res = list(trace.residual)

@@ -34,7 +34,7 @@ from ..errors import ConfigError, DivergenceError
 from ..models.base import EnergyModel, State
 from ..relaxation import Trace, relax
 from ..rules import LearningRule, Series
-from .energy import roundoff_tol
+from .energy import roundoff_tol, state_norm
 from .order import (
     GDULadder,
     OrderFit,
@@ -292,10 +292,9 @@ def gdu_ladder(run, rule, betas: Sequence[float] | None = None, variants: Sequen
                 err = float((ser[k].to(run.bptt[k].dtype) - run.bptt[k]).norm())
                 errors[v][k].append(err if math.isfinite(err) else math.nan)
     floors = {k: [fl[k] / b for b in betas] for k in keys}
-    norm = float(sum((s.detach().flatten(1).abs() ** 2).sum(1) for s in run.free).sqrt().max())
     out = GDULadder(betas, {k: "neurons" if k in neurons else "weights" for k in keys},
                     {k: float(run.bptt[k].norm()) for k in keys}, errors, floors, diverged=diverged,
-                    free_residual=run.free_residual, premise_tol=roundoff_tol(run.free[0].dtype, norm))
+                    free_residual=run.free_residual, premise_tol=roundoff_tol(run.free[0].dtype, state_norm(run.free)))
     if kinks:
         out.kinks = kink_counts(run, rule, betas, diverged)
     return out

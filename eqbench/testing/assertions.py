@@ -23,7 +23,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from ..checks.energy import ConvergenceReport, DescentReport, convergence, energy_descent, roundoff_tol
+from ..checks.energy import ConvergenceReport, DescentReport, convergence, energy_descent, roundoff_tol, state_norm
 from ..checks.gdu import SYMMETRIC_BETA, GDUReport, gdu_ladder, prepare, report
 from ..checks.order import BAND, GDULadder, OrderVerdict
 from ..errors import ConfigError, DivergenceError
@@ -55,11 +55,6 @@ def _as_model(model: EnergyModel, x: Tensor) -> Tensor:
 
 def _name(model: EnergyModel) -> str:
     return getattr(model, "name", None) or type(model).__name__
-
-
-def _state_norm(s: State) -> float:
-    """Largest per-sample ‖s‖₂ over every layer: the scale of a state's round-off."""
-    return float(sum((si.detach().flatten(1).double() ** 2).sum(1) for si in s).sqrt().max())
 
 
 # --------------------------------------------------------------------------------------- GDU
@@ -120,7 +115,7 @@ def assert_gdu(model: EnergyModel, x: Tensor, y: Tensor, *, rule: EP | None = No
         # The premise: one more step from a fixed point recomputes s from sums of O(n) terms and
         # moves it by a few ulps per element (eqbench.checks.energy.roundoff_tol, the same bound
         # `assert_converges` uses); a larger residual is drift that Δs/β would divide by β.
-        premise = roundoff_tol(run.free[0].dtype, _state_norm(run.free))
+        premise = roundoff_tol(run.free[0].dtype, state_norm(run.free))
         if not run.free_residual <= premise:
             raise AssertionError(
                 f"{name}: GDU premise fails: free-phase residual {run.free_residual:.3g} > {premise:.3g} "
@@ -322,7 +317,7 @@ def assert_batch_equivariant(model: EnergyModel, x: Tensor, steps: int = 50, *, 
     except DivergenceError as e:
         raise AssertionError(f"{name}: relaxation diverged: {e}") from None
     if tol is None:
-        tol = 2.0**12 * torch.finfo(free[0].dtype).eps * max(_state_norm(free), _state_norm(free_p))
+        tol = 2.0**12 * torch.finfo(free[0].dtype).eps * max(state_norm(free), state_norm(free_p))
     worst = 0.0
     for phase, s, sp in pairs:
         for i, (a_, b) in enumerate(zip(s, sp)):
