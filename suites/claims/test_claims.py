@@ -3,10 +3,12 @@ negative control violates its bound, as it must.
 
 The catalogue is the one place where a claim, its case, its bound and the bound's derivation live; ``make
 bench`` prints the same claims as its table and the regression gate tracks their values. It holds the GDU
-theorem on every theorem case of eqbench.cases (premise, both orders, the symmetric error, per layer for the
-sequence models), the float32 sign bounds, the energy and convergence claims, closed form = autograd, the
-flip optimizer, and the controls (independent feedback, a flipped estimator, an unconverged free phase, the
-authors' nudges, a retrieval with values unlike keys, a wrong energy slope, an Euler step past its bound).
+theorem on every theorem case of eqbench.cases (the premise, and both orders judged per layer on the asymptotic
+range that the β ladder finds, eqbench.checks.order), the float32 sign bounds, the energy and convergence
+claims, closed form = autograd, the flip optimizer, and the controls (independent feedback, a flipped
+estimator, an unconverged free phase, the authors' nudges, a retrieval with values unlike keys, a wrong energy
+slope, an Euler step past its bound, a closed form off by 1 + 1e-9, a fused relaxation without the nudge, a
+drive that reads another sample).
 A new model joins by a case in eqbench.cases and its claims in eqbench.claims — or, outside eqbench, through
 ``eqbench check`` and eqbench.testing.
 """
