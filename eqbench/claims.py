@@ -133,6 +133,11 @@ class Subject:
             run.ladder = gdu_ladder(run, rule, self.case.betas)
         return run.ladder
 
+    def measured_ladder(self) -> GDULadder | None:
+        """The case's ladder if a claim has measured it (None otherwise: nothing is computed here)."""
+        run = self._runs.get((None, None))
+        return None if run is None else run[0].ladder
+
     def orders(self) -> OrderSweep:
         """Holomorphic EP's β ladder for N = 1 … 4 on the case's GDU run (computed once)."""
         from .cases import HOLOMORPHIC_BETAS

@@ -148,11 +148,8 @@ def check(factory: str, config: dict[str, Any] | None = None, *, rule: str | Non
     code is that claim's FAIL, with its first line as the note). ``betas`` is the GDU ladder (default: the config's
     ``betas`` key, else `eqbench.checks.order.LADDER`); ``dtype`` overrides float64 / the model's required dtype."""
     config = {**DEFAULTS.get(factory, {}), **(config or {})}  # eqbench's own models: their digits architecture
-    if betas is None and "betas" in config:
-        betas = config.pop("betas")
-    else:
-        config.pop("betas", None)
-    betas = ladder(betas)  # bad input in one line, before anything runs
+    from_config = config.pop("betas", None)  # a ladder in the config is the kit's, not the factory's
+    betas = ladder(from_config if betas is None else betas)  # bad input in one line, before anything runs
     model_factory(factory)  # an unknown name or a path that does not import: one line, before anything runs
     probe = build_model(factory, **config)
     if not isinstance(probe, EnergyModel):
@@ -172,8 +169,7 @@ def check(factory: str, config: dict[str, Any] | None = None, *, rule: str | Non
         except Exception as e:  # noqa: BLE001  (a failing claim, reported in one line with its name)
             line = str(e).splitlines()[0] if str(e) else type(e).__name__
             results.append(Result(claim, math.nan, "error", "FAIL", f"{type(e).__name__}: {line}"))
-    runs = sub._runs.get((None, None))
-    return Checked(case, results, None if runs is None else runs[0].ladder)
+    return Checked(case, results, sub.measured_ladder())
 
 
 def to_json(checked: Checked) -> dict[str, Any]:

@@ -331,9 +331,8 @@ def run_zoo_command(path: str | None, only: list[str] | None, json_out: str | No
     console.print("\n".join(report.matrix_lines()), markup=False, highlight=False)
     for m in report.mismatches:
         console.print("MISMATCH {}: {}: expected {}, given {}".format(*m), markup=False)
-    doc = {**report.to_json(), "provenance": provenance(" ".join(["eqbench", *sys.argv[1:]]))}
     if json_out:
-        write_json(json_out, doc)
+        write_json(json_out, {**report.to_json(), "provenance": provenance(" ".join(["eqbench", *sys.argv[1:]]))})
     if readme:  # the zoo's README, and eqbench's own README for eqbench's own zoo
         results = folder / "results.json"
         doc_file = json.loads(results.read_text(encoding="utf-8")) if results.is_file() else None

@@ -309,10 +309,9 @@ def piecewise_linear(act) -> bool:
 
 
 def kink_crossings(model, x: Tensor, y: Tensor, free: list[Tensor], beta: float, T2: int, closed_form: bool,
-                   layers: list[int]) -> int:
+                   layers: list[int], ref: list[Tensor]) -> int:
     """Units of the piecewise-linear ``layers`` whose linear piece, at some step of the nudged phase at ``beta``,
-    differs from the one at the free state (they crossed a kink, where the error is no power of β)."""
-    ref = _regimes(model, x, free, 0.0, None, closed_form)
+    differs from ``ref``, the one at the free state (they crossed a kink, where the error is no power of β)."""
     trace = Trace(keep_states=True)
     relax(model, x, free, T2, beta=beta, y=y, closed_form=closed_form, trace=trace)
     moved = [torch.zeros_like(ref[i], dtype=torch.bool) for i in layers]
@@ -447,18 +446,20 @@ def aggregate(fits: dict[str, OrderFit], order: float, signal: dict[str, float],
 
 
 def kink_counts(run, rule, betas: list[float], diverged: list[float]) -> list[int] | None:
-    """Units crossing a kink in the nudged phases at ±β, per β; None when no layer's activation is piecewise linear."""
+    """Units crossing a kink in the nudged phases at ±β, per β (−1 where a phase diverged); None when no layer's
+    activation is piecewise linear."""
     layers = [i for i, act in enumerate(run.model.activations()) if piecewise_linear(act)]
     if not layers:
         return None
+    ref = _regimes(run.model, run.x, run.free, 0.0, None, rule.closed_form)  # the free state's pieces, once
     counts = []
     for b in betas:
         if b in diverged:
             counts.append(-1)
             continue
         try:
-            counts.append(sum(kink_crossings(run.model, run.x, run.y, run.free, sb, run.T2, rule.closed_form, layers)
-                              for sb in (b, -b)))
+            counts.append(sum(kink_crossings(run.model, run.x, run.y, run.free, sb, run.T2, rule.closed_form, layers,
+                                             ref) for sb in (b, -b)))
         except DivergenceError:
             counts.append(-1)
     return counts
