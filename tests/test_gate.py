@@ -133,6 +133,56 @@ def test_interrupted_gate_reruns_only_what_is_missing(clone: Path, tmp_path: Pat
     assert calls == []  # everything finished is kept
 
 
+def _fake_timing(monkeypatch, seconds):
+    """The gate with a fake worker: ``seconds(side, name, call)`` is the time of the call-th process of ``name``
+    on that side; returns the list of (side, name) timed, in order."""
+    calls: list[tuple[str, str]] = []
+
+    def worker(repo, site, tasks, threads_env=None, wait=True):
+        side = "HEAD" if site.name == regress.resolve(repo, "HEAD") else "BASE"
+        answers = []
+        for t in tasks:
+            n = sum(1 for c in calls if c == (side, t["name"]))
+            calls.append((side, t["name"]))
+            answers.append({"samples": [seconds(side, t["name"], n)]})
+        return answers if wait else (lambda: answers)
+
+    monkeypatch.setattr(regress, "_worker", worker)
+    monkeypatch.setattr(regress, "install", lambda repo, sha, root: root / sha)
+    monkeypatch.setattr(regress, "_profile", lambda root, name: {
+        "rounds": 3, "repeat": 1, "mem_rounds": 0,
+        "time": [["a.burst", ["cpu"]], ["b.slow", ["cpu"]], ["c.same", ["cpu"]]]})
+    return calls
+
+
+def test_a_timed_slowdown_must_show_again_in_fresh_rounds(clone: Path, tmp_path: Path, monkeypatch):
+    """A burst that slows HEAD's first three processes of one benchmark (×1.5) is not confirmed in three fresh
+    rounds and passes; a slowdown present in every process (×1.5) is confirmed and fails; a benchmark within the
+    factor is not timed again."""
+    def seconds(side, name, n):
+        if side == "HEAD" and (name == "b.slow" or (name == "a.burst" and n < 3)):
+            return 1.5
+        return 1.0
+
+    calls = _fake_timing(monkeypatch, seconds)
+    status, rows = run_gate("HEAD~1", "HEAD", repo=clone, factor=1.3, quiet=True, out=tmp_path / "out")
+    by = {r.benchmark: r for r in rows}
+    assert by["a.burst(cpu)"].verdict == "ok" and "not confirmed" in by["a.burst(cpu)"].note
+    assert by["b.slow(cpu)"].verdict == "REGRESSED" and "confirmed: ×1.500" in by["b.slow(cpu)"].note
+    assert by["c.same(cpu)"].verdict == "ok" and status == 1
+    count = {name: sum(1 for c in calls if c[1] == name) for name in ("a.burst", "b.slow", "c.same")}
+    assert count == {"a.burst": 12, "b.slow": 12, "c.same": 6}  # 3 rounds × 2 sides, then 3 more for the flagged
+
+
+def test_the_confirmation_never_hides_a_slowdown_when_the_first_pass_was_clean(clone, tmp_path, monkeypatch):
+    """Without a flag in the first pass nothing is timed again: the confirmation can only clear a flag."""
+    _fake_timing(monkeypatch, lambda side, name, n: 1.2 if side == "HEAD" else 1.0)
+    status, rows = run_gate("HEAD~1", "HEAD", repo=clone, factor=1.3, quiet=True, out=tmp_path / "out")
+    assert status == 0 and all(r.verdict == "ok" and "confirm" not in r.note for r in rows)
+    status, rows = run_gate("HEAD~1", "HEAD", repo=clone, factor=1.1, quiet=True, out=tmp_path / "out2")
+    assert status == 1 and all(r.verdict == "REGRESSED" and "confirmed: ×1.200" in r.note for r in rows)
+
+
 # ------------------------------------------------------------------------------------- power on correctness
 def _verdicts(rows: list[Row], prefix: str) -> dict[str, str]:
     return {r.benchmark: r.verdict for r in rows if r.benchmark.startswith(prefix)}
