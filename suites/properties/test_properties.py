@@ -212,6 +212,21 @@ def test_fused_relaxation_equals_generic_loop(arch, seed, scale, beta, steps, da
         _assert_drives_close(fused, generic, f"{cfg} {label} state, {steps} steps, β={beta:g}")
 
 
+@pytest.mark.parametrize("loss,softmax", LOSSES)
+@pytest.mark.parametrize("act", ACTS)
+def test_fused_relaxation_folds_each_layers_own_slope(act, loss, softmax):
+    """Every activation with every loss and readout, deterministically (the drawn test may not reach them all):
+    with CE and no readout the output layer is the identity under clipped hidden layers, so the 1/a folded into
+    each layer's weights differs between layers, and a fused path that folds the top-down weights with the
+    layer above's slope (or the bottom-up ones with the layer below's) leaves the generic loop by O(1)."""
+    torch.manual_seed(0)
+    model = build_model("P_MLP", sizes=[6, 5, 4, 3], act=act, loss=loss, softmax=softmax).double()
+    x, y = torch.rand(2, 6), torch.tensor([0, 2])
+    s0 = [torch.rand(2, *sh) for sh in model.state_shapes()]
+    for beta in (0.0, 0.5):
+        _assert_drives_close(*_fused_and_generic(model, x, y, s0, 5, beta), f"{act} {loss} β={beta}")
+
+
 def test_fused_relaxation_negative_control(monkeypatch):
     """A fused path that forgets the nudge is caught (the check compares states, not code paths)."""
     torch.manual_seed(0)
