@@ -41,3 +41,35 @@ OUTSIDE = sorted(set(model_factories()) - set(MODELS))
 def test_every_registered_model_of_another_package_holds_the_generic_claims(name, one_thread):
     results = check(name).results
     assert [r.message for r in results if r.verdict == "FAIL"] == []
+
+
+# ------------------------------------------------------------------------------------- controls can fail
+def test_a_control_whose_broken_variant_is_in_fact_correct_reads_FAIL():
+    """A control is itself a claim: run on a variant that is not broken, it must read FAIL (a catalogue whose
+    control always passed would otherwise stay green). The sign-flipped and 3-step controls of P_MLP, their
+    breakage undone: the rule as it is and the free phase of the case's own length."""
+    from dataclasses import replace
+
+    from eqbench.claims import generic_controls, order, premise, subject, with_control
+
+    sub = subject("P_MLP")
+    sign, steps, prem = generic_controls("P_MLP", "P_MLP")
+    assert [sign.evaluate(sub).verdict, prem.evaluate(sub).verdict] == ["pass", "pass"]  # broken: caught
+    unbroken = [replace(sign, measure=order("symmetric")), replace(steps, measure=order("symmetric")),
+                replace(prem, measure=with_control(premise, T1=None))]
+    assert [c.evaluate(sub).verdict for c in unbroken] == ["FAIL"] * 3
+
+
+def test_control_verdict_arithmetic():
+    """The verdict of a control on plain values: inside its bound is a FAIL (not caught), outside a pass, a
+    measurement that FAILs or is inconclusive by its own rule is caught; a positive claim reads the reverse."""
+    from eqbench.claims import Claim, Measured, le
+
+    def verdict(value, control, own=None):
+        c = Claim("control", "x", "x", lambda sub: Measured(value, verdict=own), le(1.0), "", control=control)
+        return c.evaluate(sub=object()).verdict
+
+    assert [verdict(0.5, True), verdict(2.0, True), verdict(0.5, True, "FAIL"), verdict(0.5, True, "inconclusive")] \
+        == ["FAIL", "pass", "pass", "pass"]
+    assert [verdict(0.5, False), verdict(2.0, False), verdict(0.5, False, "FAIL"),
+            verdict(0.5, False, "inconclusive")] == ["pass", "FAIL", "FAIL", "inconclusive"]
