@@ -81,6 +81,28 @@ def test_assert_gdu_fails_on_independent_feedback():
     assert "\n" not in str(info.value) and not isinstance(info.value, Inconclusive)
 
 
+def test_assert_gdu_rejects_an_order_above_the_theorys_as_well_as_below(monkeypatch):
+    """Too steep is as wrong as too shallow: a one-sided estimator whose errors fall as β² (the symmetric errors of
+    P_MLP's own ladder, given as the one-sided ones) is no O(β) estimator and FAILs, naming the order it settles at."""
+    import dataclasses
+
+    from eqbench.testing import assertions
+
+    real = assertions.gdu_ladder
+
+    def steep(run, rule, betas):
+        lad = real(run, rule, betas)
+        return dataclasses.replace(lad, errors={**lad.errors, "one_sided": lad.errors["symmetric"]}, fits={})
+
+    monkeypatch.setattr(assertions, "gdu_ladder", steep)
+    model, x, y = _p_mlp()
+    pattern = (r"^P_MLP: GDU one-sided error is not O\(β\) \(local orders within \[0\.9, 1\.1\] over a decade\): "
+               rf"layer \S+: the error is O\(β\^({NUM})\), not O\(β\^1\)")
+    with pytest.raises(AssertionError, match=pattern) as info:
+        assert_gdu(model, x, y)
+    assert float(info.value.args[0].split("O(β^")[1].split(")")[0]) > 1.8 and not isinstance(info.value, Inconclusive)
+
+
 def test_assert_gdu_with_an_absolute_bound_of_the_users_choosing():
     model, x, y = _p_mlp()
     assert assert_gdu(model, x, y, bound=1e-4, orders=False).rel_error <= 1e-4  # C·β² ≈ 2.5e-6 at β = 1e-3
