@@ -133,9 +133,13 @@ def test_interrupted_gate_reruns_only_what_is_missing(clone: Path, tmp_path: Pat
     assert calls == []  # everything finished is kept
 
 
-def _fake_timing(monkeypatch, seconds):
-    """The gate with a fake worker: ``seconds(side, name, call)`` is the time of the call-th process of ``name``
-    on that side; returns the list of (side, name) timed, in order."""
+FAKE_TIMES = {"rounds": 3, "repeat": 1, "mem_rounds": 0,
+              "time": [["a.burst", ["cpu"]], ["b.slow", ["cpu"]], ["c.same", ["cpu"]]]}
+
+
+def _fake_timing(monkeypatch, seconds, profile=FAKE_TIMES):
+    """The gate with a fake worker: ``seconds(side, name, call)`` is the measurement of the call-th process of
+    ``name`` on that side (a time or a peak); returns the list of (side, name) measured, in order."""
     calls: list[tuple[str, str]] = []
 
     def worker(repo, site, tasks, threads_env=None, wait=True):
@@ -149,9 +153,7 @@ def _fake_timing(monkeypatch, seconds):
 
     monkeypatch.setattr(regress, "_worker", worker)
     monkeypatch.setattr(regress, "install", lambda repo, sha, root: root / sha)
-    monkeypatch.setattr(regress, "_profile", lambda root, name: {
-        "rounds": 3, "repeat": 1, "mem_rounds": 0,
-        "time": [["a.burst", ["cpu"]], ["b.slow", ["cpu"]], ["c.same", ["cpu"]]]})
+    monkeypatch.setattr(regress, "_profile", lambda root, name: profile)
     return calls
 
 
@@ -181,6 +183,34 @@ def test_the_confirmation_never_hides_a_slowdown_when_the_first_pass_was_clean(c
     assert status == 0 and all(r.verdict == "ok" and "confirm" not in r.note for r in rows)
     status, rows = run_gate("HEAD~1", "HEAD", repo=clone, factor=1.1, quiet=True, out=tmp_path / "out2")
     assert status == 1 and all(r.verdict == "REGRESSED" and "confirmed: ×1.200" in r.note for r in rows)
+
+
+def test_times_are_judged_by_factor_and_memory_by_mem_factor(clone: Path, tmp_path: Path, monkeypatch):
+    """Both ×1.2 at HEAD: the factor that flags is the one of the row's kind, never the other."""
+    profile = {"rounds": 1, "repeat": 1, "mem_rounds": 1, "time": [["t.x", ["cpu"]]], "peakmem": [["p.x", ["cpu"]]],
+               "track": [["k.x", ["cpu"]]]}
+    _fake_timing(monkeypatch, lambda side, name, n: 1.2 if side == "HEAD" else 1.0, profile)
+    verdicts = {}
+    for factor, mem in ((1.1, 1.5), (1.5, 1.1)):
+        _, rows = run_gate("HEAD~1", "HEAD", repo=clone, factor=factor, mem_factor=mem, quiet=True,
+                           out=tmp_path / f"{factor}")
+        verdicts[factor] = {r.benchmark: r.verdict for r in rows}
+    assert verdicts[1.1] == {"t.x(cpu)": "REGRESSED", "p.x(cpu)": "ok", "k.x(cpu)": "ok"}
+    assert verdicts[1.5] == {"t.x(cpu)": "ok", "p.x(cpu)": "REGRESSED", "k.x(cpu)": "REGRESSED"}
+
+
+def test_resume_never_reuses_a_measurement_of_other_benchmark_definitions(clone, tmp_path, monkeypatch, plant):
+    """The definitions are part of the store's key: after a commit that changes a benchmark file, the same two
+    commits are measured again; without a change, nothing is."""
+    calls = _fake_timing(monkeypatch, lambda side, name, n: 1.0)
+    base, head = (regress.resolve(clone, r) for r in ("HEAD~1", "HEAD"))
+    run_gate(base, head, repo=clone, quiet=True, out=tmp_path / "1")
+    first = len(calls)
+    run_gate(base, head, repo=clone, quiet=True, out=tmp_path / "2")
+    assert first == 18 and len(calls) == first  # 3 benchmarks × 3 rounds × 2 sides, then all reused
+    plant(clone, "suites/asv_benchmarks/common.py", "(scikit-learn's", "(as scikit-learn's", "benchmarks changed")
+    run_gate(base, head, repo=clone, quiet=True, out=tmp_path / "3")
+    assert len(calls) == 2 * first
 
 
 # ------------------------------------------------------------------------------------- power on correctness
