@@ -86,6 +86,32 @@ def test_states_queued_interrupted_and_running(tmp_path):
     assert st == "running" and f"pid {os.getpid()}" in detail
 
 
+def test_a_killed_writers_leftover_note_reads_interrupted_not_running(tmp_path):
+    """`eqbench sweep --status` probes the lock itself: a writer killed with SIGKILL leaves its note (host, pid)
+    but the OS releases its lock, so the job reads "interrupted" (resumable), never "running" forever."""
+    import signal
+    import subprocess
+    import sys
+
+    job = Job(BID, "ci", 0, (0,))
+    folder = seed_folder(tmp_path, BID, "ci", 0)
+    folder.mkdir(parents=True)
+    (folder / "config.yaml").write_text("{}")
+    code = ("import sys, time; from eqbench.runlock import RunFolderLock; lock = RunFolderLock(sys.argv[1]); "
+            "lock.__enter__(); print('held', flush=True); time.sleep(120)")
+    proc = subprocess.Popen([sys.executable, "-c", code, str(folder)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout.readline().strip() == "held"
+        st, detail = state(job, str(tmp_path))
+        assert st == "running" and f"pid {proc.pid}" in detail
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    assert (folder / ".lock.json").exists()  # the note outlives its writer
+    assert state(job, str(tmp_path)) == ("interrupted", "resumes from its last checkpoint")
+    assert "| interrupted |" in status_table([job], str(tmp_path))
+
+
 def test_a_sweep_file_with_seed_lists_and_patterns(tmp_path):
     f = tmp_path / "sweep.yaml"
     f.write_text("- {id: 'laborieux2021/mnist5k/mlp-ep-*-mse', seeds: [3, 5]}\n- laborieux2021/mnist5k/mlp-bptt-mse\n")
