@@ -122,6 +122,17 @@ def test_a_sweep_file_with_seed_lists_and_patterns(tmp_path):
         ("mlp-bptt-mse", 0), ("mlp-bptt-mse", 1)}
 
 
+def test_a_sweep_file_that_names_a_baseline_twice_adds_the_seeds_of_both(tmp_path):
+    """Entries add up: the seeds of every entry that names (or matches) an id, each once, in the order first named;
+    every job of the id knows the whole seed set (its run.json is written after the last)."""
+    f = tmp_path / "sweep.yaml"
+    f.write_text(f"- {{id: '{BID}', seeds: [3]}}\n- {{id: '{BID}', seeds: [5, 3]}}\n"
+                 "- {id: 'laborieux2021/mnist5k/mlp-ep-sym*-mse', seeds: [7]}\n")
+    jobs = expand([str(f)], "ci")
+    assert [(j.id, j.seed) for j in jobs] == [(BID, 3), (BID, 5), (BID, 7)]
+    assert {j.seeds for j in jobs} == {(3, 5, 7)}
+
+
 @pytest.mark.parametrize("argv, message", [
     (["sweep", "nobody/*", "--scale", "ci"], "no baseline with a 'ci' config matches 'nobody/*'"),
     (["sweep", BID, "--scale", "ci", "--jobs", "0"], "--jobs must be ≥ 1"),
