@@ -16,6 +16,7 @@ import torch
 
 from eqbench.cli import main
 from eqbench.config import DTYPES, RunConfig
+from eqbench.data.info import SHUFFLES
 from eqbench.errors import ConfigError
 from eqbench.estimate import _batches, _split_sizes, estimate, estimate_config
 from eqbench.registry import get_baseline, load_registry
@@ -53,6 +54,20 @@ def test_a_dataset_read_from_a_folder_is_replaced_by_synthetic_batches_of_its_sh
     assert (r.data, r.train_batches, r.test_batches) == ("synthetic", math.ceil(50_000 / 64), 10_000 // 500)
     assert r.run_hours == pytest.approx(120 * r.epoch_s / 3600)
     assert not (tmp_path / "nothing-here").exists()
+
+
+@pytest.mark.parametrize("shuffle", SHUFFLES)
+def test_batches_per_epoch_are_the_training_loaders_for_every_batch_order(shuffle):
+    """Fixed batches ("once" and "none") are whole ones only, reshuffled ones ("epoch") keep a partial last batch:
+    the estimate counts what training's own loader yields (4,000 MNIST-5k training examples in batches of 7: 571
+    or 572)."""
+    from eqbench.data import make_loaders
+
+    cfg = get_baseline("laborieux2021/mnist5k/mlp-ep-symmetric-mse").scales["ci"].config
+    cfg = dataclasses.replace(cfg, data=dataclasses.replace(cfg.data, batch_size=7, shuffle=shuffle))
+    r = estimate_config(cfg, f"mnist5k, shuffle {shuffle}", batches=1)
+    train, _ = make_loaders(cfg.data.name, batch_size=7, shuffle=shuffle, seed=cfg.seed)
+    assert r.train_batches == len(train) == (572 if shuffle == "epoch" else 571)
 
 
 def test_cli_writes_json_and_a_table(tmp_path, capsys):
