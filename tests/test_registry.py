@@ -339,11 +339,15 @@ def test_bad_entry(tmp_path, case):
     assert expected in msg, msg
 
 
-def test_missing_source(tmp_path):
+# spelled out, not imported from eqbench.registry: a field dropped there must fail here (id: named by index, below)
+@pytest.mark.parametrize("field", ["dataset", "architecture", "algorithm", "variant", "metric", "value", "unit",
+                                   "epochs", "provenance", "source"])
+def test_every_required_entry_field_is_refused_when_missing(tmp_path, field):
+    """A baseline without its provenance tag (or its source, value, unit, …) is no baseline: one line naming it."""
     e = _entry()
-    del e["source"]
+    del e[field]
     path = _write(tmp_path, _file(entries=[e]))
-    assert _error(tmp_path) == f"{path}: {ENTRY} field 'source': missing (required)"
+    assert _error(tmp_path) == f"{path}: {ENTRY} field '{field}': missing (required)"
 
 
 def test_bad_reproduction_config(tmp_path):
