@@ -13,8 +13,10 @@ one of them fails and *survived* when all pass. This driver runs it in a scratch
 Equivalent mutants (no result of any call can change) are listed with a one-line reason in
 ``suites/mutation/equivalent.yaml``; an entry whose mutant no longer exists or was killed is reported as stale.
 The test tier is ``[tool.mutmut]`` of pyproject.toml: tests/ and the claims, properties and energy suites, without
-the tests that run eqbench in another process (the gate's clones, the launcher, data-parallel workers, estimate),
-which a mutant in ``mutants/`` cannot reach.
+the slow test files (the gate's clones, the launcher, data-parallel workers, estimate); each of those joins the tier
+when a module it tests is mutated (`SLOW_TIERS`), so regress, launch, runlock, estimate and distributed are judged by
+their own tests. Code that runs only in a process a test starts (the gate's worker, data-parallel ranks, the local
+launcher's pool) records no hit for mutmut, so its mutants read "untested"; the report says so (`OUT_OF_PROCESS`).
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ import shutil
 import subprocess
 import sys
 import time
+import tomllib
 from pathlib import Path
 
 import yaml
@@ -36,6 +39,33 @@ ROOT = Path(__file__).resolve().parents[2]
 EQUIVALENT = ROOT / "suites" / "mutation" / "equivalent.yaml"
 KILLED = {"killed", "timeout", "caught by type check", "segfault"}
 UNTESTED = {"no tests", "not checked", "skipped"}
+
+
+#: test files outside the fast tier (they clone the repository and install commits, start workers, time batches:
+#: minutes) that join it when one of their modules is mutated, so every module is judged by its own tests
+SLOW_TIERS: dict[str, tuple[str, ...]] = {
+    "eqbench/regress.py": ("tests/test_gate.py",),
+    "eqbench/history.py": ("tests/test_gate.py",),
+    "eqbench/gate_worker.py": ("tests/test_gate.py",),
+    "eqbench/launch.py": ("tests/test_launch.py",),
+    "eqbench/runlock.py": ("tests/test_launch.py",),
+    "eqbench/estimate.py": ("tests/test_estimate.py",),
+    "eqbench/distributed.py": ("tests/test_distributed.py",),
+}
+#: why a module's mutants may read "untested" although tests run its code: the code runs in a process the tests
+#: start, from which mutmut records no hit (its stats are collected in the pytest process only), so no test is
+#: selected for that function's mutants
+OUT_OF_PROCESS: dict[str, str] = {
+    "eqbench/gate_worker.py": "runs only as the gate's worker process (python -P eqbench/gate_worker.py)",
+    "eqbench/distributed.py": "its per-rank training runs in the processes torch.multiprocessing spawns",
+    "eqbench/launch.py": "run_job of --launcher local runs in the worker processes of a process pool",
+}
+
+
+def tier(selection: list[str], modules: list[str]) -> list[str]:
+    """The test selection of [tool.mutmut] with the slow test files of ``modules`` let in (their --ignore dropped)."""
+    let_in = {f"--ignore={t}" for m in modules for t in SLOW_TIERS.get(m, ())}
+    return [a for a in selection if a not in let_in]
 
 
 def _status(code) -> str:
@@ -57,8 +87,17 @@ def prepare(work: Path, modules: list[str]) -> None:
         (work / f).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(ROOT / f, work / f)
     pyproject = (work / "pyproject.toml").read_text()
+    config = tomllib.loads(pyproject)["tool"]["mutmut"]
+    selection = config["pytest_add_cli_args_test_selection"]
+    head = "[tool.mutmut]\n" + "\n".join(f"{k} = {json.dumps(v)}" for k, v in config.items()
+                                        if k != "pytest_add_cli_args_test_selection")
     only = "only_mutate = [" + ", ".join(json.dumps(m) for m in modules) + "]\n"
-    (work / "pyproject.toml").write_text(pyproject.replace("[tool.mutmut]\n", "[tool.mutmut]\n" + only, 1))
+    selection = f"pytest_add_cli_args_test_selection = {json.dumps(tier(selection, modules))}\n"
+    # the [tool.mutmut] table replaced whole, with this run's modules and test tier
+    start = pyproject.index("[tool.mutmut]\n")
+    end = pyproject.find("\n[", start + 1)
+    rest = "" if end < 0 else pyproject[end:]
+    (work / "pyproject.toml").write_text(pyproject[:start] + head + "\n" + only + selection + rest)
     stamp.write_text(key)
 
 
@@ -164,6 +203,12 @@ def report(work: Path, out: Path, modules: list[str], seconds: float | None) -> 
     lines += ["", "Kill rate = killed / (mutants − equivalent − untested); equivalent mutants are listed with their "
               "reason in suites/mutation/equivalent.yaml. Each module's row is from its latest run "
               f"(this one: {', '.join(modules)}" + (f", {minutes} min" if minutes is not None else "") + ").", ""]
+    unjudged = [m for m in sorted(runs) if runs[m]["untested"] and m in OUT_OF_PROCESS]
+    if unjudged:
+        lines += ["## Mutants it cannot judge", ""] + [
+            f"- `{m}`: {runs[m]['untested']} untested: {OUT_OF_PROCESS[m]}; mutmut records no hit there, so no "
+            "test is selected for them (the tests that start those processes still run the code)" for m in unjudged]
+        lines.append("")
     stale = [n for r in runs.values() for n in r["stale_equivalent"]]
     if stale:
         lines += ["## Stale equivalent entries (no such surviving mutant)", ""] + [f"- `{n}`" for n in stale] + [""]
