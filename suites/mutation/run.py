@@ -29,9 +29,9 @@ import shutil
 import subprocess
 import sys
 import time
-import tomllib
 from pathlib import Path
 
+import tomllib
 import yaml
 from filelock import FileLock, Timeout
 
