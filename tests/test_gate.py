@@ -139,7 +139,8 @@ FAKE_TIMES = {"rounds": 3, "repeat": 1, "mem_rounds": 0,
 
 def _fake_timing(monkeypatch, seconds, profile=FAKE_TIMES):
     """The gate with a fake worker: ``seconds(side, name, call)`` is the measurement of the call-th process of
-    ``name`` on that side (a time or a peak); returns the list of (side, name) measured, in order."""
+    ``name`` on that side (a time or a peak, or a list: the calls of a round); returns the list of (side, name)
+    measured, in order."""
     calls: list[tuple[str, str]] = []
 
     def worker(repo, site, tasks, threads_env=None, wait=True):
@@ -148,7 +149,8 @@ def _fake_timing(monkeypatch, seconds, profile=FAKE_TIMES):
         for t in tasks:
             n = sum(1 for c in calls if c == (side, t["name"]))
             calls.append((side, t["name"]))
-            answers.append({"samples": [seconds(side, t["name"], n)]})
+            v = seconds(side, t["name"], n)
+            answers.append({"samples": v if isinstance(v, list) else [v]})
         return answers if wait else (lambda: answers)
 
     monkeypatch.setattr(regress, "_worker", worker)
@@ -183,6 +185,31 @@ def test_the_confirmation_never_hides_a_slowdown_when_the_first_pass_was_clean(c
     assert status == 0 and all(r.verdict == "ok" and "confirm" not in r.note for r in rows)
     status, rows = run_gate("HEAD~1", "HEAD", repo=clone, factor=1.1, quiet=True, out=tmp_path / "out2")
     assert status == 1 and all(r.verdict == "REGRESSED" and "confirmed: ×1.200" in r.note for r in rows)
+
+
+def test_a_round_keeps_its_fastest_call_and_the_gate_the_median_round(clone: Path, tmp_path: Path, monkeypatch):
+    """HEAD's rounds: a slow first call then a 1.0 (twice), and one round slow throughout: its fastest calls are
+    1, 1 and 9, their median 1 — as fast as BASE (a mean of rounds, or a round's slowest call, would flag it)."""
+    profile = {"rounds": 3, "repeat": 2, "mem_rounds": 0, "time": [["t.x", ["cpu"]]]}
+    _fake_timing(monkeypatch, lambda side, name, n: 1.0 if side == "BASE" else [9.0, 9.0] if n == 2 else [5.0, 1.0],
+                 profile)
+    status, (row,) = run_gate("HEAD~1", "HEAD", repo=clone, factor=1.3, quiet=True, out=tmp_path / "out")
+    assert (status, row.base, row.head, row.verdict) == (0, 1.0, 1.0, "ok")
+
+
+def test_plan_keeps_cuda_variants_only_where_cuda_is_seen(monkeypatch):
+    profile = {"time": [["a", ["cpu"]], ["b", ["cuda"]]], "peakmem": [["c", ["x", 1]]], "tracked": ["gdu"]}
+
+    def names(device):
+        return {k: [t.get("name", t.get("family")) for t in v] for k, v in regress.plan(profile, device).items()}
+
+    monkeypatch.setattr(regress, "_cuda_available", lambda: False)
+    assert names("all") == names("cpu") == {"time": ["a"], "peakmem": ["c"], "track": [], "tracked": ["gdu"]}
+    with pytest.raises(GateError, match="--device cuda, but torch sees no CUDA device"):
+        regress.plan(profile, "cuda")
+    monkeypatch.setattr(regress, "_cuda_available", lambda: True)
+    assert names("all")["time"] == ["a", "b"] and names("cuda")["time"] == ["b"] and names("cpu")["time"] == ["a"]
+    assert names("cuda")["peakmem"] == []  # a benchmark without a device parameter is a CPU one
 
 
 def test_times_are_judged_by_factor_and_memory_by_mem_factor(clone: Path, tmp_path: Path, monkeypatch):
