@@ -3,6 +3,7 @@ one intra-op thread for a module of tiny tensors."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 from pathlib import Path
 
@@ -10,6 +11,14 @@ import pytest
 import torch
 
 ROOT = Path(__file__).resolve().parents[1]
+
+# `make mutation` (suites/mutation/run.py): during mutmut's stats run the processes a test starts (the gate's
+# worker, data-parallel ranks, the launcher's pool) must run plain code; they inherit MUTANT_UNDER_TEST and would try
+# to record hits, which needs mutmut's config from a folder they do not run in. The variable is dropped from the
+# environment; this process keeps recording (mutmut's process-local copy), and a mutant's name, set per mutant
+# later, is inherited as it must be, so a subprocess runs the mutant too.
+if os.environ.get("MUTANT_UNDER_TEST") == "stats":
+    del os.environ["MUTANT_UNDER_TEST"]
 GIT_ID = ["-c", "user.name=eqbench-test", "-c", "user.email=test@eqbench.invalid"]
 
 
