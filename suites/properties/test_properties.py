@@ -173,6 +173,26 @@ def test_tied_vf_model_is_the_p_model(arch, seed, beta, data):
                              "tied VF vs P (autograd)")
 
 
+@pytest.mark.parametrize("loss,softmax", LOSSES)
+@pytest.mark.parametrize("act", ACTS)
+@pytest.mark.parametrize("kind", ["P_MLP", "P_CNN"])
+def test_closed_form_drive_with_every_activation_loss_and_readout(kind, act, loss, softmax):
+    """Every activation × loss × readout, deterministically, on an MLP and on a max-pooled CNN, nudged: the drawn
+    test may miss a combination whose output layer differs from the hidden ones (CE with or without a readout)."""
+    torch.manual_seed(0)
+    if kind == "P_MLP":
+        model, in_shape = build_model(kind, sizes=[6, 5, 4, 3], act=act, loss=loss, softmax=softmax), (6,)
+    else:
+        in_shape = (1, 7, 7)
+        model = build_model(kind, in_shape=in_shape, channels=[2], kernels=[3], strides=[1], paddings=[1],
+                            pools="m", fc=[4, 3], act=act, loss=loss, softmax=softmax)
+    model = model.double()
+    g = torch.Generator().manual_seed(1)
+    x, y = torch.rand(2, *in_shape, generator=g, dtype=torch.float64), torch.tensor([0, 2])
+    s = [torch.rand(2, *sh, generator=g, dtype=torch.float64) for sh in model.state_shapes()]
+    _check_closed_form(model, x, y, [s, model.init_state(x)], 0.7, f"{kind} {act} {loss} softmax={softmax}")
+
+
 def test_closed_form_negative_control():
     """A wrong weight in the closed form is caught: perturb one transposed weight's use."""
     torch.manual_seed(0)
