@@ -177,6 +177,21 @@ def test_assert_closed_form_matches_autograd():
         assert_closed_form_matches_autograd(model, x)
 
 
+class CacheWithoutBias(LayeredEP):
+    """Right on the first call of a relaxation, wrong once its cache holds the input drive (b_1 forgotten)."""
+
+    def closed_form_drive(self, x, s, beta=0.0, y=None, *, cache=None):
+        cached = cache is not None and "input_drive" in cache
+        u = super().closed_form_drive(x, s, beta, y, cache=cache)
+        return [u[0] - self.synapses[0].bias, *u[1:]] if cached else u
+
+
+def test_assert_closed_form_matches_autograd_also_with_the_relaxations_cache():
+    model, x, _ = _twin(CacheWithoutBias)
+    with pytest.raises(AssertionError, match=r"in layer s1 \(random, cached state, β=0\.3\)"):
+        assert_closed_form_matches_autograd(model, x[:4])
+
+
 # ------------------------------------------------------------------------------------------------ batch
 class ReadsNeighbour(LayeredEP):
     """Each sample's drive sees the previous sample's state: the batch is no longer a set of samples."""
@@ -196,6 +211,20 @@ def test_assert_batch_equivariant():
         assert_batch_equivariant(model, x)
     with pytest.raises(eqbench.ConfigError, match="at least 2"):
         assert_batch_equivariant(model, x[:1])
+
+
+class NudgeReadsNeighbour(LayeredEP):
+    """A correct free phase, a nudge toward the previous sample's target: only the nudged phase mixes samples."""
+
+    def loss_grad(self, s, y):
+        return super().loss_grad(s, y.roll(1, 0))
+
+
+def test_assert_batch_equivariant_checks_the_nudged_phase_when_given_targets():
+    model, x, y = _twin(NudgeReadsNeighbour)
+    assert assert_batch_equivariant(model, x) <= 1e-12  # without targets: the free phase only, which is right
+    with pytest.raises(AssertionError, match=r"^NudgeReadsNeighbour: nudged phase \(β=0\.1\) not equivariant"):
+        assert_batch_equivariant(model, x, y=y)
 
 
 # ------------------------------------------------------------------------------------------------ strategies
