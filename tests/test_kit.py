@@ -197,3 +197,16 @@ def test_a_float32_only_model_is_judged_in_float32_and_an_inconclusive_order_is_
     assert verdicts["order/symmetric"] == "inconclusive" and checked.status == 3  # the floor comes first
     with pytest.raises(ConfigError, match="declares required_dtype float32: it cannot be checked in float64"):
         check("f32:tiny32", dtype="float64")
+
+
+def test_the_exit_status_is_1_on_any_fail_even_beside_an_inconclusive_3_on_inconclusive_alone():
+    from eqbench.claims import Claim, Result
+    from eqbench.kit import Checked
+
+    claim = Claim("gdu", "x", "x", lambda sub: 0.0, None, "")
+
+    def status(*verdicts):
+        return Checked(None, [Result(claim, 0.0, "", v) for v in verdicts], None).status
+
+    assert [status("pass", "n/a", "info"), status("pass", "inconclusive"), status("inconclusive", "FAIL"),
+            status("FAIL", "inconclusive"), status()] == [0, 3, 1, 1, 0]
