@@ -230,3 +230,21 @@ def test_piecewise_linear_activations_and_the_kink_diagnostic():
     assert lad.kinks[0] > 0 and lad.kinks[-1] == 0 and lad.kink_beta is not None
     assert lad.verdict("symmetric").range[0] <= lad.kink_beta * 1.0001  # the range begins where kinks stop
     assert subject("P_MLP").ladder().kinks is None  # smooth units: no diagnostic
+
+
+def test_the_floor_is_never_below_the_textbook_floor_of_a_difference_quotient(monkeypatch):
+    """A measured floor of exactly zero (equal ± perturbations that cancel, a layer the perturbation misses) must
+    not make round-off look like a bias: the floor is at least u·‖A‖/β (`roundoff_floor`) for every key."""
+    from eqbench.checks import gdu
+    from eqbench.checks.order import roundoff_floor
+    from eqbench.claims import subject
+
+    sub = subject("P_MLP")
+    run, rule = sub.gdu()
+    monkeypatch.setattr(gdu, "noise_floor", lambda *a, **k: {key: torch.zeros_like(v) for key, v in run.bptt.items()})
+    betas = [1e-2, 3e-3, 1e-3]
+    lad = gdu.gdu_ladder(run, rule, betas)
+    least = roundoff_floor(run.model, run.x, run.free, run.T2)
+    assert set(lad.floors) == set(least) and all(v > 0 for v in least.values())
+    for key, floors in lad.floors.items():
+        assert floors == pytest.approx([least[key] / b for b in betas], rel=1e-12), key
