@@ -197,6 +197,19 @@ def test_a_round_keeps_its_fastest_call_and_the_gate_the_median_round(clone: Pat
     assert (status, row.base, row.head, row.verdict) == (0, 1.0, 1.0, "ok")
 
 
+def test_the_cli_passes_each_option_to_its_own_parameter(monkeypatch):
+    """`eqbench regress` with every option given a value of its own: none is swapped with another on the way."""
+    from eqbench.cli import main
+
+    seen = {}
+    monkeypatch.setattr(regress, "run_gate", lambda *a, **k: (seen.update(args=a, **k), (7, []))[1])
+    argv = ["regress", "--base", "B", "--head", "H", "--factor", "1.7", "--mem-factor", "1.3", "--profile", "full",
+            "--rounds", "4", "--device", "cpu", "--out", "o"]
+    assert main(argv) == 7
+    assert seen == {"args": ("B", "H"), "factor": 1.7, "mem_factor": 1.3, "profile": "full", "rounds": 4,
+                    "device": "cpu", "out": "o"}
+
+
 def test_plan_keeps_cuda_variants_only_where_cuda_is_seen(monkeypatch):
     profile = {"time": [["a", ["cpu"]], ["b", ["cuda"]]], "peakmem": [["c", ["x", 1]]], "tracked": ["gdu"]}
 
