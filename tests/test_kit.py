@@ -179,6 +179,13 @@ def test_the_ladder_comes_from_betas_or_the_config_and_the_json_carries_it(outsi
     assert json.loads((tmp_path / "b.json").read_text())["case"]["betas"] == [0.1, 0.03, 0.01, 0.003]
 
 
+def test_t1_and_t2_reach_the_case_each_as_given(outside, tmp_path):
+    """--T1 free steps and --T2 nudged steps, given different values: the case (and the JSON) has each as given."""
+    assert main(["check", "outside_ep:tiny", "--T1", "200", "--T2", "7", "--json", str(tmp_path / "a.json")]) == 0
+    case = json.loads((tmp_path / "a.json").read_text())["case"]
+    assert (case["T1"], case["T2"]) == (200, 7)
+
+
 def test_a_float32_only_model_is_judged_in_float32_and_an_inconclusive_order_is_exit_status_3(outside, tmp_path):
     (tmp_path / "f32.py").write_text(textwrap.dedent('''
         import torch
