@@ -697,7 +697,7 @@ def _control_claims() -> list[Claim]:
 def _energy_claims() -> list[Claim]:
     from .cases import of_kind
 
-    why = "block-coordinate descent on E (eqbench.checks.energy); tol = 64·eps·(1 + max|E|)"
+    why = "block-coordinate descent on E (eqbench.checks.energy); tol = 64·eps·max|E|"
     HOPFIELD_ENERGY = "HOPFIELD diabetes 8-layer SW, ε = 0.5"  # noqa: N806
     out: list[Claim] = []
     for label, case in of_kind("energy").items():
