@@ -45,7 +45,10 @@ _plant.git = _git  # type: ignore[attr-defined]
 def clone(tmp_path: Path) -> Path:
     """A throw-away clone of this repository's HEAD."""
     dst = tmp_path / "clone"
-    subprocess.run(["git", "clone", "-q", str(ROOT), str(dst)], check=True)
+    # make mutation runs these tests in a copy without .git (mutmut's mutants/): it names the repository to clone
+    # (the gate under test is this process's regress.py, mutated or not; the clone is only its input)
+    src = os.environ.get("EQBENCH_TEST_REPO", str(ROOT))
+    subprocess.run(["git", "clone", "-q", src, str(dst)], check=True)
     return dst
 
 

@@ -259,7 +259,7 @@ def main(argv: list[str] | None = None) -> int:
                     shutil.rmtree(a.work, ignore_errors=True)  # a fresh copy of today's code and tests
                 prepare(a.work, modules)
                 env = {**os.environ, "EQBENCH_HYPOTHESIS_PROFILE": "ci", "OMP_NUM_THREADS": "1",
-                       "MKL_NUM_THREADS": "1"}
+                       "MKL_NUM_THREADS": "1", "EQBENCH_TEST_REPO": str(ROOT)}  # the gate tests' clone source
                 t0 = time.perf_counter()
                 subprocess.run([sys.executable, "-m", "mutmut", "run", "--max-children", str(a.jobs), *names],
                                cwd=a.work, env=env, check=False)
