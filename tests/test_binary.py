@@ -632,3 +632,34 @@ def test_a_variant_that_beats_its_reference_by_more_than_the_gap_holds_the_claim
     assert better["verdict"] == "holds" and better["p_value"] > 0.5
     worse = gap_claim(_ci_run("laydevant2021/mnist5k/binwn-fc-ep", [9.0, 9.7, 10.2]), fp, 1.0)
     assert worse["gap"] == pytest.approx(1.1333, abs=1e-4) and worse["verdict"] == "fails"
+
+
+# ------------------------------------------------------------------------------------ deviation texts
+def _flip_statements():
+    """(baseline id, the operator a registry note says eqbench flips at) for every note that says it."""
+    import re
+
+    from eqbench.registry import load_registry
+
+    out = []
+    for bid, b in sorted(load_registry().items()):
+        for op in re.findall(r"eqbench flips when sign\(W\)·m\s*([>≥])\s*τ|It flips when sign\(W\)·m\s*([>≥])\s*τ",
+                             " ".join((b.notes or "").split())):
+            out.append((bid, "".join(op)))
+    return out
+
+
+@pytest.mark.parametrize("bid, op", _flip_statements())
+def test_what_a_note_says_of_the_flip_threshold_is_what_the_model_does(bid, op):
+    """The notes that say where eqbench flips (≥ τ or > τ) agree with the models their configs build."""
+    from eqbench.registry import get_baseline
+
+    for scale, sc in get_baseline(bid).scales.items():
+        cfg = dict(sc.config.model)
+        model = build_model(cfg.pop("name"), **cfg)
+        assert model.flip_at_threshold == (op == "≥"), (bid, scale)
+
+
+def test_every_conv_binary_note_states_the_flip_threshold():
+    """Every conv binary baseline says where it flips (the statement the test above checks); at least the eight."""
+    assert len(_flip_statements()) >= 8
