@@ -174,6 +174,14 @@ CASES: dict[str, Case] = {
     "P_MLP my_hard_sig": Case("P_MLP", model_config("P_MLP", act="my_hard_sig"), kind="step"),
     "P_CNN my_hard_sig, max pool (step)": Case("P_CNN", model_config("P_CNN", act="my_hard_sig", pools="mm"),
                                                kind="step"),
+    # ------------------------------------------------------------------ layout: NCHW = NHWC, max pools from their start
+    # binary conv nets start every unit at ½ (bin_W) or 1 (bin_W_N): most max-pool windows tie at the first step
+    # (an MNIST-shaped 1-4-8 net, Laydevant et al.'s kernel 5 and padding 2, on MNIST-5k digits)
+    "BIN_CNN bin_W, ½ start": Case("BIN_CNN", {"in_shape": (1, 28, 28), "channels": [4, 8], "kernels": [5, 5],
+                                               "paddings": [2, 2], "fc": [10]}, data="mnist5k", batch=16, T1=30,
+                                   kind="layout"),
+    "VF_CNN my_hard_sig, max pool": Case("VF_CNN", model_config("VF_CNN", act="my_hard_sig", pools="mm"), T1=30,
+                                         kind="layout"),
     # ------------------------------------------------------------------ benchmark: paper-sized, random inputs
     "mlp": Case("P_MLP", {"sizes": [784, 512, 10], "act": "my_hard_sig"}, data="random", dtype="float32", batch=128,
                 T1=30, kind="benchmark",
@@ -247,6 +255,10 @@ CASES.update({
     "HOPFIELD diabetes 8-layer SW, ε = 0.5": CASES["hopfield"].but(data="diabetes_gammell", dtype="float64", T1=500,
                                                                   kind="energy"),
     "BIN_MLP bin_W_N 784-8192-100, paper init": CASES["bin_wn"].but(data="mnist5k", dtype="float64", kind="energy"),
+    "BIN_CNN bin_W_N, ones start": CASES["BIN_CNN bin_W, ½ start"].but(config={"binary": "W_N"}),
+    # the layout claim's control: plain max pooling breaks the ½ start's rounded ties by the layout's rounding
+    "BIN_CNN with plain max pooling": CASES["BIN_CNN bin_W, ½ start"].but(
+        model="eqbench.models.binary:native_ties_bin_cnn", kind="control"),
 })
 for _k in ("VF_MLP, independent feedback", "VF_CNN, independent feedback", "HOPFIELD, the authors' nudge",
            "BIN_MLP bin_W, the authors' nudge after ρ", "SEQ_IMDB, retrieval with values unlike keys",
@@ -262,6 +274,8 @@ def of_kind(kind: str) -> dict[str, Case]:
 
 
 THEOREM_CASES = of_kind("theorem")
+#: every conv model with max pooling, from its own starting state: NCHW = NHWC (eqbench.models.pooling)
+LAYOUT_CASES = ("P_CNN max+avg pool", "P_CNN my_hard_sig, max pool (step)", *of_kind("layout"))
 SIGN_CASES = of_kind("sign")
 BENCHMARK_CASES = of_kind("benchmark")
 

@@ -466,6 +466,45 @@ def batch_permutation(sub: Subject) -> float:
     return layer_ulps(b, [ai[perm] for ai in a])
 
 
+LAYOUT_BETA = 0.5
+#: every parameter ×(1 + 2⁻¹⁰/3) before the layout claim: a mantissa as full as training leaves it (a fresh binary
+#: net's α = round(mean|W|, 4), cast from float32, makes sums of ±α/2 exact, which would hide the rounding that
+#: decides a tie)
+LAYOUT_JITTER = 2.0**-10 / 3
+
+
+def layout_difference(sub: Subject) -> Measured:
+    """NCHW against NHWC (``channels_last``) copies of the case's model, in float64 and float32, every parameter
+    ×(1 + `LAYOUT_JITTER`): the drives at the model's own starting state (``init_state``: zeros, ½ or ones, where a
+    max pool's windows tie), the free phase from it (T1 steps), and a nudged phase from that free state (T1 steps at
+    β = 0.5: where a nudged phase and persistent particles start), in ulps of each layer's largest entry; the worse
+    dtype (each in ulps of its own eps)."""
+    import copy
+
+    from .relaxation import relax
+
+    model, x, y = sub.built()
+    worst, parts = 0.0, []
+    for dtype in (torch.float64, torch.float32):
+        runs = []
+        for fmt in (torch.contiguous_format, torch.channels_last):
+            m = copy.deepcopy(model).to(dtype=dtype, memory_format=fmt)
+            with torch.no_grad():
+                for p in m.parameters():
+                    p.mul_(1 + LAYOUT_JITTER)
+            xd = x.to(dtype)
+            s0 = m.init_state(xd)
+            with torch.no_grad():
+                drive = [u.detach() for u in m.drive(xd, s0, 0.0, None)]
+            free = relax(m, xd, s0, sub.case.T1)
+            runs.append((drive, free, relax(m, xd, free, sub.case.T1, beta=LAYOUT_BETA, y=y)))
+        (d1, f1, n1), (d2, f2, n2) = runs
+        v = max(layer_ulps(d2, d1), layer_ulps(f2, f1), layer_ulps(n2, n1))
+        parts.append(f"{v:.3g} ulps in {str(dtype).removeprefix('torch.')}")
+        worst = max(worst, v)
+    return Measured(worst, ", ".join(parts))
+
+
 def device_clean(sub: Subject) -> Measured:
     """Whether one EP training step and a prediction create no tensor on the default device (meta under the guard)."""
     from .checks.device import device_placement
@@ -591,6 +630,7 @@ def catalogue() -> list[Claim]:
     out += _control_claims()
     out += _energy_claims()
     out += _step_claims()
+    out += _layout_claims()
     out += _flip_claims()
     return out
 
@@ -790,6 +830,24 @@ def _step_claims() -> list[Claim]:
     out.append(Claim("step", HOPFIELD_STEP, "fused Euler step = generic step, 100 steps (float64, ulps of max |s|)",
                      _fused_difference, le(ROUNDOFF_ULPS), why, case="hopfield", fmt="{:.3g}",
                      key=f"step/{HOPFIELD_STEP}/max_diff_ulps"))
+    return out
+
+
+LAYOUT_CHECK = ("NCHW = NHWC from the model's starting state: drive, free and nudged phases, float64 and float32 "
+                "(ulps of max |s_l|)")
+LAYOUT_WHY = ("max-pool ties within the convolution's round-off go to the window's first position in both layouts "
+              f"(eqbench.models.pooling): {ROUNDOFF_WHY}")
+
+
+def _layout_claims() -> list[Claim]:
+    """The memory layout is a speed choice only: every conv model with max pooling, from its real start."""
+    from .cases import LAYOUT_CASES
+
+    out = [Claim("properties", label, LAYOUT_CHECK, layout_difference, le(ROUNDOFF_ULPS), LAYOUT_WHY, fmt="{:.3g}")
+           for label in LAYOUT_CASES]
+    out.append(Claim("control", "BIN_CNN with plain max pooling", LAYOUT_CHECK, layout_difference, le(ROUNDOFF_ULPS),
+                     "ties at the ½ start, broken by each layout's rounding: other positions, O(1) apart",
+                     control=True, fmt="{:.3g}"))
     return out
 
 

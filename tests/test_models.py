@@ -142,3 +142,44 @@ def test_hopfield_epoch_metrics_are_the_mean_rates_their_log_spread_and_dead_lay
                    "log_spread": pytest.approx(1.0), "dead_layers": 0}  # std of log10 (−2.7, −0.7) = 1
     dead = model.epoch_metrics([{"rate/1": 0.0, "rate/2": 0.1}])
     assert dead["log_spread"] is None and dead["dead_layers"] == 1
+
+
+# ------------------------------------------------------------------------------------ max pooling with ties
+def test_max_pool_ties_is_max_pooling_where_values_are_apart_and_the_first_position_where_they_tie():
+    import torch.nn.functional as F
+
+    from eqbench.models.pooling import max_pool_ties
+
+    g = torch.Generator().manual_seed(0)
+    z = torch.randn(2, 3, 7, 9, generator=g, dtype=torch.float64)  # odd sizes: the last row and column dropped
+    tiny = torch.tensor(torch.finfo(torch.float64).tiny, dtype=torch.float64)
+    for fmt in (torch.contiguous_format, torch.channels_last):
+        v, i = max_pool_ties(z.contiguous(memory_format=fmt), 2, tiny)
+        ref, ref_i = F.max_pool2d(z, 2, 2, return_indices=True)
+        assert torch.equal(v, ref) and torch.equal(i, ref_i)
+    # a 2×2 window holding 1, 1 + 1e-13, 1 − 1e-13, 1: within a gap of 1e-12 all tie, and the first position wins
+    w = torch.tensor([[1.0, 1 + 1e-13], [1 - 1e-13, 1.0]], dtype=torch.float64).view(1, 1, 2, 2)
+    v, i = max_pool_ties(w, 2, torch.tensor(1e-12, dtype=torch.float64))
+    assert int(i) == 0 and float(v) == pytest.approx(1.0, abs=1e-15)
+    v, i = max_pool_ties(w, 2, torch.tensor(1e-14, dtype=torch.float64))  # a gap below the differences: the max
+    assert int(i) == 1 and float(v) == pytest.approx(1 + 1e-13, abs=1e-15)
+    v, i = max_pool_ties(torch.zeros(1, 1, 3, 3, dtype=torch.float64), 3, tiny)  # exact zeros: the first position
+    assert int(i) == 0 and float(v) == 0.0
+
+
+def test_the_tie_gap_bounds_two_roundings_of_a_convolution():
+    """Every output of a conv computed NCHW and NHWC (float64, full-mantissa weights, the ½ start) differs by less
+    than the gap, which stays far below the O(α) spacing of distinct values."""
+    import torch.nn.functional as F
+
+    from eqbench.models.pooling import tie_gap
+
+    g = torch.Generator().manual_seed(0)
+    w = torch.randn(8, 4, 5, 5, generator=g, dtype=torch.float64) * (1 + 2**-10 / 3)
+    b = torch.randn(8, generator=g, dtype=torch.float64)
+    x = torch.full((4, 4, 14, 14), 0.5, dtype=torch.float64)
+    a = F.conv2d(x, w, b, padding=2)
+    c = F.conv2d(x.contiguous(memory_format=torch.channels_last), w.contiguous(memory_format=torch.channels_last), b,
+                 padding=2)
+    gap = float(tie_gap(x, w, b))
+    assert 0 < float((a - c).abs().max()) < gap < 1e-10 * float(w.abs().amax())

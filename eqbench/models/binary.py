@@ -49,6 +49,7 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..errors import ConfigError
@@ -242,6 +243,18 @@ def bin_cnn(in_shape: Sequence[int] = (1, 28, 28), **kw) -> BinaryEP:
     """BIN_CNN: ``channels`` bottom-up (the reverse of ``--convList``), ``kernels``, ``paddings``,
     max pooling of ``pool_size`` (``--Fpool``) after every conv, then ``fc`` (``--layersList``)."""
     return BinaryEP(in_shape, **kw)
+
+
+class NativeTiesBinaryEP(BinaryEP):
+    """Negative control of the layout claim: plain max pooling, whose choice among the rounded ties of the ½ start
+    follows the memory layout's rounding (eqbench.models.pooling)."""
+
+    def _max_pool(self, z: Tensor, k: int, gap: Tensor) -> tuple[Tensor, Tensor]:
+        return F.max_pool2d(z, k, k, return_indices=True)
+
+
+def native_ties_bin_cnn(in_shape: Sequence[int] = (1, 28, 28), **kw) -> BinaryEP:
+    return NativeTiesBinaryEP(in_shape, name="BIN_CNN with plain max pooling", **kw)
 
 
 @dataclass

@@ -34,6 +34,7 @@ from ..activations import Activation, get_activation
 from ..angles import angle_deg
 from ..errors import ConfigError
 from .base import EnergyModel, State
+from .pooling import max_pool_ties, tie_gap
 
 LOSSES = ("mse", "ce")
 POOLS = {"m": "max", "a": "avg", "i": "none"}
@@ -147,7 +148,7 @@ class LayeredEP(EnergyModel):
         if channels_last and n_conv:
             # conv weights stored NHWC: the conv outputs and states follow, and oneDNN's max pooling with indices
             # is ~20× faster on them than on NCHW (the closed-form free phase of a CIFAR-shaped P_CNN 1.7×);
-            # the same numbers to float round-off
+            # the same numbers to float round-off, ties in a max pool included (max_pool_ties; the layout claim)
             self.to(memory_format=torch.channels_last)
 
     @staticmethod
@@ -175,10 +176,16 @@ class LayeredEP(EnergyModel):
             return (z, None) if indices else z
         z, k = module(inp), self.pool_size
         if c.pool == "m":
-            return F.max_pool2d(z, k, k, return_indices=True) if indices else F.max_pool2d(z, k, k)
+            pooled, idx = self._max_pool(z, k, tie_gap(inp, module.weight, module.bias))
+            return (pooled, idx) if indices else pooled
         if c.pool == "a":
             z = _avg_pool(z, k)
         return (z, None) if indices else z
+
+    def _max_pool(self, z: Tensor, k: int, gap: Tensor) -> tuple[Tensor, Tensor]:
+        """k×k max pooling of a conv output, ties within the convolution's round-off ``gap`` resolved the same way
+        in NCHW and NHWC (eqbench.models.pooling): (values, indices)."""
+        return max_pool_ties(z, k, gap)
 
     def _phi_mixed(self, x: Tensor, pre: State, post: State, beta: float, y: Tensor | None) -> Tensor:
         x = self.check_input(x)
