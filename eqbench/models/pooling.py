@@ -14,7 +14,8 @@ bounds the difference of two roundings of one output (n terms of the fan-in and 
 later one unless it is lower by more than δ, and is taken off again from the pooled value. The pooled value is then
 within (k² − 1)·δ of the window's maximum — inside the round-off the convolution already has — and is the value
 at the returned index (to an ulp), whose gradient autograd routes to that index, so that the autograd Φ and the
-closed form's unpooling (`torch.nn.functional.max_unpool2d` with these indices) agree. Tensor arithmetic only: no host read, so a relaxation stays capturable in a CUDA graph.
+closed form's unpooling (`torch.nn.functional.max_unpool2d` with these indices) agree. Tensor arithmetic only:
+no host read, so a relaxation stays capturable in a CUDA graph.
 """
 
 from __future__ import annotations
