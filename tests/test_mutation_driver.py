@@ -44,22 +44,22 @@ def test_again_runs_survivors_and_changed_functions_and_carries_the_rest(tmp_pat
     assert carried == {"pkg.mod.x_f__mutmut_1": 1}
 
 
-def test_a_mutated_module_brings_its_own_slow_test_files_into_the_tier(tmp_path):
+def test_a_mutated_module_brings_its_own_slow_test_files_into_the_tier():
     """regress.py's mutants are judged with tests/test_gate.py, launch.py's with tests/test_launch.py, …; a module
     without slow tests keeps the fast tier; the rest of [tool.mutmut] is kept and only_mutate set."""
     import tomllib
 
-    fast = tomllib.loads((run.ROOT / "pyproject.toml").read_text())["tool"]["mutmut"]
-    sel = fast["pytest_add_cli_args_test_selection"]
-    assert {f"--ignore={t}" for m in ("eqbench/regress.py", "eqbench/launch.py", "eqbench/runlock.py",
-                                      "eqbench/estimate.py", "eqbench/distributed.py")
-            for t in run.SLOW_TIERS[m]} <= set(sel)  # each is slow, so outside the fast tier
+    slow = ["--ignore=tests/test_gate.py", "--ignore=tests/test_launch.py", "--ignore=tests/test_estimate.py",
+            "--ignore=tests/test_distributed.py", "--ignore=tests/test_gate_power.py"]
+    sel = ["tests", "suites/claims", *slow]
     assert run.tier(sel, ["eqbench/rules.py"]) == sel
-    tiered = run.tier(sel, ["eqbench/regress.py", "eqbench/estimate.py"])
-    assert set(sel) - set(tiered) == {"--ignore=tests/test_gate.py", "--ignore=tests/test_estimate.py"}
-    run.prepare(tmp_path / "w", ["eqbench/regress.py"])
-    cfg = tomllib.loads((tmp_path / "w" / "pyproject.toml").read_text())["tool"]["mutmut"]
-    assert cfg["only_mutate"] == ["eqbench/regress.py"]
-    assert cfg["pytest_add_cli_args_test_selection"] == run.tier(sel, ["eqbench/regress.py"])
-    assert {k: v for k, v in cfg.items() if k not in ("only_mutate", "pytest_add_cli_args_test_selection")} == \
-        {k: v for k, v in fast.items() if k != "pytest_add_cli_args_test_selection"}
+    assert run.tier(sel, ["eqbench/regress.py", "eqbench/estimate.py"]) == ["tests", "suites/claims", *slow[1:2],
+                                                                            *slow[3:]]
+    assert run.tier(sel, ["eqbench/runlock.py", "eqbench/launch.py", "eqbench/distributed.py"]) == \
+        ["tests", "suites/claims", slow[0], slow[2], slow[4]]
+    text = ('[tool.ruff]\nline-length = 120\n\n[tool.mutmut]\nsource_paths = ["eqbench"]\n'
+            f"pytest_add_cli_args_test_selection = {json.dumps(sel)}\n\n[tool.other]\nx = 1\n")
+    out = tomllib.loads(run.configure(text, ["eqbench/regress.py"]))
+    assert out["tool"]["mutmut"] == {"source_paths": ["eqbench"], "only_mutate": ["eqbench/regress.py"],
+                                     "pytest_add_cli_args_test_selection": run.tier(sel, ["eqbench/regress.py"])}
+    assert out["tool"]["ruff"] == {"line-length": 120} and out["tool"]["other"] == {"x": 1}

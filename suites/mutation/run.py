@@ -74,6 +74,20 @@ def _status(code) -> str:
     return status_by_exit_code[code]
 
 
+def configure(pyproject: str, modules: list[str]) -> str:
+    """``pyproject`` with its [tool.mutmut] table replaced whole: ``only_mutate`` set to ``modules`` and the test
+    selection widened by their slow tiers (`tier`); the other keys and tables kept."""
+    config = tomllib.loads(pyproject)["tool"]["mutmut"]
+    selection = config["pytest_add_cli_args_test_selection"]
+    head = "[tool.mutmut]\n" + "".join(f"{k} = {json.dumps(v)}\n" for k, v in config.items()
+                                       if k not in ("pytest_add_cli_args_test_selection", "only_mutate"))
+    only = "only_mutate = [" + ", ".join(json.dumps(m) for m in modules) + "]\n"
+    selection = f"pytest_add_cli_args_test_selection = {json.dumps(tier(selection, modules))}\n"
+    start = pyproject.index("[tool.mutmut]\n")
+    end = pyproject.find("\n[", start + 1)
+    return pyproject[:start] + head + only + selection + ("" if end < 0 else pyproject[end:])
+
+
 def prepare(work: Path, modules: list[str]) -> None:
     """A copy of the tracked files in ``work`` whose [tool.mutmut] mutates ``modules`` only (kept between runs of
     the same modules, so that mutmut resumes; started afresh when the modules or the sources changed)."""
@@ -86,18 +100,7 @@ def prepare(work: Path, modules: list[str]) -> None:
     for f in files:
         (work / f).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(ROOT / f, work / f)
-    pyproject = (work / "pyproject.toml").read_text()
-    config = tomllib.loads(pyproject)["tool"]["mutmut"]
-    selection = config["pytest_add_cli_args_test_selection"]
-    head = "[tool.mutmut]\n" + "\n".join(f"{k} = {json.dumps(v)}" for k, v in config.items()
-                                        if k != "pytest_add_cli_args_test_selection")
-    only = "only_mutate = [" + ", ".join(json.dumps(m) for m in modules) + "]\n"
-    selection = f"pytest_add_cli_args_test_selection = {json.dumps(tier(selection, modules))}\n"
-    # the [tool.mutmut] table replaced whole, with this run's modules and test tier
-    start = pyproject.index("[tool.mutmut]\n")
-    end = pyproject.find("\n[", start + 1)
-    rest = "" if end < 0 else pyproject[end:]
-    (work / "pyproject.toml").write_text(pyproject[:start] + head + "\n" + only + selection + rest)
+    (work / "pyproject.toml").write_text(configure((work / "pyproject.toml").read_text(), modules))
     stamp.write_text(key)
 
 
