@@ -663,3 +663,46 @@ def test_what_a_note_says_of_the_flip_threshold_is_what_the_model_does(bid, op):
 def test_every_conv_binary_note_states_the_flip_threshold():
     """Every conv binary baseline says where it flips (the statement the test above checks); at least the eight."""
     assert len(_flip_statements()) >= 8
+
+
+# ------------------------------------------------------------------------------------ stale pooling indices
+def _conv_weight_grads(model, x, s, indices_from=None):
+    """∂Φ/∂W of every conv layer at state ``s``, the max pools taking their positions from ``indices_from`` (the
+    authors' update: the indices of the last relaxation step, i.e. pooled from the state before it) or from ``s``
+    itself (eqbench's)."""
+    src = s if indices_from is None else indices_from
+    lo, lo_src = [x, *s], [x, *src]
+    total = 0.0
+    for l, c in enumerate(model.conns):
+        f = model.synapses[l]
+        if c.kind != "conv":
+            total = total + (model._conn_out(l, f, lo[l]) * s[l]).sum()
+            continue
+        with torch.no_grad():
+            _, idx = model._conn_out(l, f, lo_src[l], indices=True)
+        z = f(lo[l])
+        pooled = z.flatten(2).gather(2, idx.flatten(2)).view_as(idx)
+        total = total + (pooled * s[l]).sum()
+    weights = [model.synapses[l].weight for l, c in enumerate(model.conns) if c.kind == "conv"]
+    return torch.autograd.grad(total, weights)
+
+
+def test_the_authors_stale_pooling_indices_differ_off_a_fixed_point_and_agree_at_one():
+    """Laydevant et al.'s conv update reuses the pooling indices of the last relaxation step, pooled from the state
+    before it; eqbench pools the final state (binary.py, "Deviations"). Three steps from the ½ start (no fixed
+    point) the conv weights' ∂Φ differ far beyond round-off (1.8e-2 relative here, 1e-6 asserted: 10¹⁰ ulps); after
+    300 steps (a fixed point to round-off) the previous state pools the same positions and the updates are equal."""
+    torch.manual_seed(0)
+    model = build_model("BIN_CNN", in_shape=(1, 12, 12), channels=[4, 8], kernels=[3, 3], paddings=[1, 1],
+                        fc=[10]).double()
+    x = torch.rand(8, 1, 12, 12, dtype=D)
+    rel = {}
+    for steps in (3, 300):
+        before = relax(model, x, model.init_state(x), steps - 1)
+        final = relax(model, x, before, 1)
+        ours = _conv_weight_grads(model, x, final)
+        theirs = _conv_weight_grads(model, x, final, indices_from=before)
+        rel[steps] = max(float((a - b).norm() / b.norm()) for a, b in zip(ours, theirs))
+        if steps == 300:
+            assert max(float((a - b).abs().max()) for a, b in zip(final, before)) <= 4 * torch.finfo(D).eps  # fixed
+    assert rel[3] > 1e-6 and rel[300] == 0.0, rel

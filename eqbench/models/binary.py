@@ -39,7 +39,15 @@ Deviations from the authors, also stated where they apply:
   unclamped after the nudge);
 * conv bin_W_N nudges towards y − s_out like every other variant (the authors' conv bin_W_N code uses
   the constant free-phase output instead of the current one);
-* the bias update of bin_W_N uses the activities, as the weights' (∂Φ/∂b_l = a_l).
+* the bias update of bin_W_N uses the activities, as the weights' (∂Φ/∂b_l = a_l);
+* the conv update pools the final state: the authors' conv update reuses the pooling indices of the last
+  relaxation step, pooled from the state *before* it. The two agree at a fixed point and differ off one (the
+  top conv layer's update by 2–5e-2 at the paper's step counts in float64, as measured for issue 33;
+  ``tests/test_binary.py`` shows both sides). eqbench keeps Φ's own gradient: EP's update is a difference of
+  ∂Φ at two states, and stale indices make it the gradient of another function.
+
+Max pooling breaks ties within the convolution's round-off the same way in NCHW and NHWC
+(eqbench.models.pooling), so the memory layout is a speed choice only.
 """
 
 from __future__ import annotations
