@@ -20,6 +20,8 @@ no host read, so a relaxation stays capturable in a CUDA graph.
 
 from __future__ import annotations
 
+import functools
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor
@@ -41,20 +43,22 @@ def tie_gap(inp: Tensor, weight: Tensor, bias: Tensor | None) -> Tensor:
         return TIE_SAFETY * 2 * n * u * scale + torch.finfo(inp.dtype).tiny
 
 
+@functools.lru_cache(maxsize=64)
+def _rank(h: int, w: int, k: int, dtype: torch.dtype, device: torch.device) -> Tensor:
+    i = torch.arange(h, device=device).remainder(k).view(h, 1)
+    j = torch.arange(w, device=device).remainder(k).view(1, w)
+    return (k * k - 1 - (i * k + j)).to(dtype)
+
+
 def _position_rank(h: int, w: int, k: int, like: Tensor) -> Tensor:
-    """k² − 1 − j for the window position j (row-major) of every pixel of an h × w plane."""
-    i = torch.arange(h, device=like.device).remainder(k).view(h, 1)
-    j = torch.arange(w, device=like.device).remainder(k).view(1, w)
-    return (k * k - 1 - (i * k + j)).to(like.dtype)
+    """k² − 1 − j for the window position j (row-major) of every pixel of an h × w plane (cached: a constant)."""
+    return _rank(h, w, k, like.dtype, like.device)
 
 
 def max_pool_ties(z: Tensor, k: int, gap: Tensor) -> tuple[Tensor, Tensor]:
     """k×k max pooling with stride k of ``z`` (N, C, H, W), values within ``gap`` of each other tied and resolved
     to the earliest window position: (pooled values, flat indices into the H × W plane, as
     ``F.max_pool2d(..., return_indices=True)`` gives them). See the module docstring."""
-    h, w = z.shape[-2:]
-    rank = _position_rank(h, w, k, z)
+    rank = _position_rank(*z.shape[-2:], k, z)
     pooled, idx = F.max_pool2d(z + gap * rank, k, k, return_indices=True)
-    row, col = idx // w, idx % w
-    chosen = (k * k - 1 - ((row % k) * k + col % k)).to(z.dtype)
-    return pooled - gap * chosen, idx
+    return pooled - gap * rank.view(-1)[idx], idx
