@@ -77,13 +77,25 @@ def resolve(repo: Path, rev: str) -> str:
 
 
 def require_clean(repo: Path) -> None:
-    """The benchmark definitions are read from the work tree: refuse uncommitted changes to tracked files."""
+    """The benchmark definitions are read from the work tree: refuse uncommitted changes to tracked files, except in
+    asv's results folder (``results_dir`` of asv.conf.json), which ``eqbench history`` writes and the gate never
+    reads — so that history and gate run one after the other."""
     dirty = git(repo, "status", "--porcelain", "--untracked-files=no")
-    if dirty:
-        files = [line.split(maxsplit=1)[-1] for line in dirty.splitlines()]
+    results = _results_dir(repo)
+    files = [line.split(maxsplit=1)[-1] for line in dirty.splitlines()]
+    files = [f for f in files if results is None or not (f + "/").startswith(results + "/")]
+    if files:
         shown = ", ".join(files[:5]) + (f" and {len(files) - 5} more" if len(files) > 5 else "")
         raise GateError(f"the work tree has uncommitted changes ({shown}): commit or stash them first, "
                         "the benchmarks and their definitions must be those of a commit")
+
+
+def _results_dir(repo: Path) -> str | None:
+    """asv's results folder, relative to the repository (None without an asv.conf.json that names one)."""
+    try:
+        return str(json.loads((repo / "asv.conf.json").read_text())["results_dir"]).rstrip("/")
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
 
 
 def machine_name() -> str:

@@ -82,6 +82,17 @@ def test_dirty_work_tree_is_refused(clone: Path):
         run_gate("HEAD~1", "HEAD", repo=clone, profile="correctness", quiet=True)
 
 
+def test_results_a_history_run_wrote_never_make_the_gate_refuse(clone: Path):
+    """`make history` writes asv's results into the tracked suites/asv_results; the gate reads none of them, so a
+    changed or new result there is no reason to refuse (a change anywhere else still is)."""
+    results = next((clone / "suites" / "asv_results").rglob("*.json"))
+    results.write_text(results.read_text() + "\n")
+    regress.require_clean(clone)  # no error
+    (clone / "suites" / "asv_benchmarks" / "common.py").write_text("# changed\n")
+    with pytest.raises(GateError, match=r"uncommitted changes \(suites/asv_benchmarks/common.py\)"):
+        regress.require_clean(clone)
+
+
 def test_commit_that_does_not_build_is_named(clone: Path, tmp_path: Path, plant):
     sha = plant(clone, "pyproject.toml", 'build-backend = "setuptools.build_meta"',
                 'build-backend = "no_such_backend_module"', "broken build")
