@@ -23,7 +23,8 @@ Like ``asv continuous``, with the measured values of eqbench.tracking gated at t
 
 Every finished measurement is appended to ``.asv/regress/results.jsonl`` (keyed by machine, commit, the
 benchmark definitions and the task) as soon as it is done, so an interrupted gate loses nothing finished and a
-rerun continues where it stopped. The report is written to ``OUT/<base>-<head>.json`` (atomically).
+rerun continues where it stopped. The report is written to ``OUT/<base>-<head>.json`` (atomically), and its Markdown
+summary to ``OUT/<base>-<head>.md`` and, under GitHub Actions, appended to ``$GITHUB_STEP_SUMMARY`` (the job's page).
 """
 
 from __future__ import annotations
@@ -43,7 +44,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import EqbenchError
-from .io import write_json
+from .io import write_json, write_text
 
 
 class GateError(EqbenchError):
@@ -428,9 +429,35 @@ def run_gate(base: str = "HEAD~1", head: str = "HEAD", *, factor: float = 1.10, 
               "rounds": R, "machine": store.machine, "rows": [asdict(r) for r in rows],
               "regressions": len(failed), "pass": not failed}
     write_json(Path(out) / f"{sha_b[:10]}-{sha_h[:10]}.json", report)
+    summary = markdown(rows, shas, factor, mem_factor)
+    write_text(Path(out) / f"{sha_b[:10]}-{sha_h[:10]}.md", summary)
+    if os.environ.get("GITHUB_STEP_SUMMARY"):  # where GitHub Actions shows a job's summary
+        with open(os.environ["GITHUB_STEP_SUMMARY"], "a", encoding="utf-8") as f:
+            f.write(summary + "\n")
     if not quiet:
         print_table(rows, shas, factor, mem_factor)
     return (1 if failed else 0), rows
+
+
+def markdown(rows: list[Row], shas: dict[str, str], factor: float, mem_factor: float) -> str:
+    """The gate's verdict and table in Markdown (what a CI job summary or a pull-request comment shows): the
+    regressions first, then every row."""
+    bad = [r for r in rows if r.verdict in ("REGRESSED", "FAILED at HEAD")]
+    head = (f"## eqbench regress: {'**' + str(len(bad)) + ' regressed**' if bad else 'no regression'}\n\n"
+            f"BASE `{shas['BASE'][:10]}` → HEAD `{shas['HEAD'][:10]}`: {len(rows)} compared; times at ×{factor:g} "
+            f"(a flag confirmed in fresh rounds), peak memory at ×{mem_factor:g}, tracked values at their "
+            "tolerances.\n")
+    lines = [head]
+    if bad:
+        lines += ["", *[f"- **{r.benchmark}**: {r.verdict} ({_fmt(r.base, r.unit)} → {_fmt(r.head, r.unit)}"
+                        + (f", ×{r.ratio:.3f}" if r.ratio is not None else "") + f"; {r.note})" for r in bad], ""]
+    lines += ["| benchmark | BASE | HEAD | ratio | verdict | note |", "|---|---|---|---|---|---|"]
+    for r in rows:
+        ratio = "—" if r.ratio is None else f"×{r.ratio:.3f}"
+        verdict = f"**{r.verdict}**" if r in bad else r.verdict
+        cells = [r.benchmark, _fmt(r.base, r.unit), _fmt(r.head, r.unit), ratio, verdict, r.note]
+        lines.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
+    return "\n".join(lines) + "\n"
 
 
 def _verdict_ratio(name: str, kind: str, unit: str, b: float | None, h: float | None, limit: float,

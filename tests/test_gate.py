@@ -236,6 +236,22 @@ def test_plan_keeps_cuda_variants_only_where_cuda_is_seen(monkeypatch):
     assert names("cuda")["peakmem"] == []  # a benchmark without a device parameter is a CPU one
 
 
+def test_a_markdown_summary_goes_beside_the_report_and_into_the_ci_job_summary(clone, tmp_path, monkeypatch):
+    _fake_timing(monkeypatch, lambda side, name, n: 1.5 if side == "HEAD" and name == "b.slow" else 1.0)
+    summary = tmp_path / "step_summary.md"
+    summary.write_text("earlier step\n")
+    monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(summary))
+    run_gate("HEAD~1", "HEAD", repo=clone, factor=1.3, quiet=True, out=tmp_path / "out")
+    (md,) = (tmp_path / "out").glob("*.md")
+    text = md.read_text()
+    assert text.startswith("## eqbench regress: **1 regressed**") and "- **b.slow(cpu)**: REGRESSED" in text
+    assert "| a.burst(cpu) | 1.000 s | 1.000 s | ×1.000 | ok | limit ×1.3 |" in text
+    assert summary.read_text() == "earlier step\n" + text + "\n"  # appended, as GitHub expects
+    ok = [Row("t.x(cpu)", "time", "s", 1.0, 1.0, 1.0, "ok", "a | b")]
+    text = regress.markdown(ok, {"BASE": "a" * 40, "HEAD": "b" * 40}, 1.3, 1.3)
+    assert text.startswith("## eqbench regress: no regression") and "| a \\| b |" in text  # a pipe escaped
+
+
 def test_times_are_judged_by_factor_and_memory_by_mem_factor(clone: Path, tmp_path: Path, monkeypatch):
     """Both ×1.2 at HEAD: the factor that flags is the one of the row's kind, never the other."""
     profile = {"rounds": 1, "repeat": 1, "mem_rounds": 1, "time": [["t.x", ["cpu"]]], "peakmem": [["p.x", ["cpu"]]],
