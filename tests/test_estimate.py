@@ -70,6 +70,23 @@ def test_batches_per_epoch_are_the_training_loaders_for_every_batch_order(shuffl
     assert r.train_batches == len(train) == (572 if shuffle == "epoch" else 571)
 
 
+def test_batch_times_lie_within_the_call_and_the_config_is_honoured():
+    """A timed batch is a difference of two clock readings inside the call (positive, at most the call's wall time:
+    arithmetic, not a speed bound); a float64 config runs its batches in float64; the warm-up may be 0 but not
+    negative; the estimate says whether CUDA graphs were on (False on the CPU)."""
+    import time
+
+    cfg = get_baseline("laborieux2021/mnist5k/mlp-ep-symmetric-mse").scales["ci"].config
+    cfg = dataclasses.replace(cfg, dtype="float64")
+    t0 = time.perf_counter()
+    r = estimate_config(cfg, "mnist5k float64", batches=2, warmup=0)
+    wall = time.perf_counter() - t0
+    assert 0 < r.train_batch_s <= wall and 0 < r.test_batch_s <= wall
+    assert r.cuda_graphs is False and r.batches_timed == 2
+    with pytest.raises(ConfigError, match="the warm-up ≥ 0, got 2 and -1"):
+        estimate_config(cfg, "x", batches=2, warmup=-1)
+
+
 def test_cli_writes_json_and_a_table(tmp_path, capsys):
     out = tmp_path / "est.json"
     assert main(["estimate", "gammell2021/diabetes/5layer-swni", "--batches", "1", "--json", str(out)]) == 0
