@@ -95,6 +95,13 @@ def test_cli_writes_json_and_a_table(tmp_path, capsys):
     d = json.loads(out.read_text())
     (row,) = d["estimates"]
     assert row["id"] == "gammell2021/diabetes/5layer-swni" and row["epoch_s"] > 0 and d["batches"] == 1
+    assert d["scale"] == "paper" and d["torch"] == torch.__version__
+    # the line printed as the config finishes, and the table: the JSON's numbers in their units (ms, MiB)
+    mib = f"{row['peak_bytes'] / 2**20:,.0f} MiB (process RSS)"
+    ms = f"{row['train_batch_s'] * 1e3:,.1f} ms"
+    assert (f"gammell2021/diabetes/5layer-swni: {row['epoch_s']:,.1f} s/epoch on cpu ({ms} per training batch of 5), "
+            f"{row['run_hours']:,.2f} h for {row['epochs']} epochs, peak {mib}\n") in text
+    assert text.count(mib) == 2 and "| config | device | data | s / epoch | epochs | hours | peak memory |" in text
 
 
 @pytest.mark.parametrize("argv, message", [
