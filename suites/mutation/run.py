@@ -5,8 +5,9 @@ constant, a keyword, a returned value…), runs the tests that reach that functi
 one of them fails and *survived* when all pass. This driver runs it in a scratch copy of the repository
 (``build/mutation``: the work tree is never touched) with ``only_mutate`` set to the modules asked for, and writes
 
-* ``reports/mutation/summary.md``: per module, the mutants, killed, survived, equivalent, untested and the kill rate
-  killed / (mutants − equivalent − untested); then every survivor with its diff;
+* ``reports/mutation/summary.md``: per module, the mutants, killed, survived, equivalent, untested, not run (a
+  stopped run's rest) and the kill rate killed / (mutants − equivalent − untested − not run); then every survivor
+  with its diff;
 * ``reports/mutation/results.json``: every mutant's status. Modules accumulate: a run replaces the rows of its own
   modules and keeps the others', so ``summary.md`` covers every module run so far.
 
@@ -38,7 +39,9 @@ from filelock import FileLock, Timeout
 ROOT = Path(__file__).resolve().parents[2]
 EQUIVALENT = ROOT / "suites" / "mutation" / "equivalent.yaml"
 KILLED = {"killed", "timeout", "caught by type check", "segfault"}
-UNTESTED = {"no tests", "not checked", "skipped"}
+UNTESTED = {"no tests", "skipped"}
+#: mutants a stopped run did not reach: neither judged nor counted as untested
+NOT_RUN = {"not checked", "check was interrupted by user"}
 
 
 #: test files outside the fast tier (they clone the repository and install commits, start workers, time batches:
@@ -176,35 +179,37 @@ def report(work: Path, out: Path, modules: list[str], seconds: float | None) -> 
         eq = {n for n in statuses if n in equivalent and statuses[n] == "survived"}
         killed = sum(s in KILLED for s in statuses.values())
         untested = sum(s in UNTESTED for s in statuses.values())
+        not_run = sum(s in NOT_RUN for s in statuses.values())
         survived = [n for n, s in statuses.items() if s == "survived" and n not in eq]
-        judged = len(statuses) - len(eq) - untested
+        judged = len(statuses) - len(eq) - untested - not_run
         prefix = module.replace("/", ".")[: -len(".py")] + "."
         stale = [n for n in equivalent if n.startswith(prefix) and statuses.get(n) != "survived"]
         diffs = {n: diff(work, n) for n in survived} if fresh else {n: kept["survivors"][n] for n in survived}
         runs[module] = {"mutants": len(statuses), "killed": killed, "survived": len(survived), "equivalent": len(eq),
-                        "untested": untested, "kill_rate": killed / judged if judged else None,
+                        "untested": untested, "not_run": not_run, "kill_rate": killed / judged if judged else None,
                         "date": time.strftime("%Y-%m-%d") if fresh else kept["date"],
                         "minutes": minutes if fresh and seconds is not None else kept.get("minutes"),
                         "stale_equivalent": stale, "survivors": diffs, "statuses": statuses}
     out.mkdir(parents=True, exist_ok=True)
     lines = ["# Mutation testing", "",
-             "| module | date | mutants | killed | survived | equivalent | untested | kill rate |",
-             "|---|---|---|---|---|---|---|---|"]
+             "| module | date | mutants | killed | survived | equivalent | untested | not run | kill rate |",
+             "|---|---|---|---|---|---|---|---|---|"]
     for module in sorted(runs):
         r = runs[module]
         rate = "—" if r["kill_rate"] is None else f"{100 * r['kill_rate']:.1f} %"
         lines.append(f"| {module} | {r['date']} | {r['mutants']} | {r['killed']} | {r['survived']} | "
-                     f"{r['equivalent']} | {r['untested']} | {rate} |")
+                     f"{r['equivalent']} | {r['untested']} | {r.get('not_run', 0)} | {rate} |")
     packages = sorted({m.rsplit("/", 1)[0] + "/" for m in runs if m.count("/") > 1})
     for pkg in packages:  # the targets of checks/ and models/ are per package
         rows = [r for m, r in runs.items() if m.startswith(pkg)]
-        n = {k: sum(r[k] for r in rows) for k in ("mutants", "killed", "survived", "equivalent", "untested")}
-        judged = n["mutants"] - n["equivalent"] - n["untested"]
+        n = {k: sum(r.get(k, 0) for r in rows)
+             for k in ("mutants", "killed", "survived", "equivalent", "untested", "not_run")}
+        judged = n["mutants"] - n["equivalent"] - n["untested"] - n["not_run"]
         rate = f"{100 * n['killed'] / judged:.1f} %" if judged else "—"
         lines.append(f"| **{pkg}** (all) | | {n['mutants']} | {n['killed']} | {n['survived']} | {n['equivalent']} | "
-                     f"{n['untested']} | {rate} |")
-    lines += ["", "Kill rate = killed / (mutants − equivalent − untested); equivalent mutants are listed with their "
-              "reason in suites/mutation/equivalent.yaml. Each module's row is from its latest run "
+                     f"{n['untested']} | {n['not_run']} | {rate} |")
+    lines += ["", "Kill rate = killed / (mutants − equivalent − untested − not run: a stopped run's rest); equivalent "
+              "mutants are listed with their reason in suites/mutation/equivalent.yaml. Each module's row is from its latest run "
               f"(this one: {', '.join(modules)}" + (f", {minutes} min" if minutes is not None else "") + ").", ""]
     unjudged = [m for m in sorted(runs) if runs[m]["untested"] and m in OUT_OF_PROCESS]
     if unjudged:
@@ -280,7 +285,7 @@ def main(argv: list[str] | None = None) -> int:
             continue
         rate = "—" if r["kill_rate"] is None else f"{100 * r['kill_rate']:.1f} %"
         print(f"{module}: {r['mutants']} mutants, {r['killed']} killed, {r['survived']} survived, "
-              f"{r['equivalent']} equivalent, {r['untested']} untested: kill rate {rate}")
+              f"{r['equivalent']} equivalent, {r['untested']} untested, {r['not_run']} not run: kill rate {rate}")
     print(f"report: {a.out / 'summary.md'}")
     return 0
 
