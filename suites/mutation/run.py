@@ -210,7 +210,8 @@ def report(work: Path, out: Path, modules: list[str], seconds: float | None) -> 
                      f"{n['untested']} | {n['not_run']} | {rate} |")
     lines += ["", "Kill rate = killed / (mutants − equivalent − untested − not run: a stopped run's rest); equivalent "
               "mutants are listed with their reason in suites/mutation/equivalent.yaml. Each module's row is from its "
-              f"latest run (this one: {', '.join(modules)}" + (f", {minutes} min" if minutes is not None else "") + ").", ""]
+              f"latest run (this one: {', '.join(modules)}"
+              + (f", {minutes} min" if minutes is not None else "") + ").", ""]
     unjudged = [m for m in sorted(runs) if runs[m]["untested"] and m in OUT_OF_PROCESS]
     if unjudged:
         lines += ["## Mutants it cannot judge", ""] + [
