@@ -221,6 +221,16 @@ def test_the_cli_passes_each_option_to_its_own_parameter(monkeypatch):
                     "device": "cpu", "out": "o"}
 
 
+def test_the_printed_table_has_every_row_and_names_the_regressions(capsys):
+    rows = [Row("t.x(cpu)", "time", "s", 1.0, 1.5, 1.5, "REGRESSED", "limit ×1.3"),
+            Row("gdu/x/slope", "tracked", "", 2.0, 2.0, 1.0, "ok", "worse by 0")]
+    regress.print_table(rows, {"BASE": "a" * 40, "HEAD": "b" * 40}, 1.3, 1.2)
+    out = capsys.readouterr().out
+    assert "BASE aaaaaaaaaa → HEAD bbbbbbbbbb (time ×1.3, memory ×1.2" in " ".join(out.split())
+    assert "1.500 s" in out and "×1.500" in out and "gdu/x/slope" in out
+    assert "2 compared, 1 regressed: t.x(cpu)" in out
+
+
 def test_plan_keeps_cuda_variants_only_where_cuda_is_seen(monkeypatch):
     profile = {"time": [["a", ["cpu"]], ["b", ["cuda"]]], "peakmem": [["c", ["x", 1]]], "tracked": ["gdu"]}
 
