@@ -194,3 +194,17 @@ def test_a_checkpoint_written_on_a_gpu_resumes_on_the_configured_device(tmp_path
     resumed = Trainer.resume(run, progress=False)
     assert resumed.epoch == 2
     assert all(v.device.type == "cpu" for v in resumed.run.model.state_dict().values())
+
+
+def test_a_holder_without_a_readable_note_is_named_by_question_marks(tmp_path):
+    """A lock held by a process whose note is missing or torn: still one line, '?' for what the note would say."""
+    from filelock import FileLock
+
+    from eqbench.runlock import RunFolderLock
+
+    folder = tmp_path / "run"
+    folder.mkdir()
+    (folder / ".lock.json").write_text('{"pid": ')  # torn
+    with FileLock(folder / ".lock", timeout=0):  # its own descriptor: flock conflicts in-process too
+        with pytest.raises(ConfigError, match=r"^.* is being written by pid \? on \?; a run folder has one writer$"):
+            RunFolderLock(folder).__enter__()
