@@ -45,20 +45,16 @@ def tie_gap(inp: Tensor, weight: Tensor, bias: Tensor | None) -> Tensor:
 
 @functools.lru_cache(maxsize=64)
 def _rank(h: int, w: int, k: int, dtype: torch.dtype, device: torch.device) -> Tensor:
+    """k² − 1 − j for the window position j (row-major) of every pixel of an h × w plane (cached: a constant)."""
     i = torch.arange(h, device=device).remainder(k).view(h, 1)
     j = torch.arange(w, device=device).remainder(k).view(1, w)
     return (k * k - 1 - (i * k + j)).to(dtype)
-
-
-def _position_rank(h: int, w: int, k: int, like: Tensor) -> Tensor:
-    """k² − 1 − j for the window position j (row-major) of every pixel of an h × w plane (cached: a constant)."""
-    return _rank(h, w, k, like.dtype, like.device)
 
 
 def max_pool_ties(z: Tensor, k: int, gap: Tensor) -> tuple[Tensor, Tensor]:
     """k×k max pooling with stride k of ``z`` (N, C, H, W), values within ``gap`` of each other tied and resolved
     to the earliest window position: (pooled values, flat indices into the H × W plane, as
     ``F.max_pool2d(..., return_indices=True)`` gives them). See the module docstring."""
-    rank = _position_rank(*z.shape[-2:], k, z)
+    rank = _rank(*z.shape[-2:], k, z.dtype, z.device)
     pooled, idx = F.max_pool2d(z + gap * rank, k, k, return_indices=True)
     return pooled - gap * rank.view(-1)[idx], idx

@@ -6,10 +6,10 @@ bench`` prints the same claims as its table and the regression gate tracks their
 theorem on every theorem case of eqbench.cases (the premise, and both orders judged per layer on the asymptotic
 range that the β ladder finds, eqbench.checks.order), the float32 sign bounds, the energy and convergence
 claims, closed form = autograd, the flip optimizer, NCHW = NHWC for every conv model with max pooling from its
-own start, and the controls (independent feedback, a flipped
-estimator, an unconverged free phase, the authors' nudges, a retrieval with values unlike keys, a wrong energy
-slope, an Euler step past its bound, a closed form off by 1 + 1e-9, a fused relaxation without the nudge, a
-drive that reads another sample, a BIN_CNN whose plain max pooling breaks ties by the layout's rounding).
+own start, and the controls (independent feedback, a flipped estimator, an unconverged free phase, the authors'
+nudges, a retrieval with values unlike keys, a wrong energy slope, an Euler step past its bound, a closed form off
+by 1 + 1e-9, a fused relaxation without the nudge, a drive that reads another sample, a BIN_CNN whose plain max
+pooling breaks ties by the layout's rounding).
 A new model joins by a case in eqbench.cases and its claims in eqbench.claims — or, outside eqbench, through
 ``eqbench check`` and eqbench.testing.
 """
