@@ -6,7 +6,8 @@
     eqbench train CONFIG.yaml [--out DIR] | eqbench train --resume DIR
     eqbench run ID --scale ci|paper [--seeds N] [--device cuda] [--json OUT]
     eqbench report [--results DIR] [--out FILE]
-    eqbench regress [--base HEAD~1] [--head HEAD] [--factor 1.10] [--mem-factor 1.10] [--profile quick|full]
+    eqbench regress [--base HEAD~1] [--head HEAD] [--false-alarm 0.01 | --factor F] [--mem-factor 1.10]
+                    [--profile quick|full]
     eqbench history [--range REV-RANGE] [--no-publish]
     eqbench sweep-p [--id ID] [--scale paper] [--p P ...] [--seeds N] [--epochs 10] [--dataset NAME] [--out DIR]
 
@@ -135,7 +136,11 @@ def _parser() -> argparse.ArgumentParser:
                                       "GDU/energy/accuracy values); exit 1 on a regression")
     g.add_argument("--base", default="HEAD~1", help="commit to compare with (default HEAD~1)")
     g.add_argument("--head", default="HEAD", help="commit under test (default HEAD)")
-    g.add_argument("--factor", type=float, default=1.10, help="a time may grow up to this factor (default 1.10)")
+    g.add_argument("--false-alarm", type=float, default=0.01,
+                   help="the chance that a gate of an unchanged commit flags a time: each time's limit is measured "
+                        "from its own rounds at this rate (default 0.01)")
+    g.add_argument("--factor", type=float,
+                   help="one fixed limit for every time instead of the measured ones (e.g. 1.3)")
     g.add_argument("--mem-factor", type=float, default=1.10, help="a peak memory may grow up to this factor")
     g.add_argument("--profile", default="quick", help="benchmark set of suites/asv_benchmarks/config.json")
     g.add_argument("--rounds", type=int, help="timed rounds per commit (default: the profile's)")
@@ -406,7 +411,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "regress":
             from .regress import run_gate
 
-            status, _ = run_gate(args.base, args.head, factor=args.factor, mem_factor=args.mem_factor,
+            status, _ = run_gate(args.base, args.head, factor=args.factor, false_alarm=args.false_alarm,
+                                 mem_factor=args.mem_factor,
                                  profile=args.profile, rounds=args.rounds, device=args.device, out=args.out)
             return status
         if args.command == "history":

@@ -1,7 +1,7 @@
 """The regression gate (``eqbench regress`` / ``make regress``): BASE against HEAD, side by side in one run.
 
-    eqbench regress [--base REV] [--head REV] [--factor 1.10] [--mem-factor 1.10] [--profile quick|full]
-                    [--rounds R] [--device cpu|cuda|all] [--out reports/regress]
+    eqbench regress [--base REV] [--head REV] [--false-alarm 0.01 | --factor F] [--mem-factor 1.10]
+                    [--profile quick|full] [--rounds R] [--device cpu|cuda|all] [--out reports/regress]
 
 Like ``asv continuous``, with the measured values of eqbench.tracking gated at their own tolerances:
 
@@ -15,11 +15,17 @@ Like ``asv continuous``, with the measured values of eqbench.tracking gated at t
 3. the tracked values (GDU slopes and errors, energy margins, step equality, graph bytes, one-epoch ci
    accuracy) are measured once per commit, on one thread each, both commits at once; the speed ratios (timed,
    reported only) one commit after the other;
-4. the table: benchmark, BASE, HEAD, ratio, verdict. Exit status 1 when a time grew beyond ``factor``, a peak
-   memory beyond ``mem_factor``, a tracked value got worse beyond its tolerance, or a benchmark that ran at BASE
-   fails at HEAD; improvements are reported and never fail. Exit status 2 on bad input. A time over ``factor``
-   is confirmed first: the flagged benchmarks alone run ``rounds`` fresh interleaved rounds, and only a ratio
-   over ``factor`` in those too fails (the confirmation clears noise, it never raises a flag).
+4. each time's limit is measured in the same run (`calibrate`): the rounds of one commit against each other (A/A:
+   BASE against BASE, HEAD against HEAD) give the spread of that benchmark on this machine now, and the limit is
+   the ratio that noise of that spread exceeds with probability ``false_alarm`` / (number of timed benchmarks) —
+   so ``false_alarm`` is the chance that a gate of an unchanged commit flags any time at all. The report gives
+   each benchmark's noise, its limit and the slowdown it detects 9 times in 10. ``factor`` replaces the measured
+   limits with one fixed ratio (and the median over rounds, the gate's statistic before the calibration);
+5. the table: benchmark, BASE, HEAD, ratio, noise, limit, detects, verdict. Exit status 1 when a time grew beyond
+   its limit, a peak memory beyond ``mem_factor``, a tracked value got worse beyond its tolerance, or a benchmark
+   that ran at BASE fails at HEAD; improvements are reported and never fail. Exit status 2 on bad input. A time
+   over its limit is confirmed first: the flagged benchmarks alone run ``rounds`` fresh interleaved rounds, and
+   only a ratio over the limit of those rounds too fails (the confirmation clears a burst, never raises a flag).
 
 Every finished measurement is appended to ``.asv/regress/results.jsonl`` (keyed by machine, commit, the
 benchmark definitions and the task) as soon as it is done, so an interrupted gate loses nothing finished and a
@@ -45,6 +51,9 @@ from typing import Any
 
 from .errors import EqbenchError
 from .io import write_json, write_text
+
+#: the detection probability of the report's "detects" column
+POWER = 0.9
 
 
 class GateError(EqbenchError):
@@ -75,6 +84,13 @@ def resolve(repo: Path, rev: str) -> str:
     except GateError:
         raise GateError(f"unknown commit {rev!r} in {repo}: give a commit, branch or tag that "
                         "'git log' shows (e.g. HEAD~1)") from None
+
+
+def require_ancestor(repo: Path, base: str, head: str) -> None:
+    """The gate compares a commit with one of its ancestors (for a pull request: the merge base)."""
+    if subprocess.run(["git", "-C", str(repo), "merge-base", "--is-ancestor", base, head]).returncode:
+        raise GateError(f"BASE {base[:10]} is not an ancestor of HEAD {head[:10]}: gate a commit against one before "
+                        "it (for a branch: BASE=$(git merge-base main HEAD))")
 
 
 def require_clean(repo: Path) -> None:
@@ -233,6 +249,51 @@ class Row:
     ratio: float | None
     verdict: str  # ok, REGRESSED, FAILED at HEAD, improved, info, new, skipped
     note: str = ""
+    noise: float | None = None  # a time's spread from round to round (relative standard deviation)
+    limit: float | None = None  # the ratio over which the row is REGRESSED
+    detects: float | None = None  # the slowdown flagged with probability POWER
+    rounds: dict[str, list[float]] | None = None  # a time's per-round values, BASE and HEAD
+
+
+@dataclass
+class Calibration:
+    ratio: float  # HEAD over BASE, the ratio of the geometric means of the rounds
+    noise: float  # the pooled within-commit standard deviation of log time (≈ relative spread of one round)
+    se: float  # the standard error of log ratio under no change
+    df: int
+    limit: float  # the ratio that noise exceeds with probability alpha
+
+    @property
+    def detects(self) -> float:
+        """The slowdown that lands over the limit with probability POWER."""
+        from scipy.stats import t as student
+
+        return self.limit * math.exp(float(student.ppf(POWER, self.df)) * self.se)
+
+
+def calibrate(base: list[float], head: list[float], alpha: float) -> Calibration | None:
+    """The limit of one timed benchmark from its own rounds (None with fewer than three rounds in all).
+
+    A/A: the rounds of one commit against each other (BASE against BASE, HEAD against HEAD) hold no change, only
+    the machine's noise; their pooled spread of log time, s with n_B + n_H − 2 degrees of freedom, is that noise
+    now. The gate's statistic d = mean log t_HEAD − mean log t_BASE has standard error se = s·√(1/n_B + 1/n_H)
+    under no change, and d / se follows Student's t (one machine, interleaved rounds, equal spreads), so
+
+        limit = exp(t_{1−α} · se),    detects = exp((t_{1−α} + t_POWER) · se)
+
+    flags an unchanged commit with probability α and a slowdown of ``detects`` with probability POWER. A round's
+    time is a process's fastest call, log-normal enough; a burst that slows one whole process inflates s as much as
+    d, and the confirmation in fresh rounds (run_gate) is there for the heavier tails that are left."""
+    from scipy.stats import t as student
+
+    lb, lh = [math.log(v) for v in base], [math.log(v) for v in head]
+    df = len(lb) + len(lh) - 2
+    if not lb or not lh or df < 1:
+        return None
+    mb, mh = statistics.fmean(lb), statistics.fmean(lh)
+    s = math.sqrt((sum((v - mb) ** 2 for v in lb) + sum((v - mh) ** 2 for v in lh)) / df)
+    se = s * math.sqrt(1 / len(lb) + 1 / len(lh))
+    return Calibration(math.exp(mh - mb), s, se, df, math.exp(float(student.ppf(1 - alpha, df)) * se))
 
 
 def _fmt(v: float | None, unit: str) -> str:
@@ -283,20 +344,28 @@ def plan(profile: dict, device: str) -> dict[str, list[dict]]:
     return out
 
 
-def run_gate(base: str = "HEAD~1", head: str = "HEAD", *, factor: float = 1.10, mem_factor: float = 1.10,
-             profile: str = "quick", rounds: int | None = None, device: str = "all", repo: str | Path = ".",
-             out: str | Path = "reports/regress", quiet: bool = False) -> tuple[int, list[Row]]:
-    """Run the gate; returns (exit status, rows). See the module docstring."""
+def run_gate(base: str = "HEAD~1", head: str = "HEAD", *, factor: float | None = None, false_alarm: float = 0.01,
+             mem_factor: float = 1.10, profile: str = "quick", rounds: int | None = None, device: str = "all",
+             repo: str | Path = ".", out: str | Path = "reports/regress", quiet: bool = False) -> tuple[int, list[Row]]:
+    """Run the gate; returns (exit status, rows). See the module docstring. ``factor=None`` (the default): each
+    time's limit is measured (`calibrate`) at ``false_alarm`` per gate; a number: that fixed ratio for every time."""
     from .tracking import catalogue, selected
 
-    if factor < 1 or mem_factor < 1:
+    if (factor is not None and factor < 1) or mem_factor < 1:
         raise GateError(f"--factor and --mem-factor must be at least 1 (got {factor} and {mem_factor})")
+    if not 0 < false_alarm < 0.5:
+        raise GateError(f"--false-alarm must lie strictly between 0 and 0.5 (got {false_alarm}): it is the chance "
+                        "that a gate of an unchanged commit flags a time, e.g. 0.01")
     root = repo_root(repo)
     require_clean(root)
     shas = {"BASE": resolve(root, base), "HEAD": resolve(root, head)}
+    require_ancestor(root, shas["BASE"], shas["HEAD"])
     prof = _profile(root, profile)
     tasks = plan(prof, device)
     R = int(rounds or prof.get("rounds", 3))
+    if factor is None and tasks["time"] and R < 2:
+        raise GateError(f"{R} timed round per commit cannot measure the noise: give --rounds 2 or more, or a fixed "
+                        "--factor")
     store = Store(root / ".asv" / "regress" / "results.jsonl", machine_name(), definitions_hash(root))
     say = (lambda *a: None) if quiet else (lambda msg: print(msg, file=sys.stderr, flush=True))
 
@@ -354,7 +423,7 @@ def run_gate(base: str = "HEAD~1", head: str = "HEAD", *, factor: float = 1.10, 
     rows: list[Row] = []
     sha_b, sha_h = shas["BASE"], shas["HEAD"]
 
-    def per_round(sha: str, t: dict, rounds: range, stat) -> tuple[float | None, str]:
+    def round_values(sha: str, t: dict, rounds: range) -> tuple[list[float], str]:
         vals, errs, skipped = [], [], []
         for r in rounds:
             a = store.get(sha, _task_id(t) + f"#r{r}") or {}
@@ -366,36 +435,57 @@ def run_gate(base: str = "HEAD~1", head: str = "HEAD", *, factor: float = 1.10, 
                 skipped.append(a["skipped"])
             elif "error" in a:
                 errs.append(a["error"])
-        if vals:
-            return stat(vals), ""
-        return None, (errs or skipped or ["not measured"])[0]
+        return vals, "" if vals else (errs or skipped or ["not measured"])[0]
 
-    def ratio_row(t: dict, kind: str, unit: str, rounds: range, limit: float) -> Row:
-        name = f"{t['name']}({', '.join(str(p) for p in t['params'])})"
-        b, nb = per_round(sha_b, t, rounds, statistics.median)
-        h, nh = per_round(sha_h, t, rounds, statistics.median)
-        return _verdict_ratio(name, kind, unit, b, h, limit, nb, nh)
+    def name_of(t: dict) -> str:
+        return f"{t['name']}({', '.join(str(p) for p in t['params'])})"
 
-    time_rows = [ratio_row(t, "time", "s", range(R), factor) for t in tasks["time"]]
+    def median_row(t: dict, kind: str, rounds: range, limit: float) -> Row:
+        (vb, nb), (vh, nh) = round_values(sha_b, t, rounds), round_values(sha_h, t, rounds)
+        b, h = (statistics.median(v) if v else None for v in (vb, vh))
+        return _verdict_ratio(name_of(t), kind, "bytes" if kind != "time" else "s", b, h, limit, nb, nh)
+
+    def time_row(t: dict, rounds: range, alpha: float) -> Row:
+        """The median over rounds against ``factor``, or the geometric mean against the measured limit."""
+        (vb, nb), (vh, nh) = round_values(sha_b, t, rounds), round_values(sha_h, t, rounds)
+        cal = calibrate(vb, vh, alpha)
+        if factor is not None:
+            row = median_row(t, "time", rounds, factor)
+            if cal:
+                cal.limit = factor
+        else:
+            b, h = (statistics.geometric_mean(v) if v else None for v in (vb, vh))
+            row = _verdict_ratio(name_of(t), "time", "s", b, h, cal.limit if cal else math.inf, nb, nh)
+            if row.ratio is not None:
+                row.note = (f"false alarms {alpha:.2g}" if cal else
+                            "too few rounds measured to know the noise: not judged")
+        row.rounds = {"BASE": vb, "HEAD": vh}
+        if cal:
+            row.noise, row.detects = cal.noise, cal.detects
+        return row
+
+    # the false-alarm rate is per gate: each of the m timed benchmarks gets α/m (Bonferroni)
+    time_rows = [time_row(t, range(R), false_alarm / max(1, len(tasks["time"]))) for t in tasks["time"]]
     # confirmation: a slowdown must show again in R fresh interleaved rounds of the flagged benchmarks alone. One
     # process in a round can land ×1.2–1.3 slow as a whole (placement, frequency; seen on the 2-core CI machine),
     # and such bursts are independent between passes, so the false-alarm rate is squared while a true slowdown,
     # present in every process, shows in both passes
     flagged = [t for t, row in zip(tasks["time"], time_rows) if row.verdict == "REGRESSED"]
     if flagged:
-        say(f"{len(flagged)} timed benchmark(s) over ×{factor:g}: confirming in {R} fresh rounds")
+        say(f"{len(flagged)} timed benchmark(s) over their limit: confirming in {R} fresh rounds")
         timed_rounds(R, 2 * R, flagged, "confirming")
     for t, row in zip(tasks["time"], time_rows):
         if t in flagged:
-            again = ratio_row(t, "time", "s", range(R, 2 * R), factor)
-            shown = f"×{again.ratio:.3f}" if again.ratio is not None else again.note
+            again = time_row(t, range(R, 2 * R), false_alarm / len(flagged))
+            shown = (f"×{again.ratio:.3f} over ×{again.limit:.3f}" if again.ratio is not None else again.note)
             if again.verdict == "REGRESSED":
                 row.note += f"; confirmed: {shown} in {R} fresh rounds"
             else:
+                shown = shown.replace(" over ", " within ")
                 row.verdict, row.note = "ok", row.note + f"; not confirmed ({shown} in {R} fresh rounds): noise"
         rows.append(row)
     for kind, n, limit in (("peakmem", int(prof.get("mem_rounds", 1)), mem_factor), ("track", 1, mem_factor)):
-        rows += [ratio_row(t, kind, "bytes", range(n), limit) for t in tasks[kind]]
+        rows += [median_row(t, kind, range(n), limit) for t in tasks[kind]]
     cat = catalogue()
     for t in tasks["tracked"]:
         rb, rh = store.get(sha_b, _task_id(t)) or {}, store.get(sha_h, _task_id(t)) or {}
@@ -425,39 +515,78 @@ def run_gate(base: str = "HEAD~1", head: str = "HEAD", *, factor: float = 1.10, 
             rows.append(Row(key, "tracked", tr.unit, b, h, ratio, verdict, f"worse by {worse:.3g} (tolerance {tol})"))
 
     failed = [r for r in rows if r.verdict in ("REGRESSED", "FAILED at HEAD")]
-    report = {"base": sha_b, "head": sha_h, "factor": factor, "mem_factor": mem_factor, "profile": profile,
+    report = {"base": sha_b, "head": sha_h, "factor": factor, "false_alarm": false_alarm, "mem_factor": mem_factor,
+              "profile": profile,
               "rounds": R, "machine": store.machine, "rows": [asdict(r) for r in rows],
               "regressions": len(failed), "pass": not failed}
     write_json(Path(out) / f"{sha_b[:10]}-{sha_h[:10]}.json", report)
-    summary = markdown(rows, shas, factor, mem_factor)
+    summary = markdown(rows, shas, factor, mem_factor, false_alarm)
     write_text(Path(out) / f"{sha_b[:10]}-{sha_h[:10]}.md", summary)
     if os.environ.get("GITHUB_STEP_SUMMARY"):  # where GitHub Actions shows a job's summary
         with open(os.environ["GITHUB_STEP_SUMMARY"], "a", encoding="utf-8") as f:
             f.write(summary + "\n")
     if not quiet:
-        print_table(rows, shas, factor, mem_factor)
+        print_table(rows, shas, factor, mem_factor, false_alarm)
     return (1 if failed else 0), rows
 
 
-def markdown(rows: list[Row], shas: dict[str, str], factor: float, mem_factor: float) -> str:
+def _time_rule(factor: float | None, false_alarm: float) -> str:
+    if factor is not None:
+        return f"times at ×{factor:g}"
+    return f"times at their measured limits (false-alarm rate {false_alarm:g} a gate)"
+
+
+def _cells(r: Row) -> list[str]:
+    """benchmark, BASE, HEAD, ratio, noise, limit, detects, verdict, note."""
+    def ratio(v: float | None) -> str:
+        return "—" if v is None else "∞" if math.isinf(v) else f"×{v:.3f}"
+
+    noise = "—" if r.noise is None else f"±{100 * r.noise:.1f} %"
+    return [r.benchmark, _fmt(r.base, r.unit), _fmt(r.head, r.unit), ratio(r.ratio), noise, ratio(r.limit),
+            ratio(r.detects), r.verdict, r.note]
+
+
+COLUMNS = ("benchmark", "BASE", "HEAD", "ratio", "noise", "limit", "detects", "verdict", "note")
+
+
+def markdown(rows: list[Row], shas: dict[str, str], factor: float | None, mem_factor: float,
+             false_alarm: float = 0.01) -> str:
     """The gate's verdict and table in Markdown (what a CI job summary or a pull-request comment shows): the
-    regressions first, then every row."""
+    regressions first, then every row, then a strip plot of each time's rounds."""
     bad = [r for r in rows if r.verdict in ("REGRESSED", "FAILED at HEAD")]
     head = (f"## eqbench regress: {'**' + str(len(bad)) + ' regressed**' if bad else 'no regression'}\n\n"
-            f"BASE `{shas['BASE'][:10]}` → HEAD `{shas['HEAD'][:10]}`: {len(rows)} compared; times at ×{factor:g} "
-            f"(a flag confirmed in fresh rounds), peak memory at ×{mem_factor:g}, tracked values at their "
-            "tolerances.\n")
+            f"BASE `{shas['BASE'][:10]}` → HEAD `{shas['HEAD'][:10]}`: {len(rows)} compared; "
+            f"{_time_rule(factor, false_alarm)}, a flag confirmed in fresh rounds; peak memory at ×{mem_factor:g}, "
+            "tracked values at their tolerances. *noise*: a time's spread from round to round; *limit*: the ratio "
+            f"over which a row regresses; *detects*: the slowdown flagged {POWER:.0%} of the time.\n")
     lines = [head]
     if bad:
         lines += ["", *[f"- **{r.benchmark}**: {r.verdict} ({_fmt(r.base, r.unit)} → {_fmt(r.head, r.unit)}"
                         + (f", ×{r.ratio:.3f}" if r.ratio is not None else "") + f"; {r.note})" for r in bad], ""]
-    lines += ["| benchmark | BASE | HEAD | ratio | verdict | note |", "|---|---|---|---|---|---|"]
+    lines += ["| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
     for r in rows:
-        ratio = "—" if r.ratio is None else f"×{r.ratio:.3f}"
-        verdict = f"**{r.verdict}**" if r in bad else r.verdict
-        cells = [r.benchmark, _fmt(r.base, r.unit), _fmt(r.head, r.unit), ratio, verdict, r.note]
+        cells = _cells(r)
+        if r in bad:
+            cells[7] = f"**{r.verdict}**"
         lines.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
+    timed = [r for r in rows if r.rounds and (r.rounds["BASE"] or r.rounds["HEAD"])]
+    if timed:
+        width = max(len(r.benchmark) for r in timed)
+        lines += ["", "Rounds of each time (B: BASE, H: HEAD, *: both), from its fastest to its slowest round:", "",
+                  "```", *[f"{r.benchmark:<{width}}  {_strip(r.rounds)}" for r in timed], "```"]
     return "\n".join(lines) + "\n"
+
+
+def _strip(rounds: dict[str, list[float]], width: int = 40) -> str:
+    """One line: the rounds of BASE and HEAD placed on a common scale from the fastest to the slowest."""
+    values = rounds["BASE"] + rounds["HEAD"]
+    lo, hi = min(values), max(values)
+    cells = [" "] * width
+    for mark, vals in (("B", rounds["BASE"]), ("H", rounds["HEAD"])):
+        for v in vals:
+            i = 0 if hi == lo else round((v - lo) / (hi - lo) * (width - 1))
+            cells[i] = mark if cells[i] in (" ", mark) else "*"
+    return f"|{''.join(cells)}|  {_fmt(lo, 's')} … {_fmt(hi, 's')}"
 
 
 def _verdict_ratio(name: str, kind: str, unit: str, b: float | None, h: float | None, limit: float,
@@ -469,24 +598,26 @@ def _verdict_ratio(name: str, kind: str, unit: str, b: float | None, h: float | 
         return Row(name, kind, unit, None, h, None, "new", note_b)
     ratio = h / b if b > 0 else math.inf
     verdict = "REGRESSED" if ratio > limit else "improved" if ratio < 1 / limit else "ok"
-    return Row(name, kind, unit, b, h, ratio, verdict, f"limit ×{limit:g}")
+    return Row(name, kind, unit, b, h, ratio, verdict, f"limit ×{limit:g}", limit=limit)
 
 
-def print_table(rows: list[Row], shas: dict[str, str], factor: float, mem_factor: float) -> None:
+def print_table(rows: list[Row], shas: dict[str, str], factor: float | None, mem_factor: float,
+                false_alarm: float = 0.01) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    console = Console(width=None if sys.stdout.isatty() else 200)
+    console = Console(width=None if sys.stdout.isatty() else 220)
     table = Table(title=f"eqbench regress: BASE {shas['BASE'][:10]} → HEAD {shas['HEAD'][:10]} "
-                        f"(time ×{factor:g}, memory ×{mem_factor:g}, tracked values at their tolerances)")
-    for col in ("benchmark", "BASE", "HEAD", "ratio", "verdict", "note"):
+                        f"({_time_rule(factor, false_alarm)}, memory ×{mem_factor:g}, tracked values at their "
+                        "tolerances)")
+    for col in COLUMNS:
         table.add_column(col)
     style = {"REGRESSED": "bold red", "FAILED at HEAD": "bold red", "improved": "green", "ok": "", "info": "dim",
              "new": "dim", "skipped": "dim"}
     for r in rows:
-        ratio = "—" if r.ratio is None else f"×{r.ratio:.3f}"
-        table.add_row(r.benchmark, _fmt(r.base, r.unit), _fmt(r.head, r.unit), ratio,
-                      f"[{style[r.verdict]}]{r.verdict}[/]" if style[r.verdict] else r.verdict, r.note)
+        cells = _cells(r)
+        cells[7] = f"[{style[r.verdict]}]{r.verdict}[/]" if style[r.verdict] else r.verdict
+        table.add_row(*cells)
     console.print(table)
     bad = [r for r in rows if r.verdict in ("REGRESSED", "FAILED at HEAD")]
     console.print(f"{len(rows)} compared, {len(bad)} regressed" + (": " + ", ".join(r.benchmark for r in bad)

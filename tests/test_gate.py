@@ -14,7 +14,9 @@ import json
 import math
 from pathlib import Path
 
+import numpy as np
 import pytest
+from scipy.stats import norm
 
 from eqbench import regress
 from eqbench.errors import EqbenchError
@@ -215,10 +217,12 @@ def test_the_cli_passes_each_option_to_its_own_parameter(monkeypatch):
     seen = {}
     monkeypatch.setattr(regress, "run_gate", lambda *a, **k: (seen.update(args=a, **k), (7, []))[1])
     argv = ["regress", "--base", "B", "--head", "H", "--factor", "1.7", "--mem-factor", "1.3", "--profile", "full",
-            "--rounds", "4", "--device", "cpu", "--out", "o"]
+            "--rounds", "4", "--device", "cpu", "--out", "o", "--false-alarm", "0.05"]
     assert main(argv) == 7
-    assert seen == {"args": ("B", "H"), "factor": 1.7, "mem_factor": 1.3, "profile": "full", "rounds": 4,
-                    "device": "cpu", "out": "o"}
+    assert seen == {"args": ("B", "H"), "factor": 1.7, "false_alarm": 0.05, "mem_factor": 1.3, "profile": "full",
+                    "rounds": 4, "device": "cpu", "out": "o"}
+    main(["regress"])
+    assert seen["factor"] is None and seen["false_alarm"] == 0.01  # the measured limits are the default
 
 
 def test_the_printed_table_has_every_row_and_names_the_regressions(capsys):
@@ -226,7 +230,7 @@ def test_the_printed_table_has_every_row_and_names_the_regressions(capsys):
             Row("gdu/x/slope", "tracked", "", 2.0, 2.0, 1.0, "ok", "worse by 0")]
     regress.print_table(rows, {"BASE": "a" * 40, "HEAD": "b" * 40}, 1.3, 1.2)
     out = capsys.readouterr().out
-    assert "BASE aaaaaaaaaa → HEAD bbbbbbbbbb (time ×1.3, memory ×1.2" in " ".join(out.split())
+    assert "BASE aaaaaaaaaa → HEAD bbbbbbbbbb (times at ×1.3, memory ×1.2" in " ".join(out.split())
     assert "1.500 s" in out and "×1.500" in out and "gdu/x/slope" in out
     assert "2 compared, 1 regressed: t.x(cpu)" in out
 
@@ -255,7 +259,9 @@ def test_a_markdown_summary_goes_beside_the_report_and_into_the_ci_job_summary(c
     (md,) = (tmp_path / "out").glob("*.md")
     text = md.read_text()
     assert text.startswith("## eqbench regress: **1 regressed**") and "- **b.slow(cpu)**: REGRESSED" in text
-    assert "| a.burst(cpu) | 1.000 s | 1.000 s | ×1.000 | ok | limit ×1.3 |" in text
+    assert "| a.burst(cpu) | 1.000 s | 1.000 s | ×1.000 | ±0.0 % | ×1.300 | ×1.300 | ok | limit ×1.3 |" in text
+    # the strip plot of the rounds: BASE's at the fastest end, HEAD's at the slowest
+    assert f"b.slow(cpu)   |B{' ' * 38}H|  1.000 s … 1.500 s" in text
     assert summary.read_text() == "earlier step\n" + text + "\n"  # appended, as GitHub expects
     ok = [Row("t.x(cpu)", "time", "s", 1.0, 1.0, 1.0, "ok", "a | b")]
     text = regress.markdown(ok, {"BASE": "a" * 40, "HEAD": "b" * 40}, 1.3, 1.3)
@@ -343,3 +349,111 @@ def test_history_reads_asv_results(tmp_path: Path):
     got = load_results(tmp_path, "m")["abc"]
     assert got == {"m.C.time_x(EP, cpu)": 1.0, "m.C.time_x(EP, cuda)": None, "m.C.time_x(BPTT, cpu)": 3.0,
                    "m.C.time_x(BPTT, cuda)": None}
+
+
+# ------------------------------------------------------------------------------------------ measured limits
+def _aa_gate(rng, rounds: int, alpha: float, shift: float = 1.0) -> regress.Calibration:
+    """One benchmark's rounds at both commits, log-normal with a noise and a time scale drawn at random (the
+    limit may depend on neither but through the rounds themselves), HEAD ``shift`` times slower."""
+    sigma, scale = rng.uniform(0.003, 0.3), 10 ** rng.uniform(-5, 1)
+    base = scale * np.exp(sigma * rng.standard_normal(rounds))
+    head = shift * scale * np.exp(sigma * rng.standard_normal(rounds))
+    return regress.calibrate(list(base), list(head), alpha)
+
+
+@pytest.mark.parametrize("rounds", [2, 3, 5])
+def test_the_measured_limit_flags_an_unchanged_commit_at_the_chosen_rate(rounds: int):
+    """4000 A/A gates of Gaussian log times with noise from ±0.3 % to ±30 % and times from 10 µs to 10 s: the share
+    over the measured limit is α within 4.5 binomial standard deviations. Negative controls, which this check must
+    reject: the standard error of one commit's mean only (√(1/n) for √(2/n)), and at three rounds or fewer the
+    normal quantile (a z-test, blind to how few rounds measured the noise)."""
+    rng, alpha, n = np.random.default_rng(rounds), 0.05, 4000
+    cals = [_aa_gate(rng, rounds, alpha) for _ in range(n)]
+    sd = math.sqrt(alpha * (1 - alpha) / n)
+
+    def rate(limits) -> float:
+        return sum(c.ratio > lim for c, lim in zip(cals, limits)) / n
+
+    assert abs(rate(c.limit for c in cals) - alpha) < 4.5 * sd, rate(c.limit for c in cals)
+    assert rate(c.limit ** (1 / math.sqrt(2)) for c in cals) > alpha + 4.5 * sd  # one side's error only
+    if rounds <= 3:
+        assert rate(math.exp(norm.ppf(1 - alpha) * c.se) for c in cals) > alpha + 4.5 * sd  # the z-test
+
+
+def test_calibrate_needs_a_spread_and_reports_what_it_detects():
+    assert regress.calibrate([1.0], [1.1], 0.01) is None  # no degree of freedom left for the noise
+    assert regress.calibrate([], [1.0, 1.1], 0.01) is None
+    c = regress.calibrate([1.0, 1.1], [1.0, 1.1], 0.01)
+    # equal spreads, one degree of freedom each: s = |log 1.1| / √2, se = s; limit and detects from t with 2 df
+    s = math.log(1.1) / math.sqrt(2)
+    assert c.ratio == pytest.approx(1.0) and c.noise == pytest.approx(s) and c.se == pytest.approx(s)
+    assert c.limit == pytest.approx(math.exp(6.964557 * s), rel=1e-6)  # t_{0.99}(2)
+    assert c.detects == pytest.approx(math.exp((6.964557 + 1.885618) * s), rel=1e-6)  # t_{0.9}(2)
+
+
+def test_the_false_alarm_rate_is_per_gate_not_per_benchmark(clone: Path, tmp_path: Path, monkeypatch):
+    """150 gates of five unchanged benchmarks with ±5 % noise at a false-alarm rate of 0.3: the share of gates whose
+    first pass flags any time is 1 − (1 − 0.3/5)⁵ = 0.266 (each benchmark at α/5), within 4.5 binomial standard
+    deviations; a limit at α for each benchmark would flag 1 − 0.7⁵ = 0.83 of them."""
+    rng = np.random.default_rng(7)
+    profile = {"rounds": 3, "repeat": 1, "mem_rounds": 0, "time": [[f"t.{i}", ["cpu"]] for i in range(5)]}
+    _fake_timing(monkeypatch, lambda side, name, n: float(np.exp(0.05 * rng.standard_normal())), profile)
+    n, flagged = 150, 0
+    for i in range(n):
+        (clone / ".asv" / "regress" / "results.jsonl").unlink(missing_ok=True)
+        _, rows = run_gate("HEAD~1", "HEAD", repo=clone, false_alarm=0.3, quiet=True, out=tmp_path / "out")
+        flagged += any("confirm" in r.note for r in rows)
+    expected = 1 - (1 - 0.3 / 5) ** 5
+    assert abs(flagged / n - expected) < 4.5 * math.sqrt(expected * (1 - expected) / n), flagged
+
+
+def _rounds(values: dict[str, list[float]]):
+    """A fake timing whose k-th process of a side measures ``values[side][k % len]``."""
+    return lambda side, name, n: values[side][n % len(values[side])]
+
+
+def test_the_measured_limit_follows_each_benchmarks_own_noise(clone: Path, tmp_path: Path, monkeypatch):
+    """A ×1.2 slowdown over rounds that vary by ±1 % is flagged (limit a few per cent) and confirmed; the same ×1.2
+    over rounds that vary by ±15 % is within its limit, and the report says which slowdown it could detect."""
+    quiet, loud = [1.0, 1.01, 0.99], [1.0, 1.15, 0.87]
+    _fake_timing(monkeypatch, _rounds({"BASE": quiet, "HEAD": [1.2 * v for v in quiet]}),
+                 {"rounds": 3, "repeat": 1, "mem_rounds": 0, "time": [["t.quiet", ["cpu"]]]})
+    status, (row,) = run_gate("HEAD~1", "HEAD", repo=clone, quiet=True, out=tmp_path / "a")
+    assert status == 1 and row.verdict == "REGRESSED" and "confirmed" in row.note
+    assert row.ratio == pytest.approx(1.2) and 1.0 < row.limit < 1.1 and row.limit < row.detects < 1.2
+    _fake_timing(monkeypatch, _rounds({"BASE": loud, "HEAD": [1.2 * v for v in loud]}),
+                 {"rounds": 3, "repeat": 1, "mem_rounds": 0, "time": [["t.loud", ["cpu"]]]})
+    status, (row,) = run_gate("HEAD~1", "HEAD", repo=clone, quiet=True, out=tmp_path / "b")
+    assert status == 0 and row.verdict == "ok" and row.ratio == pytest.approx(1.2)
+    assert row.limit > 1.2 and row.detects > row.limit and row.noise == pytest.approx(0.12, abs=0.02)
+    report = json.loads(next((tmp_path / "b").glob("*.json")).read_text())
+    assert report["factor"] is None and report["false_alarm"] == 0.01
+    assert report["rows"][0]["rounds"]["HEAD"] == pytest.approx([1.2 * v for v in loud])
+    # --factor overrides the measured limit: ×1.2 over ×1.1 regresses, whatever the noise
+    status, (row,) = run_gate("HEAD~1", "HEAD", repo=clone, factor=1.1, quiet=True, out=tmp_path / "c")
+    assert status == 1 and row.limit == 1.1
+
+
+@pytest.mark.parametrize("rate", [0, 0.5, 0.7, -0.01])
+def test_a_false_alarm_rate_outside_zero_to_a_half_is_one_line(clone: Path, rate: float):
+    with pytest.raises(GateError, match=rf"--false-alarm must lie strictly between 0 and 0.5 \(got {rate}\)") as e:
+        run_gate("HEAD~1", "HEAD", repo=clone, false_alarm=rate, quiet=True)
+    assert "\n" not in str(e.value)
+
+
+def test_one_round_cannot_measure_the_noise(clone: Path, monkeypatch):
+    _fake_timing(monkeypatch, lambda side, name, n: 1.0)
+    with pytest.raises(GateError, match="1 timed round per commit cannot measure the noise: give --rounds 2"):
+        run_gate("HEAD~1", "HEAD", repo=clone, rounds=1, quiet=True)
+    run_gate("HEAD~1", "HEAD", repo=clone, rounds=1, factor=1.3, quiet=True, out=clone / "out")  # a fixed limit can
+
+
+def test_a_base_that_is_not_an_ancestor_is_one_line(clone: Path, plant):
+    """A commit on a side branch is no BASE for HEAD (its changes would read as HEAD's regressions, reversed)."""
+    head = regress.resolve(clone, "HEAD")
+    plant.git(clone, "checkout", "-q", "-b", "side", "HEAD~1")
+    side = plant(clone, "README.md", "# eqbench", "# eqbench (side)", "a side branch")
+    plant.git(clone, "checkout", "-q", "main")
+    with pytest.raises(GateError, match=rf"BASE {side[:10]} is not an ancestor of HEAD {head[:10]}: gate a commit "):
+        run_gate(side, "HEAD", repo=clone, profile="correctness", quiet=True)
+    regress.require_ancestor(clone, head, head)  # a commit against itself (an A/A gate) is allowed
