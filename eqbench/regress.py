@@ -17,10 +17,11 @@ Like ``asv continuous``, with the measured values of eqbench.tracking gated at t
    reported only) one commit after the other;
 4. each time's limit is measured in the same run (`calibrate`): the rounds of one commit against each other (A/A:
    BASE against BASE, HEAD against HEAD) give the spread of that benchmark on this machine now, and the limit is
-   the ratio that noise of that spread exceeds with probability ``false_alarm`` / (number of timed benchmarks) —
-   so ``false_alarm`` is the chance that a gate of an unchanged commit flags any time at all. The report gives
-   each benchmark's noise, its limit and the slowdown it detects 9 times in 10. ``factor`` replaces the measured
-   limits with one fixed ratio (and the median over rounds, the gate's statistic before the calibration);
+   the ratio that an unchanged commit exceeds with probability ``false_alarm`` / (number of timed benchmarks) —
+   so ``false_alarm`` is the chance that a gate of an unchanged commit flags any time at all. The statistic is the
+   ratio of the geometric means of each side's fastest half of the rounds (a burst only ever slows a round). The
+   report gives each time's noise, its limit and the slowdown it detects 9 times in 10. ``factor`` replaces the
+   measured limits with one fixed ratio, compared with the medians over rounds (the gate before the calibration);
 5. the table: benchmark, BASE, HEAD, ratio, noise, limit, detects, verdict. Exit status 1 when a time grew beyond
    its limit, a peak memory beyond ``mem_factor``, a tracked value got worse beyond its tolerance, or a benchmark
    that ran at BASE fails at HEAD; improvements are reported and never fail. Exit status 2 on bad input. A time
@@ -46,8 +47,11 @@ import subprocess
 import sys
 import tempfile
 from dataclasses import asdict, dataclass
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from .errors import EqbenchError
 from .io import write_json, write_text
@@ -257,43 +261,72 @@ class Row:
 
 @dataclass
 class Calibration:
-    ratio: float  # HEAD over BASE, the ratio of the geometric means of the rounds
-    noise: float  # the pooled within-commit standard deviation of log time (≈ relative spread of one round)
-    se: float  # the standard error of log ratio under no change
-    df: int
-    limit: float  # the ratio that noise exceeds with probability alpha
+    ratio: float  # HEAD over BASE: exp of the difference of the means of each side's fastest rounds' log times
+    noise: float  # the spread of log time from round to round (≈ relative standard deviation of a round)
+    limit: float  # the ratio that an unchanged commit exceeds with probability alpha
+    detects: float  # the slowdown over the limit with probability POWER
 
-    @property
-    def detects(self) -> float:
-        """The slowdown that lands over the limit with probability POWER."""
-        from scipy.stats import t as student
 
-        return self.limit * math.exp(float(student.ppf(POWER, self.df)) * self.se)
+#: Monte-Carlo draws of the statistic's null distribution (fixed seed: same limits for the same rounds)
+NULL_DRAWS = 200_000
+
+
+def _fastest(logs: np.ndarray) -> np.ndarray:
+    """Each row's fastest ⌈n/2⌉ rounds (two at least): a burst only ever slows a round, so the fast half is where
+    the clean rounds are."""
+    n = logs.shape[-1]
+    return np.sort(logs, axis=-1)[..., :max(2, (n + 1) // 2)]
+
+
+def _statistic(lb: np.ndarray, lh: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """d = mean of HEAD's fastest half − mean of BASE's, s = their pooled spread (rows: independent gates)."""
+    fb, fh = _fastest(lb), _fastest(lh)
+    return fh.mean(-1) - fb.mean(-1), np.sqrt((fb.var(-1) + fh.var(-1)) / 2)
+
+
+@lru_cache(maxsize=8)
+def _null(nb: int, nh: int) -> tuple[np.ndarray, np.ndarray]:
+    """(d, s) of NULL_DRAWS gates of an unchanged commit with Gaussian log times of unit spread."""
+    z = np.random.default_rng(0).standard_normal((NULL_DRAWS, nb + nh))
+    return _statistic(z[:, :nb], z[:, nb:])
+
+
+@lru_cache(maxsize=256)
+def _quantiles(nb: int, nh: int, alpha: float) -> tuple[float, float, float]:
+    """q, δ and E[s₀] of `calibrate` for these round counts."""
+    d0, s0 = _null(nb, nh)
+    q = float(np.quantile(d0 / s0, 1 - alpha))
+    return q, float(np.quantile(q * s0 - d0, POWER)), float(s0.mean())
 
 
 def calibrate(base: list[float], head: list[float], alpha: float) -> Calibration | None:
-    """The limit of one timed benchmark from its own rounds (None with fewer than three rounds in all).
+    """The limit of one timed benchmark, from its own rounds (None without two rounds on each side).
 
     A/A: the rounds of one commit against each other (BASE against BASE, HEAD against HEAD) hold no change, only
-    the machine's noise; their pooled spread of log time, s with n_B + n_H − 2 degrees of freedom, is that noise
-    now. The gate's statistic d = mean log t_HEAD − mean log t_BASE has standard error se = s·√(1/n_B + 1/n_H)
-    under no change, and d / se follows Student's t (one machine, interleaved rounds, equal spreads), so
+    the machine's noise. The statistic keeps each side's fastest half of the rounds (a process that lands slow as a
+    whole — ×1.1 to ×1.6 in about one round in seven on the 2-core CI machine — only ever slows a round):
 
-        limit = exp(t_{1−α} · se),    detects = exp((t_{1−α} + t_POWER) · se)
+        d = mean log t_HEAD − mean log t_BASE,   s = √((var log t_BASE + var log t_HEAD) / 2)   (fastest halves)
 
-    flags an unchanged commit with probability α and a slowdown of ``detects`` with probability POWER. A round's
-    time is a process's fastest call, log-normal enough; a burst that slows one whole process inflates s as much as
-    d, and the confirmation in fresh rounds (run_gate) is there for the heavier tails that are left."""
-    from scipy.stats import t as student
+    and d / s does not depend on the time scale or the noise level. Its distribution for an unchanged commit with
+    Gaussian log times, drawn once per round count (`_null`), gives q = its 1 − α quantile; then
 
-    lb, lh = [math.log(v) for v in base], [math.log(v) for v in head]
-    df = len(lb) + len(lh) - 2
-    if not lb or not lh or df < 1:
+        limit = exp(q · s),   detects = exp(δ · s / E[s₀]),   P(d₀ + δ > q · s₀) = POWER
+
+    where d₀, s₀ are the drawn unit-spread gates: an unchanged commit lands over the limit with probability α, a
+    slowdown of ``detects`` with probability POWER (at the noise s measured). Slow bursts can only raise s and the
+    fast halves, so they cost power, not false alarms (tests/test_gate.py draws both)."""
+    if len(base) < 2 or len(head) < 2:
         return None
-    mb, mh = statistics.fmean(lb), statistics.fmean(lh)
-    s = math.sqrt((sum((v - mb) ** 2 for v in lb) + sum((v - mh) ** 2 for v in lh)) / df)
-    se = s * math.sqrt(1 / len(lb) + 1 / len(lh))
-    return Calibration(math.exp(mh - mb), s, se, df, math.exp(float(student.ppf(1 - alpha, df)) * se))
+    d, s = (float(v) for v in _statistic(np.log(base), np.log(head)))
+    q, delta, mean_s0 = _quantiles(len(base), len(head), alpha)
+    noise = s / mean_s0
+    return Calibration(math.exp(d), noise, math.exp(q * s), math.exp(delta * noise))
+
+
+def _fast_mean(values: list[float]) -> float | None:
+    """The geometric mean of the fastest half of the rounds (all of them below four): what `calibrate` compares."""
+    return float(np.exp(_fastest(np.log(values)).mean())) if values else None
 
 
 def _fmt(v: float | None, unit: str) -> str:
@@ -446,22 +479,23 @@ def run_gate(base: str = "HEAD~1", head: str = "HEAD", *, factor: float | None =
         return _verdict_ratio(name_of(t), kind, "bytes" if kind != "time" else "s", b, h, limit, nb, nh)
 
     def time_row(t: dict, rounds: range, alpha: float) -> Row:
-        """The median over rounds against ``factor``, or the geometric mean against the measured limit."""
+        """The median over rounds against ``factor``, or the fastest half's geometric mean against the measured
+        limit (`calibrate`)."""
         (vb, nb), (vh, nh) = round_values(sha_b, t, rounds), round_values(sha_h, t, rounds)
         cal = calibrate(vb, vh, alpha)
         if factor is not None:
             row = median_row(t, "time", rounds, factor)
-            if cal:
-                cal.limit = factor
         else:
-            b, h = (statistics.geometric_mean(v) if v else None for v in (vb, vh))
-            row = _verdict_ratio(name_of(t), "time", "s", b, h, cal.limit if cal else math.inf, nb, nh)
+            row = _verdict_ratio(name_of(t), "time", "s", _fast_mean(vb), _fast_mean(vh),
+                                 cal.limit if cal else math.inf, nb, nh)
             if row.ratio is not None:
                 row.note = (f"false alarms {alpha:.2g}" if cal else
                             "too few rounds measured to know the noise: not judged")
+            if cal:
+                row.detects = cal.detects
         row.rounds = {"BASE": vb, "HEAD": vh}
         if cal:
-            row.noise, row.detects = cal.noise, cal.detects
+            row.noise = cal.noise
         return row
 
     # the false-alarm rate is per gate: each of the m timed benchmarks gets α/m (Bonferroni)
