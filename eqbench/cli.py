@@ -6,8 +6,8 @@
     eqbench train CONFIG.yaml [--out DIR] | eqbench train --resume DIR
     eqbench run ID --scale ci|paper [--seeds N] [--device cuda] [--json OUT]
     eqbench report [--results DIR] [--out FILE]
-    eqbench regress [--base HEAD~1] [--head HEAD] [--false-alarm 0.01 | --factor F] [--mem-factor 1.10]
-                    [--profile quick|full]
+    eqbench regress [--base HEAD~1] [--head HEAD] [--false-alarm 0.01] [--detect 1.25] [--factor F]
+                    [--mem-factor 1.10] [--profile quick|full]
     eqbench history [--range REV-RANGE] [--no-publish]
     eqbench sweep-p [--id ID] [--scale paper] [--p P ...] [--seeds N] [--epochs 10] [--dataset NAME] [--out DIR]
 
@@ -139,6 +139,9 @@ def _parser() -> argparse.ArgumentParser:
     g.add_argument("--false-alarm", type=float, default=0.01,
                    help="the chance that a gate of an unchanged commit flags a time: each time's limit is measured "
                         "from its own rounds at this rate (default 0.01)")
+    g.add_argument("--detect", type=float, default=1.25,
+                   help="a time whose noise hides a slowdown of this size gets more rounds, up to the profile's "
+                        "max_rounds (default 1.25)")
     g.add_argument("--factor", type=float,
                    help="one fixed limit for every time instead of the measured ones (e.g. 1.3)")
     g.add_argument("--mem-factor", type=float, default=1.10, help="a peak memory may grow up to this factor")
@@ -412,7 +415,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             from .regress import run_gate
 
             status, _ = run_gate(args.base, args.head, factor=args.factor, false_alarm=args.false_alarm,
-                                 mem_factor=args.mem_factor,
+                                 detect=args.detect, mem_factor=args.mem_factor,
                                  profile=args.profile, rounds=args.rounds, device=args.device, out=args.out)
             return status
         if args.command == "history":

@@ -216,10 +216,10 @@ def test_the_cli_passes_each_option_to_its_own_parameter(monkeypatch):
     seen = {}
     monkeypatch.setattr(regress, "run_gate", lambda *a, **k: (seen.update(args=a, **k), (7, []))[1])
     argv = ["regress", "--base", "B", "--head", "H", "--factor", "1.7", "--mem-factor", "1.3", "--profile", "full",
-            "--rounds", "4", "--device", "cpu", "--out", "o", "--false-alarm", "0.05"]
+            "--rounds", "4", "--device", "cpu", "--out", "o", "--false-alarm", "0.05", "--detect", "1.4"]
     assert main(argv) == 7
-    assert seen == {"args": ("B", "H"), "factor": 1.7, "false_alarm": 0.05, "mem_factor": 1.3, "profile": "full",
-                    "rounds": 4, "device": "cpu", "out": "o"}
+    assert seen == {"args": ("B", "H"), "factor": 1.7, "false_alarm": 0.05, "detect": 1.4, "mem_factor": 1.3,
+                    "profile": "full", "rounds": 4, "device": "cpu", "out": "o"}
     main(["regress"])
     assert seen["factor"] is None and seen["false_alarm"] == 0.01  # the measured limits are the default
 
@@ -440,7 +440,7 @@ def test_the_measured_limit_follows_each_benchmarks_own_noise(clone: Path, tmp_p
     _fake_timing(monkeypatch, _rounds({"BASE": quiet, "HEAD": [1.2 * v for v in quiet]}),
                  {"rounds": 3, "repeat": 1, "mem_rounds": 0, "time": [["t.quiet", ["cpu"]]]})
     status, (row,) = run_gate("HEAD~1", "HEAD", repo=clone, quiet=True, out=tmp_path / "a")
-    assert status == 1 and row.verdict == "REGRESSED" and "confirmed" in row.note
+    assert status == 1 and row.verdict == "REGRESSED" and "confirmed" in row.note and len(row.rounds["BASE"]) == 3
     assert row.ratio == pytest.approx(1.2) and 1.0 < row.limit < 1.1 and row.limit < row.detects < 1.2
     assert row.noise < 0.02
     _fake_timing(monkeypatch, _rounds({"BASE": loud, "HEAD": [1.2 * v for v in loud]}),
@@ -450,7 +450,10 @@ def test_the_measured_limit_follows_each_benchmarks_own_noise(clone: Path, tmp_p
     assert row.limit > 1.2 and row.detects > row.limit and row.noise > 0.1
     report = json.loads(next((tmp_path / "b").glob("*.json")).read_text())
     assert report["factor"] is None and report["false_alarm"] == 0.01
-    assert report["rows"][0]["rounds"]["HEAD"] == pytest.approx([1.2 * v for v in loud])
+    # its noise hides a ×1.25 (--detect's default): R more rounds twice, up to max_rounds = 3 R; the quiet one had 3
+    assert report["rows"][0]["rounds"]["HEAD"] == pytest.approx([1.2 * v for v in loud] * 3)
+    _, (row,) = run_gate("HEAD~1", "HEAD", repo=clone, detect=5.0, quiet=True, out=tmp_path / "d")
+    assert len(row.rounds["HEAD"]) == 3  # nothing hidden at ×5: no more rounds
     # --factor overrides the measured limit: ×1.2 over ×1.1 regresses, whatever the noise
     status, (row,) = run_gate("HEAD~1", "HEAD", repo=clone, factor=1.1, quiet=True, out=tmp_path / "c")
     assert status == 1 and row.limit == 1.1
