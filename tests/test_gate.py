@@ -350,6 +350,20 @@ def test_history_reads_asv_results(tmp_path: Path):
                    "m.C.time_x(BPTT, cuda)": None}
 
 
+def test_an_empty_range_and_results_of_another_machine_are_one_line(clone: Path, monkeypatch):
+    from eqbench import history
+
+    with pytest.raises(GateError, match="the range 'HEAD..HEAD' holds no commit"):
+        commits_of(clone, "HEAD..HEAD")
+    # asv ran (here: did nothing) and the results folder holds only the committed machine's results
+    monkeypatch.setattr(history, "_asv", lambda repo, *args: 0)
+    monkeypatch.setattr(history, "machine_name", lambda: "another-machine")
+    with pytest.raises(GateError, match=r"suites/asv_results has no results of this machine \(another-machine\), "
+                                        r"only of x86-64") as e:
+        history.run_history("HEAD~1..HEAD", repo=clone, publish=False)
+    assert "\n" not in str(e.value)
+
+
 # ------------------------------------------------------------------------------------------ measured limits
 def _gates(rng, n: int, rounds: int, shift: float = 1.0, sigma: float | None = None, bursts: float = 0.0):
     """n gates of one benchmark: Gaussian log times with a noise (drawn from ±0.3 % to ±30 % unless given) and a
