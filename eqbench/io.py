@@ -60,3 +60,34 @@ def read_yaml(path: str | os.PathLike, what: str) -> Any:
         return yaml.safe_load(p.read_text(encoding="utf-8"))
     except (yaml.YAMLError, ValueError) as e:  # UnicodeDecodeError is a ValueError
         raise ConfigError(f"{what} {path} is not valid YAML: {str(e).splitlines()[0]}") from None
+
+
+def replace_block(text: str, start: str, end: str, lines: list[str]) -> str:
+    """``text`` with what lies between the marker lines ``start`` and ``end`` replaced by ``lines`` (a rendered
+    table in a README: the markers stay, so a test can render it again and compare)."""
+    from .errors import ConfigError
+
+    if start not in text:
+        raise ConfigError(f"no {start} block to render")
+    head, rest = text.split(start, 1)
+    if end not in rest:
+        raise ConfigError(f"the {start} block has no {end}")
+    _, tail = rest.split(end, 1)
+    return head + start + "\n" + "\n".join(lines) + "\n" + end + tail
+
+
+def provenance(command: str) -> dict[str, str]:
+    """Where a measurement file came from: the command, eqbench's commit, the machine, the date, torch."""
+    import datetime
+    import platform
+    import subprocess
+
+    import torch
+
+    try:
+        commit = subprocess.run(["git", "-C", str(Path(__file__).parent), "rev-parse", "--short", "HEAD"],
+                                capture_output=True, text=True, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        commit = "unknown"
+    return {"command": command, "commit": commit, "machine": f"{platform.machine()}, {os.cpu_count()} CPUs",
+            "date": datetime.date.today().isoformat(), "torch": torch.__version__}

@@ -378,8 +378,9 @@ def plan(profile: dict, device: str) -> dict[str, list[dict]]:
 
 
 def run_gate(base: str = "HEAD~1", head: str = "HEAD", *, factor: float | None = None, false_alarm: float = 0.01,
-             detect: float = 1.25, mem_factor: float = 1.10, profile: str = "quick", rounds: int | None = None, device: str = "all",
-             repo: str | Path = ".", out: str | Path = "reports/regress", quiet: bool = False) -> tuple[int, list[Row]]:
+             detect: float = 1.25, mem_factor: float = 1.10, profile: str = "quick", rounds: int | None = None,
+             device: str = "all", repo: str | Path = ".", out: str | Path = "reports/regress",
+             quiet: bool = False) -> tuple[int, list[Row]]:
     """Run the gate; returns (exit status, rows). See the module docstring. ``factor=None`` (the default): each
     time's limit is measured (`calibrate`) at ``false_alarm`` per gate, with more rounds (up to the profile's
     ``max_rounds``, 3 × ``rounds`` by default) for a time whose noise hides a slowdown of ``detect``; a number: that
@@ -453,7 +454,6 @@ def run_gate(base: str = "HEAD~1", head: str = "HEAD", *, factor: float | None =
                     say(f"round {r + 1}/{last}: {what} {side}")
                     run_missing(side, todo, key_suffix=f"#{tag}{r}", threads=timing_env)
 
-    timed_rounds(0, R, tasks["time"], "timing")
     for r in range(int(prof.get("mem_rounds", 1))):
         for side in ["BASE", "HEAD"] if r % 2 == 0 else ["HEAD", "BASE"]:
             for t in tasks["peakmem"]:  # one process each: peak RSS is a property of the whole process
@@ -504,43 +504,48 @@ def run_gate(base: str = "HEAD~1", head: str = "HEAD", *, factor: float | None =
             row.noise = cal.noise
         return row
 
-    # the false-alarm rate is per gate: each of the m timed benchmarks gets α/m (Bonferroni)
-    alpha = false_alarm / max(1, len(tasks["time"]))
-    n_rounds = {_task_id(t): R for t in tasks["time"]}
-    # more rounds where the noise hides a slowdown of ``detect``: R at a time, up to max_rounds. The choice reads
-    # the spread s alone, never the ratio, so it does not bias the verdict (for Gaussian rounds d and s are
-    # independent; tests/test_gate.py measures the false-alarm rate with it)
     R_max = int(prof.get("max_rounds", 3 * R)) if factor is None else R
-    while True:
-        loud = [t for t in tasks["time"] if n_rounds[_task_id(t)] < R_max
-                and (time_row(t, range(n_rounds[_task_id(t)]), alpha).detects or 0) > detect]
-        if not loud:
-            break
-        first = n_rounds[_task_id(loud[0])]
-        last = min(first + R, R_max)
-        say(f"{len(loud)} time(s) too noisy to detect ×{detect:g}: rounds {first + 1} to {last}")
-        timed_rounds(first, last, [t for t in loud if n_rounds[_task_id(t)] == first], "more rounds")
-        for t in loud:
-            if n_rounds[_task_id(t)] == first:
-                n_rounds[_task_id(t)] = last
-    time_rows = [time_row(t, range(n_rounds[_task_id(t)]), alpha) for t in tasks["time"]]
-    # confirmation: a slowdown must show again in R fresh interleaved rounds of the flagged benchmarks alone. One
-    # process in a round can land ×1.2–1.5 slow as a whole (host contention for seconds; seen on the 2-core CI
-    # machine), and such bursts are independent between passes, so a false alarm must happen twice while a true
-    # slowdown, present in every process, shows in both passes
+
+    def judged(timed: list[dict], alpha: float, tag: str) -> list[Row]:
+        """R rounds of ``timed`` (those of tag "r" ran already), then R more at a time, up to max_rounds, for each
+        time whose noise hides a slowdown of ``detect``. The choice reads the spread alone, never the ratio, so it
+        does not bias the verdict (for Gaussian rounds mean and spread are independent; the false-alarm rate with
+        it is measured: README, "The gate's power")."""
+        n = {_task_id(t): R for t in timed}
+        timed_rounds(0, R, timed, "confirming" if tag == "c" else "timing", tag)
+        while True:
+            loud = [t for t in timed if n[_task_id(t)] < R_max
+                    and (time_row(t, range(n[_task_id(t)]), alpha, tag).detects or 0) > detect]
+            if not loud:
+                return [time_row(t, range(n[_task_id(t)]), alpha, tag) for t in timed]
+            first = n[_task_id(loud[0])]
+            batch = [t for t in loud if n[_task_id(t)] == first]
+            last = min(first + R, R_max)
+            say(f"{len(batch)} time(s) too noisy to detect ×{detect:g}: rounds {first + 1} to {last}")
+            timed_rounds(first, last, batch, "more rounds", tag)
+            for t in batch:
+                n[_task_id(t)] = last
+
+    # the false-alarm rate is per gate: each of the m timed benchmarks gets α/m (Bonferroni)
+    time_rows = judged(tasks["time"], false_alarm / max(1, len(tasks["time"])), "r")
+    # confirmation: a slowdown must show again in fresh interleaved rounds of the flagged benchmarks alone, judged
+    # the same way. One process in a round can land ×1.2–1.5 slow as a whole (host contention for seconds; seen on
+    # the 2-core CI machine), and such bursts are independent between passes, so a false alarm must happen twice
+    # while a true slowdown, present in every process, shows in both passes
     flagged = [t for t, row in zip(tasks["time"], time_rows) if row.verdict == "REGRESSED"]
     if flagged:
-        say(f"{len(flagged)} timed benchmark(s) over their limit: confirming in {R} fresh rounds")
-        timed_rounds(0, R, flagged, "confirming", tag="c")
+        say(f"{len(flagged)} timed benchmark(s) over their limit: confirming in fresh rounds")
+        again_rows = dict(zip(map(_task_id, flagged), judged(flagged, false_alarm / len(flagged), "c")))
     for t, row in zip(tasks["time"], time_rows):
         if t in flagged:
-            again = time_row(t, range(R), false_alarm / len(flagged), tag="c")
+            again = again_rows[_task_id(t)]
+            n = len(again.rounds["HEAD"]) if again.rounds else 0
             shown = (f"×{again.ratio:.3f} over ×{again.limit:.3f}" if again.ratio is not None else again.note)
             if again.verdict == "REGRESSED":
-                row.note += f"; confirmed: {shown} in {R} fresh rounds"
+                row.note += f"; confirmed: {shown} in {n} fresh rounds"
             else:
                 shown = shown.replace(" over ", " within ")
-                row.verdict, row.note = "ok", row.note + f"; not confirmed ({shown} in {R} fresh rounds): noise"
+                row.verdict, row.note = "ok", row.note + f"; not confirmed ({shown} in {n} fresh rounds): noise"
         rows.append(row)
     for kind, n, limit in (("peakmem", int(prof.get("mem_rounds", 1)), mem_factor), ("track", 1, mem_factor)):
         rows += [median_row(t, kind, range(n), limit) for t in tasks[kind]]
@@ -680,3 +685,30 @@ def print_table(rows: list[Row], shas: dict[str, str], factor: float | None, mem
     bad = [r for r in rows if r.verdict in ("REGRESSED", "FAILED at HEAD")]
     console.print(f"{len(rows)} compared, {len(bad)} regressed" + (": " + ", ".join(r.benchmark for r in bad)
                                                                     if bad else ""))
+
+
+#: the README block that shows the gate's measured power, rendered from POWER_FILE by `power_table`
+POWER_MARKERS = ("<!-- gate:power (eqbench.regress.power_table of suites/measurements/gate-power.json) -->",
+                 "<!-- /gate:power -->")
+POWER_FILE = "suites/measurements/gate-power.json"
+
+
+def power_table(doc: dict) -> list[str]:
+    """The README's table of the gate's power from a measurement of tests/test_gate_power.py: per planted commit,
+    the gates that failed at the measured limits, those a fixed ×1.3 on the first five rounds' medians would have
+    flagged, and per benchmark the ratios seen and the median noise, limit, detectable slowdown and rounds used."""
+    lines = ["| planted commit | gates failed | fixed ×1.3 would flag | benchmark | ratio seen | noise | limit | "
+             "detects | rounds |", "|---|---|---|---|---|---|---|---|---|"]
+    for label, row in doc["table"].items():
+        for i, (name, b) in enumerate(row["benchmarks"].items()):
+            lead = [label, f"{row['failed']}/{row['gates']}", f"{row['fixed 1.3, first pass']}/{row['gates']}"]
+            lo, hi = b["ratio range"]
+            cells = [*(lead if i == 0 else ["", "", ""]), f"`{name.removeprefix('free_phase.')}`",
+                     f"×{lo:.2f} – ×{hi:.2f}", f"±{100 * b['median noise']:.1f} %", f"×{b['median limit']:.3f}",
+                     f"×{b['median detects']:.3f}", "–".join(str(n) for n in sorted(set(b["rounds"])))]
+            lines.append("| " + " | ".join(cells) + " |")
+    prov = doc["provenance"]
+    lines += ["", f"Measured by `{prov['command']}` at commit {prov['commit']} on {prov['machine']}, {prov['date']} "
+                  f"(torch {prov['torch']}): the `{doc['profile']}` profile, false-alarm rate {doc['false_alarm']:g} a "
+                  "gate; noise, limit and detects are medians over the gates, rounds the fewest and most a gate used."]
+    return lines

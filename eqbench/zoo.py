@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import sys
 from collections import Counter
 from collections.abc import Callable, Sequence
@@ -40,7 +39,7 @@ from typing import Any
 from .checks.order import fmt_order
 from .claims import generic_claims
 from .errors import ConfigError, unknown
-from .io import read_yaml
+from .io import provenance, read_yaml, replace_block
 from .kit import Checked, check
 
 VERDICTS = ("pass", "FAIL", "inconclusive", "n/a")
@@ -274,14 +273,8 @@ def render_readme(text: str, models: list[ZooModel], doc: dict[str, Any] | None)
     if not present:
         raise ConfigError("this README has no zoo block (<!-- zoo:… --> markers) to render")
     for name in present:
-        if name not in blocks:
-            continue
-        start, end = MARKERS[name]
-        head, rest = text.split(start, 1)
-        if end not in rest:
-            raise ConfigError(f"a README's {start} block has no {end}")
-        _, tail = rest.split(end, 1)
-        text = head + start + "\n" + "\n".join(blocks[name]) + "\n" + end + tail
+        if name in blocks:
+            text = replace_block(text, *MARKERS[name], blocks[name])
     return text
 
 
@@ -291,23 +284,6 @@ def readmes(folder: Path) -> list[Path]:
     if folder.resolve() == DEFAULT:
         out.append(DEFAULT.parents[1] / "README.md")
     return out
-
-
-def provenance(command: str) -> dict[str, str]:
-    """Where a measurement file came from: the command, the commit, the machine, the date, torch."""
-    import datetime
-    import platform
-    import subprocess
-
-    import torch
-
-    try:
-        commit = subprocess.run(["git", "-C", str(DEFAULT), "rev-parse", "--short", "HEAD"], capture_output=True,
-                                text=True, check=True).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        commit = "unknown"
-    return {"command": command, "commit": commit, "machine": f"{platform.machine()}, {os.cpu_count()} CPUs",
-            "date": datetime.date.today().isoformat(), "torch": torch.__version__}
 
 
 def run_zoo_command(path: str | None, only: list[str] | None, json_out: str | None, table: bool,

@@ -473,6 +473,21 @@ def test_the_measured_limit_follows_each_benchmarks_own_noise(clone: Path, tmp_p
     assert status == 1 and row.limit == 1.1
 
 
+def test_a_noisy_confirmation_gets_more_rounds_too(clone: Path, tmp_path: Path, monkeypatch):
+    """×1.5 at HEAD in every process. The first three rounds are quiet and flag it; the confirmation's first three
+    fresh rounds vary by ×1.5 on both sides (a noisy spell), which hides a ×1.25, so the confirmation takes three
+    more, quiet again, and confirms. Judged on its first three alone it would call the slowdown noise."""
+    spell = [1.0, 1.01, 0.99, 1.0, 1.25, 1.5]  # processes 0–2: the first pass; 3–5: the confirmation's first rounds
+
+    def seconds(side, name, n):
+        v = spell[n] if n < len(spell) else 1.0 + 0.01 * (n % 2)
+        return 1.5 * v if side == "HEAD" else v
+
+    _fake_timing(monkeypatch, seconds, {"rounds": 3, "repeat": 1, "mem_rounds": 0, "time": [["t.x", ["cpu"]]]})
+    status, (row,) = run_gate("HEAD~1", "HEAD", repo=clone, quiet=True, out=tmp_path / "out")
+    assert status == 1 and row.verdict == "REGRESSED" and "in 6 fresh rounds" in row.note, row.note
+
+
 @pytest.mark.parametrize("rate", [0, 0.5, 0.7, -0.01])
 def test_a_false_alarm_rate_outside_zero_to_a_half_is_one_line(clone: Path, rate: float):
     with pytest.raises(GateError, match=rf"--false-alarm must lie strictly between 0 and 0.5 \(got {rate}\)") as e:
