@@ -350,6 +350,28 @@ def test_history_reads_asv_results(tmp_path: Path):
                    "m.C.time_x(BPTT, cuda)": None}
 
 
+def test_the_readme_shows_the_measured_power_and_the_measurement_holds_the_gates_promise():
+    """The README's power table is `power_table` of the committed measurement (a stale table fails, and so does a
+    table rendered from a changed measurement), and that measurement shows what the gate promises at its defaults:
+    15 gates or more per planted commit, every ×1.5 and ×2 failed, no comment-only one."""
+    import copy
+
+    from eqbench.io import replace_block
+
+    root = Path(__file__).resolve().parents[1]
+    doc = json.loads((root / regress.POWER_FILE).read_text(encoding="utf-8"))
+    readme = (root / "README.md").read_text(encoding="utf-8")
+    assert replace_block(readme, *regress.POWER_MARKERS, regress.power_table(doc)) == readme, \
+        f"README.md's gate power table is stale: render it from {regress.POWER_FILE} with eqbench.regress.power_table"
+    changed = copy.deepcopy(doc)
+    changed["table"]["×1.5"]["failed"] -= 1
+    assert replace_block(readme, *regress.POWER_MARKERS, regress.power_table(changed)) != readme  # the control
+    t = doc["table"]
+    assert set(t) == {"comment only", "×1.2", "×1.5", "×2"} and all(v["gates"] >= 15 for v in t.values())
+    assert t["comment only"]["failed"] == 0 and all(t[k]["failed"] == t[k]["gates"] for k in ("×1.5", "×2"))
+    assert doc["provenance"]["command"].startswith("EQBENCH_GATE_POWER=1")
+
+
 def test_an_empty_range_and_results_of_another_machine_are_one_line(clone: Path, monkeypatch):
     from eqbench import history
 
