@@ -78,7 +78,7 @@ def run_history(rev_range: str | None = None, *, bench: str | None = None, publi
         args += ["--bench", bench]
     _asv(root, *args)  # failures are recorded per commit and benchmark; the run never aborts on them
     results = load_results(root, machine)
-    folder = root / json.loads((root / "asv.conf.json").read_text())["results_dir"]
+    folder = _results_root(root)
     others = sorted(p.name for p in folder.glob("*") if p.is_dir() and p.name != machine)
     if not results and others:
         raise GateError(f"{folder.relative_to(root)} has no results of this machine ({machine}), only of "
@@ -95,9 +95,14 @@ def run_history(rev_range: str | None = None, *, bench: str | None = None, publi
     return 1 if missing else 0
 
 
+def _results_root(repo: Path) -> Path:
+    """asv's results folder (``results_dir`` of asv.conf.json), one sub-folder per machine."""
+    return repo / json.loads((repo / "asv.conf.json").read_text())["results_dir"]
+
+
 def load_results(repo: Path, machine: str) -> dict[str, dict[str, float | None]]:
     """{commit sha: {"bench(params)": value}} of the asv results of ``machine`` (value None: failed/skipped)."""
-    folder = repo / json.loads((repo / "asv.conf.json").read_text())["results_dir"] / machine
+    folder = _results_root(repo) / machine
     out: dict[str, dict[str, float | None]] = {}
     for f in sorted(folder.glob("*.json")):
         if f.name == "machine.json":

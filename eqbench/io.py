@@ -8,6 +8,8 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from .errors import ConfigError
+
 
 def _atomic(path: str | os.PathLike, write) -> Path:
     path = Path(path)
@@ -51,8 +53,6 @@ def read_yaml(path: str | os.PathLike, what: str) -> Any:
     (``!!int abc``), which PyYAML reports as ValueError, not YAMLError."""
     import yaml
 
-    from .errors import ConfigError
-
     p = Path(path)
     if not p.is_file():
         raise ConfigError(f"{what} {path} does not exist")
@@ -65,8 +65,6 @@ def read_yaml(path: str | os.PathLike, what: str) -> Any:
 def replace_block(text: str, start: str, end: str, lines: list[str]) -> str:
     """``text`` with what lies between the marker lines ``start`` and ``end`` replaced by ``lines`` (a rendered
     table in a README: the markers stay, so a test can render it again and compare)."""
-    from .errors import ConfigError
-
     if start not in text:
         raise ConfigError(f"no {start} block to render")
     head, rest = text.split(start, 1)

@@ -479,10 +479,10 @@ def run_gate(base: str = "HEAD~1", head: str = "HEAD", *, factor: float | None =
     def name_of(t: dict) -> str:
         return f"{t['name']}({', '.join(str(p) for p in t['params'])})"
 
-    def median_row(t: dict, kind: str, rounds: range, limit: float, tag: str = "r") -> Row:
-        (vb, nb), (vh, nh) = round_values(sha_b, t, rounds, tag), round_values(sha_h, t, rounds, tag)
+    def median_row(t: dict, kind: str, rounds: range, limit: float) -> Row:
+        (vb, nb), (vh, nh) = round_values(sha_b, t, rounds), round_values(sha_h, t, rounds)
         b, h = (statistics.median(v) if v else None for v in (vb, vh))
-        return _verdict_ratio(name_of(t), kind, "bytes" if kind != "time" else "s", b, h, limit, nb, nh)
+        return _verdict_ratio(name_of(t), kind, "bytes", b, h, limit, nb, nh)
 
     def time_row(t: dict, rounds: range, alpha: float, tag: str = "r") -> Row:
         """The median over rounds against ``factor``, or the fastest half's geometric mean against the measured
@@ -490,7 +490,8 @@ def run_gate(base: str = "HEAD~1", head: str = "HEAD", *, factor: float | None =
         (vb, nb), (vh, nh) = round_values(sha_b, t, rounds, tag), round_values(sha_h, t, rounds, tag)
         cal = calibrate(vb, vh, alpha)
         if factor is not None:
-            row = median_row(t, "time", rounds, factor, tag)
+            b, h = (statistics.median(v) if v else None for v in (vb, vh))
+            row = _verdict_ratio(name_of(t), "time", "s", b, h, factor, nb, nh)
         else:
             row = _verdict_ratio(name_of(t), "time", "s", _fast_mean(vb), _fast_mean(vh),
                                  cal.limit if cal else math.inf, nb, nh)
@@ -514,10 +515,10 @@ def run_gate(base: str = "HEAD~1", head: str = "HEAD", *, factor: float | None =
         n = {_task_id(t): R for t in timed}
         timed_rounds(0, R, timed, "confirming" if tag == "c" else "timing", tag)
         while True:
-            loud = [t for t in timed if n[_task_id(t)] < R_max
-                    and (time_row(t, range(n[_task_id(t)]), alpha, tag).detects or 0) > detect]
+            judged_rows = [time_row(t, range(n[_task_id(t)]), alpha, tag) for t in timed]
+            loud = [t for t, row in zip(timed, judged_rows) if n[_task_id(t)] < R_max and (row.detects or 0) > detect]
             if not loud:
-                return [time_row(t, range(n[_task_id(t)]), alpha, tag) for t in timed]
+                return judged_rows
             first = n[_task_id(loud[0])]
             batch = [t for t in loud if n[_task_id(t)] == first]
             last = min(first + R, R_max)
