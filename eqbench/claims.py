@@ -379,26 +379,103 @@ def replace_rule(rule: LearningRule, **changes: Any) -> LearningRule:
 CL_ETAS = (1.0, 0.5, 0.1, 0.01)
 
 
-def coupled_update(sub: Subject, eta: float, control: type | None = None) -> torch.Tensor:
+def coupled_update(sub: Subject, eta: float, control: type | None = None, variant: str = "positive") -> torch.Tensor:
     run, _ = sub.gdu()
-    rule = (control or CoupledLearning)(eta=eta, T1=sub.case.T1, T2=sub.case.T2)
+    rule = (control or CoupledLearning)(eta=eta, T1=sub.case.T1, T2=sub.case.T2, variant=variant)
     return _flat(rule.update(sub.model, run.x, run.y, run.free)[0], sub.model)
 
 
-def coupled_alignment(eta: float) -> Callable[[Subject], float]:
+def bptt_gradient(sub: Subject) -> torch.Tensor:
+    """The BPTT gradient through the case's T2 steps from its free state, as one vector."""
+    run, _ = sub.gdu()
+    return _flat({n: run.bptt[n].sum(0) for n, _ in sub.model.named_parameters()}, sub.model)
+
+
+def cosine(a: torch.Tensor, b: torch.Tensor) -> float:
+    return float(a @ b / (a.norm() * b.norm()))
+
+
+def coupled_alignment(eta: float, variant: str = "positive") -> Callable[[Subject], float]:
     """cos(coupled learning's update at η, the BPTT gradient)."""
     def measure(sub: Subject) -> float:
-        run, _ = sub.gdu()
-        g = _flat({n: run.bptt[n].sum(0) for n, _ in sub.model.named_parameters()}, sub.model)
-        c = coupled_update(sub, eta)
-        return float(c @ g / (c.norm() * g.norm()))
+        return cosine(coupled_update(sub, eta, variant=variant), bptt_gradient(sub))
     return measure
 
 
-def coupled_first_order(sub: Subject, control: type | None = None) -> float:
-    """‖CL(0.04) − CL(0.02)‖ / ‖CL(0.02) − CL(0.01)‖: 2 + O(η) when the update is smooth in η at 0."""
-    a, b, c = (coupled_update(sub, eta, control) for eta in (0.04, 0.02, 0.01))
-    return float((a - b).norm() / (b - c).norm())
+def coupled_etas(sub: Subject) -> tuple[float, float, float]:
+    """(4η₀, 2η₀, η₀) with η₀ = 0.01, or a quarter of the largest β at which no unit crosses a kink when the model
+    has kinks (clips, max pools): the expansion in η holds only where the clamped phase crosses none, and the
+    clamp's displacement η·∂L/∂s_out is of the nudge's size β·∂L/∂s_out."""
+    eta0 = 0.01
+    lad = sub.ladder()
+    if lad.kinks is not None:
+        kb = lad.kink_beta if lad.kink_beta is not None else min(lad.betas) / 4
+        eta0 = min(eta0, kb / 4)
+    return 4 * eta0, 2 * eta0, eta0
+
+
+def coupled_ratio(sub: Subject, control: type | None = None, variant: str = "positive") -> Measured:
+    """‖CpL(4η₀) − CpL(2η₀)‖ / ‖CpL(2η₀) − CpL(η₀)‖ (`coupled_etas`): 2 + O(η) when the update is smooth in η at 0
+    (positive, negative), 4 + O(η²) for the centred variant, whose odd terms cancel."""
+    etas = coupled_etas(sub)
+    a, b, c = (coupled_update(sub, eta, control, variant) for eta in etas)
+    v = float((a - b).norm() / (b - c).norm())
+    return Measured(v, f"{v:.3f} (η₀ = {etas[-1]:.2g})")
+
+
+def centered_change(sub: Subject, variant: str = "centered") -> Measured:
+    """‖CCpL(2η₀) − CCpL(η₀)‖ / ‖PCpL(2η₀) − PCpL(η₀)‖ (``variant``: the rule in place of C-CpL, the control)."""
+    _, e2, e1 = coupled_etas(sub)
+    c2, c1 = (coupled_update(sub, eta, variant=variant) for eta in (e2, e1))
+    p2, p1 = (coupled_update(sub, eta) for eta in (e2, e1))
+    v = float((c2 - c1).norm() / (p2 - p1).norm())
+    return Measured(v, f"{v:.3g} (η₀ = {e1:.2g})")
+
+
+def centered_is_mean(sub: Subject) -> float:
+    """max |C-CpL − (P-CpL + N-CpL)/2| at η₀ in ulps of max |C-CpL|."""
+    eta = coupled_etas(sub)[-1]
+    c, p, n = (coupled_update(sub, eta, variant=v) for v in ("centered", "positive", "negative"))
+    return ulps(float((c - (p + n) / 2).abs().max()), float(c.abs().max()), c.dtype)
+
+
+def coupled_first_order(sub: Subject, control: type | None = None) -> Measured:
+    """`coupled_ratio` of the positive variant."""
+    return coupled_ratio(sub, control)
+
+
+#: CL against C-EP: how much farther from the gradient (sin of the angle) contrastive learning must stay than
+#: C-EP at β = SYMMETRIC_BETA; C-EP's sine falls as β², so C-EP at 3β is only ~9× farther — the control
+CL_GAP = 100.0
+
+
+def sine(a: torch.Tensor, b: torch.Tensor) -> float:
+    """sin∠(a, b): how far a points from b, whatever their scales."""
+    return math.sqrt(max(0.0, 1.0 - cosine(a, b) ** 2))
+
+
+def contrastive_update(sub: Subject) -> torch.Tensor:
+    from .rules import ContrastiveLearning
+
+    run, _ = sub.gdu()
+    rule = ContrastiveLearning(T1=sub.case.T1, T2=sub.case.T2)
+    return _flat(rule.update(sub.model, run.x, run.y, run.free)[0], sub.model)
+
+
+def centered_update(sub: Subject, beta: float) -> torch.Tensor:
+    run, rule = sub.gdu()
+    return _flat(replace(rule, beta=beta, estimator="symmetric").update(sub.model, run.x, run.y, run.free)[0],
+                 sub.model)
+
+
+def contrastive_gap(sub: Subject, beta_control: float | None = None) -> Measured:
+    """sin∠(CL, g) / sin∠(C-EP at β = SYMMETRIC_BETA, g), g the BPTT gradient; ``beta_control``: C-EP at that β in
+    place of CL (the control)."""
+    g = bptt_gradient(sub)
+    ref = sine(centered_update(sub, SYMMETRIC_BETA), g)
+    test = contrastive_update(sub) if beta_control is None else centered_update(sub, beta_control)
+    s = sine(test, g)
+    return Measured(s / ref if ref > 0 else math.inf, f"{s / ref:.3g} (sin∠ {s:.2e} against C-EP's {ref:.2e})")
 
 
 def layer_ulps(a: list[torch.Tensor], b: list[torch.Tensor]) -> float:
@@ -417,23 +494,36 @@ def closed_form_difference(sub: Subject) -> float:
     return layer_ulps(model.drive(x, s, 0.3, y, closed_form=True), model.drive(x, s, 0.3, y, closed_form=False))
 
 
-def fused_gap(model, x: torch.Tensor, y: torch.Tensor | None, steps: int, beta: float) -> float:
-    """Fused against generic state after ``steps`` synchronous closed-form steps from random states in [0, 1], in
-    ulps of each layer's largest state entry."""
+def fused_gap(model, x: torch.Tensor, y: torch.Tensor | None, steps: int, beta: float, mode: str = "sync") -> float:
+    """Fused against generic state after ``steps`` closed-form steps of ``mode`` from random states in [0, 1], free
+    and with the output layer clamped (coupled learning's phase), in ulps of each layer's largest state entry."""
     from .relaxation import relax
 
     g = torch.Generator().manual_seed(0)
     s0 = [torch.rand(t.shape, generator=g, dtype=torch.float64).to(t.dtype) for t in model.init_state(x)]
-    if model.fast_relax(x, s0, 1, beta, y) is None:
-        raise NotApplicable("no fused relaxation declared (EnergyModel.fast_relax returns None)")
-    fast = relax(model, x, s0, steps, beta=beta, y=y)
-    return layer_ulps(fast, relax(model, x, s0, steps, beta=beta, y=y, fast=False))
+    if model.fast_relax(x, s0, 1, beta, y, **({"mode": mode} if mode != "sync" else {})) is None:
+        raise NotApplicable(f"no fused {mode} relaxation declared (EnergyModel.fast_relax returns None)")
+    gap = 0.0
+    for clamp in (None, {len(s0) - 1: s0[-1]}):
+        fast = relax(model, x, s0, steps, beta=beta, y=y, mode=mode, clamp=clamp)
+        gap = max(gap, layer_ulps(fast, relax(model, x, s0, steps, beta=beta, y=y, mode=mode, fast=False,
+                                              clamp=clamp)))
+    return gap
 
 
-def fused_difference(sub: Subject) -> float:
-    """`fused_gap` over 30 steps, free (β = 0) and nudged (β = 0.3), the larger."""
+def fused_difference(sub: Subject) -> Measured:
+    """`fused_gap` over 30 steps, free (β = 0) and nudged (β = 0.3), in each mode the model fuses; the largest."""
     model, x, y = sub.built()
-    return max(fused_gap(model, x, y, 30, beta) for beta in (0.0, 0.3))
+    gaps = {}
+    for mode in ("sync", "async"):
+        try:
+            gaps[mode] = max(fused_gap(model, x, y, 30, beta, mode) for beta in (0.0, 0.3))
+        except NotApplicable:
+            continue
+    if not gaps:
+        raise NotApplicable("no fused relaxation declared (EnergyModel.fast_relax returns None)")
+    v = max(gaps.values())
+    return Measured(v, ", ".join(f"{g:.3g} ({m})" for m, g in gaps.items()))
 
 
 def energy_margin(sub: Subject, steps: int | None = None, mode: str | None = None, a: float | None = None,
@@ -522,7 +612,9 @@ def device_clean(sub: Subject) -> Measured:
 
 
 # ---------------------------------------------------------------------------------------------- the claims
-ORDERS = {"one_sided": 1, "symmetric": 2}
+ORDERS = {"one_sided": 1, "negative": 1, "symmetric": 2}
+#: the two estimators the controls must fail (the negative one is the one-sided at −β: its controls would repeat them)
+CONTROLLED = ("one_sided", "symmetric")
 GDU_WHY = ("Ernoult et al. 2019 with the bias orders of Laborieux et al. 2021: the one-sided error is O(β), the "
            "symmetric O(β²) as β → 0; judged where the β ladder shows the error asymptotic (above: kinks and "
            "higher orders, below: the measured noise floor), local orders within ±10 % over a decade at least "
@@ -549,6 +641,7 @@ def gdu_claims(label: str, case: str | None = None, *, tracked: bool = False) ->
         Claim("gdu", label, "free phase converged (premise): residual ‖s_T1 − s_T1−1‖ in ulps of ‖s*‖", premise,
               le(PREMISE_ULPS), PREMISE_WHY, case=case, name="premise"),
         order_claim(label, "one_sided", case, key("slope_one_sided")),
+        order_claim(label, "negative", case),  # N-EP (Scellier et al. 2023): the one-sided estimator at −β
         order_claim(label, "symmetric", case, key("slope_symmetric")),
         Claim("gdu", label, "GDU symmetric rel. error at the low end of its asymptotic range (reported)",
               error_at_range_end, None, "how close EP comes to BPTT before the noise floor", case=case,
@@ -581,7 +674,7 @@ def generic_controls(label: str, case: str | None = None) -> list[Claim]:
     ]
 
 
-FUSED_CHECK = "fused relaxation = generic loop, 30 steps, β = 0 and 0.3 (ulps of max |s_l|)"
+FUSED_CHECK = "fused relaxation = generic loop, 30 steps, β = 0 and 0.3, each mode fused (ulps of max |s_l|)"
 FUSED_WHY = f"{ROUNDOFF_WHY}; a contraction does not amplify it"
 
 
@@ -626,6 +719,7 @@ def catalogue() -> list[Claim]:
                       lambda sub: sub.error("symmetric", SIGN_BETA, control=SignFlipped).sign_error_live,
                       le(SIGN_ERROR_LIVE_BOUND), "a flipped estimator scores 1 − the live sign error", control=True,
                       fmt="{:.3f}")]
+    out += _dchn_claims()
     out += _holomorphic_claims()
     out += _control_claims()
     out += _energy_claims()
@@ -637,8 +731,59 @@ def catalogue() -> list[Claim]:
 
 HOLO_WHY = ("Laborieux & Zenke 2022: the Cauchy estimate over N points on the circle |β| has bias O(|β|^N) (N = 1: "
             "one-sided, O(β)); every parameter judged on its asymptotic range, local orders within ±10 % of N")
-CL_WHY = ("the clamped equilibrium is smooth in the clamp's displacement η·e, so CL(η) = c₀ + c₁η + O(η²) and the "
+CL_WHY = ("the clamped equilibrium is smooth in the clamp's displacement η·e, so CpL(η) = c₀ + c₁η + O(η²) and the "
           "ratio of successive differences at η, η/2, η/4 is 2 + O(η); ±10 %")
+CCPL_WHY = ("with F(ν) = −∂θΦ(s^ν) = F₀ + F₁ν + F₂ν² + F₃ν³ + …, P-CpL(η) = F₁ + F₂η + O(η²) and the centred "
+            "contrast cancels the even terms, C-CpL(η) = F₁ + F₃η² + O(η⁴): the ratio of their changes over [η₀, 2η₀] "
+            "is 3|F₃|η₀/|F₂| = O(η₀) (≈ 0 on a piecewise-linear model, where F₃ = 0); 0.1 at η₀ ≤ 0.01 allows |F₃| "
+            "up to 3|F₂|, a one-sided contrast gives 1")
+CCPL_MEAN_WHY = ("[F(η) − F(0)]/η and [F(0) − F(−η)]/η average to [F(η) − F(−η)]/2η: the same phases, round-off "
+                 f"({ROUNDOFF_WHY}); a sign or factor-2 slip is O(1)")
+CL_GAP_WHY = ("contrastive learning descends E(s^clamped) − E(s*), not the loss: an O(1) angle to the gradient, while "
+              "a gradient estimator's falls with β (C-EP's as β²); the bound is 100× C-EP's own angle on the model")
+
+
+def rule_claims(label: str, case: str | None = None) -> list[Claim]:
+    """The claims of Scellier et al. 2023's coupled-learning variants and of contrastive learning on one case (the
+    EP variants' orders are `gdu_claims`): N-CpL first order, C-CpL second order, CL no gradient estimator, each with
+    its control."""
+    return [
+        Claim("gdu", label, "N-CpL: first order in η, the same ratio", with_control(coupled_ratio, variant="negative"),
+              band(1.8, 2.2), CL_WHY, case=case, fmt="{:.3f}", name="cpl/negative"),
+        Claim("gdu", label, "C-CpL has no first-order term: ‖ΔCCpL‖/‖ΔPCpL‖ over [η₀, 2η₀]", centered_change,
+              le(0.1), CCPL_WHY, case=case, fmt="{:.3g}", name="cpl/centered"),
+        Claim("control", label, "P-CpL in place of C-CpL: the same ratio",
+              with_control(centered_change, variant="positive"), le(0.1), "a one-sided contrast: the ratio is 1",
+              control=True, case=case, fmt="{:.3g}", name="control/cpl_positive_as_centered"),
+        Claim("gdu", label, "C-CpL = (P-CpL + N-CpL)/2 at η₀ (max |Δ| in ulps of max |C-CpL|)", centered_is_mean,
+              le(ROUNDOFF_ULPS), CCPL_MEAN_WHY, case=case, fmt="{:.3g}", name="cpl/centered_mean"),
+        *[Claim("gdu", label, f"{name} η=0.01: cos(update, BPTT gradient) (reported)", coupled_alignment(0.01, v),
+                None, "no exact estimator: its alignment", case=case, fmt="{:.4f}")
+          for name, v in (("N-CpL", "negative"), ("C-CpL", "centered"))],
+        Claim("gdu", label, "CL: cos(update, BPTT gradient) (reported)",
+              lambda sub: cosine(contrastive_update(sub), bptt_gradient(sub)), None,
+              "contrastive learning's alignment (Scellier et al. 2023 measure it by training)", case=case,
+              fmt="{:.4f}"),
+        Claim("gdu", label, f"CL is no gradient estimator: sin∠(CL, g) / sin∠(C-EP β={SYMMETRIC_BETA:g}, g)",
+              contrastive_gap, Bound(">", CL_GAP), CL_GAP_WHY, case=case, fmt="{:.3g}", name="cl/not_gradient"),
+        Claim("control", label, f"C-EP at β={3 * SYMMETRIC_BETA:g} in place of CL: the same ratio",
+              with_control(contrastive_gap, beta_control=3 * SYMMETRIC_BETA), Bound(">", CL_GAP),
+              "a gradient estimator: its angle is ~9× C-EP's at β/3, far below the bound", control=True, case=case,
+              fmt="{:.3g}", name="control/cl_gap_on_cep"),
+    ]
+
+
+def _dchn_claims() -> list[Claim]:
+    """Scellier et al. 2023's DCHN: every generic claim (its GDU claims are the theorem cases'), and the claims of the
+    comparative study's rules (P-CpL's first order, `rule_claims`)."""
+    label = "DCHN"
+    gdu = {c.name for c in gdu_claims(label, label)}
+    return [
+        *(c for c in generic_claims(label, label) if c.name not in gdu),
+        Claim("gdu", label, "P-CpL: first order in η, ‖CpL(4η₀) − CpL(2η₀)‖/‖CpL(2η₀) − CpL(η₀)‖",
+              coupled_first_order, band(1.8, 2.2), CL_WHY, case=label, fmt="{:.3f}"),
+        *rule_claims(label, label),
+    ]
 
 
 def _holomorphic_claims() -> list[Claim]:
@@ -670,11 +815,12 @@ def _holomorphic_claims() -> list[Claim]:
             Claim("gdu", label, "coupled learning: cos(update, BPTT) as η → 0 (η = 0.01) > 0", coupled_alignment(0.01),
                   Bound(">", 0.0), "a descent direction on the theorem cases (an observation, not a theorem)",
                   fmt="{:.4f}"),
-            Claim("gdu", label, "coupled learning: first order in η, ‖CL(.04) − CL(.02)‖/‖CL(.02) − CL(.01)‖",
+            Claim("gdu", label, "coupled learning: first order in η, ‖CpL(4η₀) − CpL(2η₀)‖/‖CpL(2η₀) − CpL(η₀)‖",
                   coupled_first_order, band(1.8, 2.2), CL_WHY, fmt="{:.3f}"),
             Claim("control", label, "coupled learning without the free-state term: the same ratio",
                   with_control(coupled_first_order, control=UncontrastedCL), band(1.8, 2.2),
                   "−∂θΦ(s^C)/η grows as 1/η: the ratio is ½", control=True, fmt="{:.3f}"),
+            *rule_claims(label),
         ]
     ctl = "P_MLP, holomorphic EP with a step on Re u"
     out.append(Claim("control", ctl, "holomorphic EP N=3: order of the update's error on its asymptotic range, every "
@@ -692,7 +838,7 @@ def _control_claims() -> list[Claim]:
     out: list[Claim] = []
     for vf in ("VF_MLP", "VF_CNN"):
         out += [must_fail(f"{vf}, independent feedback", variant, "without symmetric weights the dynamics are no "
-                          "gradient flow: no theorem, no order") for variant in ORDERS]
+                          "gradient flow: no theorem, no order") for variant in CONTROLLED]
         out.append(order_claim(f"{vf}, tied feedback", "symmetric"))  # the positive twin: feedback = forward weights
     out += [
         must_fail("P_MLP, estimator sign flipped", "symmetric", "EP = −BPTT: an O(1) error",
@@ -719,9 +865,9 @@ def _control_claims() -> list[Claim]:
     ]
     nudge = "BIN_MLP bin_W, the authors' nudge after ρ"
     out += [must_fail(nudge, variant, "on a saturated output the nudge moves the unit by ~β while BPTT's gradient "
-                      "through the clamp is 0: O(1), not O(β)") for variant in ORDERS]
+                      "through the clamp is 0: O(1), not O(β)") for variant in CONTROLLED]
     out += [Claim("control", nudge, f"|order the {variant.replace('_', '-')} error settles at| (it does not vanish)",
-                  settled_order(variant), le(0.1), "an O(1) error has order 0", fmt="{:.3f}") for variant in ORDERS]
+                  settled_order(variant), le(0.1), "an O(1) error has order 0", fmt="{:.3f}") for variant in CONTROLLED]
     seq = "SEQ_IMDB, retrieval with values unlike keys"
     out += [
         Claim("control", seq, "free phase converged (premise): residual in ulps of ‖s*‖", premise, le(PREMISE_ULPS),

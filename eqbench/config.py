@@ -5,8 +5,9 @@ weight decays, Laborieux §A.8), an optional schedule, a dataset and a number of
 
     model:     {name: P_MLP, sizes: [784, 512, 10], act: my_sigmoid}
     rule:      {name: EP, beta: 0.1, T1: 30, T2: 10, estimator: symmetric}   # or {name: BPTT, T1, T2}
-    # estimator: one_sided, random_sign, symmetric (alias centered), holomorphic (points: N, continued: false);
-    # coupled learning: {name: CL, eta: 0.5, T1: 30, T2: 10}
+    # estimator: one_sided (alias positive), negative, random_sign, symmetric (alias centered), holomorphic (points: N);
+    # coupled learning: {name: CpL, eta: 0.5, T1: 30, T2: 10, variant: positive}; contrastive learning: {name: CL, T1, T2}
+    # Scellier et al. 2023's names: PEP, NEP, CEP (EP with that estimator), PCpL, NCpL, CCpL
     optimizer: {name: adam, lrs: [5.0e-4, 5.0e-4]}           # sgd: momentum, wds
     # flip (binary weights, Laydevant et al.): lrs are the biases' rates, plus gammas, thresholds, lrs_alpha
     schedule:  {name: cosine, T_max: 100, eta_min: 1.0e-5}   # optional; or {name: multistep, milestones: [60, 90]}

@@ -39,5 +39,11 @@ def one_line(exc: BaseException, limit: int = 400) -> str:
 
 
 def unknown(kind: str, name: str, known) -> ConfigError:
-    """The error for an unknown registry name, listing the names that exist."""
-    return ConfigError(f"unknown {kind} {name!r}; known: {', '.join(sorted(known))}")
+    """The error for an unknown registry name, listing the names that exist, the close ones first."""
+    import difflib
+
+    known = sorted(known)
+    close = difflib.get_close_matches(str(name), known, n=3, cutoff=0.6) or \
+        [k for k in known if k.lower() == str(name).lower()]
+    hint = f" (did you mean {' or '.join(close)}?)" if close else ""
+    return ConfigError(f"unknown {kind} {name!r}{hint}; known: {', '.join(known)}")

@@ -5,10 +5,12 @@ from the same state (the authors' dynamics); ``mode="async"`` updates the even l
 odd ones from the refreshed state — layers couple only to their neighbours, so each half-step
 is a block-coordinate step (the energy-descent argument of suites/energy).
 
-A model may offer ``fast_relax(x, s, steps, beta, y)``, an analytic version of the same closed-form
-steps (fused, no per-step bookkeeping; the contract's default returns None, "no fast path"); ``relax``
-uses it when nothing per-step is asked for (no graph, trace or hook, synchronous, closed form) and a
-test pins it to the generic loop.
+A model may offer ``fast_relax(x, s, steps, beta, y, mode=, clamped=)``, an analytic version of the same
+closed-form steps (fused, no per-step bookkeeping; the contract's default returns None, "no fast path"); ``relax``
+uses it when nothing per-step is asked for (no graph, trace or hook, closed form) and the fused claim pins it to
+the generic loop. The layered models fuse the asynchronous mode too: Scellier et al. 2023's fixed-point minimiser,
+each layer set to its minimiser given its neighbours, one parity at a time, at the cost of one synchronous step
+per iteration.
 """
 
 from __future__ import annotations
@@ -133,8 +135,13 @@ def phase_function(model: EnergyModel, steps: int, *, beta: complex = 0.0, mode:
 
     def phase(x: Tensor, y: Tensor | None, *s: Tensor, cache: dict) -> State:
         out = None
-        if fast and closed_form and mode == "sync" and not clamped:
-            out = model.fast_relax(x, list(s), steps, beta, y, cache=cache)
+        if fast and closed_form:
+            # the settings passed only where they are not the default: a model written against the contract's
+            # first form, fast_relax(x, s, steps, beta, y, *, cache), keeps working in the synchronous free mode
+            extra = {"mode": mode} if mode != "sync" else {}
+            if clamped:
+                extra["clamped"] = clamped
+            out = model.fast_relax(x, list(s), steps, beta, y, cache=cache, **extra)
         if out is None:
             out = _loop(model, x, s, steps, beta, y, mode, closed_form, False, None, None, cache,
                         dict.fromkeys(clamped), strict=False)

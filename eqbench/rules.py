@@ -6,9 +6,11 @@ phases of T2 steps continuing from s*, and the estimator
     p.grad = −[∂Φ_{β2}/∂θ(s2) − ∂Φ_{β1}/∂θ(s1)] / (β2 − β1)          (batch mean, ≈ +∂L/∂θ)
 
 * ``one_sided``:   (s1, β1, s2, β2) = (s*, 0, s^β, β)                     bias O(β)
+* ``negative``:    (s^{−β}, −β, s*, 0)                                      bias O(β)
 * ``random_sign``: one-sided with the sign of β drawn per batch             bias O(β), zero-mean first-order term
 * ``symmetric``:   (s^{−β}, −β, s^β, β), no free-state term                 bias O(β²)
-  (``centered``, the name of Scellier et al. 2023, is an alias)
+  (Scellier et al. 2023's names: ``positive`` = one_sided, ``negative``, ``centered`` = symmetric; the rules
+  ``PEP``, ``NEP``, ``CEP`` are EP with that estimator)
 * ``holomorphic``: N = ``points`` nudged phases at β_k = β·e^{2πik/N} (Laborieux & Zenke 2022), the Cauchy
   integral of the nudged ∂θΦ around the circle:
 
@@ -21,7 +23,9 @@ from where the last free phase of the same batch ended (zeros the first time) in
 the trainer names batches by ``key`` (split and index over fixed batches), and the particles are part of
 the rule's ``state_dict`` so a resumed run continues from them.
 
-Coupled learning (Stern et al. 2021, `CoupledLearning`): a clamped phase instead of a nudged one.
+Coupled learning (Stern et al. 2021, `CoupledLearning`, rule ``CpL``; ``PCpL``, ``NCpL``, ``CCpL`` its positive,
+negative and centred variants, Scellier et al. 2023): a clamped phase instead of a nudged one. Contrastive learning
+(Movellan 1991, `ContrastiveLearning`, rule ``CL``): the output clamped at the target.
 
 BPTT (§A.6): T1 − T2 free steps without graph, then T2 steps with graph, loss = batch mean of L,
 backpropagated through the last T2 steps only (truncated, as the reference code does).
@@ -32,6 +36,7 @@ from __future__ import annotations
 import cmath
 import copy
 import math
+import re
 import warnings
 from dataclasses import dataclass, field
 
@@ -43,9 +48,12 @@ from .errors import ConfigError, unknown
 from .models.base import EnergyModel, State
 from .relaxation import MODES, Trace, relax
 
-ESTIMATORS = ("one_sided", "random_sign", "symmetric", "holomorphic")
-#: the literature's other names of an estimator: centered EP (Scellier et al. 2023) is the symmetric one
-ESTIMATOR_ALIASES = {"centered": "symmetric"}
+ESTIMATORS = ("one_sided", "negative", "random_sign", "symmetric", "holomorphic")
+#: the literature's other names of an estimator: positively-perturbed and centered EP (Scellier et al. 2023) are the
+#: one-sided and the symmetric one
+ESTIMATOR_ALIASES = {"positive": "one_sided", "centered": "symmetric"}
+#: the perturbation variants of Scellier et al. 2023 (EP and coupled learning): the two phases' signs
+VARIANTS = ("positive", "negative", "centered")
 
 
 Series = dict[str, Tensor]  # key (``s1``… for neurons, parameter names) -> (steps, ...) with the step index first
@@ -249,6 +257,8 @@ class EP(Relaxing):
             plus = self.relax(model, x, free, self.T2, self.beta, y, cache)
             minus = self.relax(model, x, free, self.T2, -self.beta, y, cache)
             return minus, -self.beta, plus, self.beta
+        if self.estimator == "negative":
+            return self.relax(model, x, free, self.T2, -self.beta, y, cache), -self.beta, free, 0.0
         beta = self.beta
         # the coin is drawn on its generator's device (the CPU), whatever the default device is
         if self.estimator == "random_sign" and bool(torch.randint(2, (1,), generator=self._gen,
@@ -262,7 +272,7 @@ class EP(Relaxing):
         if self.estimator == "holomorphic":
             return model.postprocess_grads(self.circle_grads(model, x, y, free, cache)), {"beta": self.beta}
         s1, b1, s2, b2 = self.phases(model, x, y, free, cache)
-        return model.postprocess_grads(self.pair_grads(model, x, y, free, s1, b1, s2, b2)), {"beta": b2}
+        return model.postprocess_grads(self.pair_grads(model, x, y, free, s1, b1, s2, b2)), {"beta": b2 or b1}
 
     def circle(self) -> list[complex]:
         """The N points β_k = β·e^{2πik/N} of holomorphic EP, k = 0 … N − 1 (±β exactly real)."""
@@ -358,19 +368,22 @@ class CoupledLearning(Relaxing):
     """
 
     eta: float = 0.5
+    variant: str = "positive"
     _cost_checked: set = field(init=False, repr=False, default_factory=set)  # ids of models whose cost was checked
 
     def __post_init__(self) -> None:
         if isinstance(self.eta, bool) or not isinstance(self.eta, (int, float)) or not 0 < self.eta <= 1:
             raise ConfigError(f"coupled learning's η must lie in (0, 1], got {self.eta!r}")
+        if self.variant not in VARIANTS:
+            raise unknown("coupled-learning variant", self.variant, VARIANTS)
         super().__post_init__()
 
-    def clamped_output(self, model: EnergyModel, free: State, y: Tensor) -> Tensor:
-        """s_out* − η·∂L/∂s_out at the free state (per sample: the batch sum's gradient)."""
+    def clamped_output(self, model: EnergyModel, free: State, y: Tensor, nu: float | None = None) -> Tensor:
+        """s_out* − ν·∂L/∂s_out at the free state (per sample: the batch sum's gradient), ν = η unless given."""
         with torch.enable_grad():
             top = free[-1].detach().requires_grad_(True)
             (g,) = grads(model.loss([*(f.detach() for f in free[:-1]), top], y).sum(), [top])
-        return free[-1].detach() - self.eta * g
+        return free[-1].detach() - (self.eta if nu is None else nu) * g
 
     def _check_cost(self, model: EnergyModel, free: State, y: Tensor) -> None:
         """Refuse a cost with parameters of its own (∂L/∂θ ≠ 0 at fixed states), once per model."""
@@ -386,11 +399,34 @@ class CoupledLearning(Relaxing):
                               f"({', '.join(own)}, e.g. a softmax readout) that Φ does not contain")
         self._cost_checked.add(id(model))
 
+    def clamped_phase(self, model: EnergyModel, x: Tensor, y: Tensor, free: State, nu: float,
+                      cache: dict | None = None) -> State:
+        """T2 steps from s* with the output held at s_out* − ν·∂L/∂s_out (ν = 0: the free state itself)."""
+        if nu == 0.0:
+            return free
+        clamp = {len(free) - 1: self.clamped_output(model, free, y, nu)}
+        return self.relax(model, x, free, self.T2, y=y, cache=cache, clamp=clamp)
+
     def update(self, model: EnergyModel, x: Tensor, y: Tensor, free: State, cache: dict | None = None):
+        """−[∂θΦ(s^{ν2}) − ∂θΦ(s^{ν1})]/(ν2 − ν1) with (ν1, ν2) = (0, η), (−η, 0) or (−η, η) by ``variant``."""
         self._check_cost(model, free, y)
-        clamp = {len(free) - 1: self.clamped_output(model, free, y)}
-        clamped = self.relax(model, x, free, self.T2, y=y, cache=cache, clamp=clamp)
-        return model.postprocess_grads(self.pair_grads(model, x, y, free, free, 0.0, clamped, 0.0, denom=self.eta)), {}
+        nu1, nu2 = {"positive": (0.0, self.eta), "negative": (-self.eta, 0.0),
+                    "centered": (-self.eta, self.eta)}[self.variant]
+        s1 = self.clamped_phase(model, x, y, free, nu1, cache)
+        s2 = self.clamped_phase(model, x, y, free, nu2, cache)
+        return model.postprocess_grads(self.pair_grads(model, x, y, free, s1, 0.0, s2, 0.0, denom=nu2 - nu1)), {}
+
+
+@dataclass(kw_only=True)
+class ContrastiveLearning(CoupledLearning):
+    """Contrastive learning (Movellan 1991; CL in Scellier et al. 2023): the second phase clamps the output at
+    s_out* − ∂L/∂s_out, the target itself for the squared error, and the update is the contrast
+    −[∂θΦ(s^clamped) − ∂θΦ(s*)] — coupled learning at η = 1, as the authors build it (``ContrastiveLearning`` with
+    nudging 1.0, positive). No gradient estimator: it descends the contrastive objective E(s^clamped) − E(s*),
+    which is not the loss; the claims measure its alignment with BPTT and assert that it does not match it."""
+
+    eta: float = field(default=1.0, init=False)
+    variant: str = field(default="positive", init=False)
 
 
 @dataclass
@@ -426,11 +462,40 @@ class BPTT(LearningRule):
             return model.output(s), s
 
 
-RULES = {"EP": EP, "BPTT": BPTT, "CL": CoupledLearning}
+def _variant(cls: type, key: str, value: str, name: str, what: str):
+    """The rule ``name``: ``cls`` with ``key`` fixed at ``value`` (Scellier et al. 2023's algorithm names)."""
+
+    def make(**kw) -> LearningRule:
+        if key in kw:
+            raise ConfigError(f"rule {name} fixes {key} = {value}; use rule {cls.__name__ if cls is EP else 'CpL'} "
+                              f"to choose the {key}")
+        strength = "beta" if cls is EP else "eta"
+        v = kw.get(strength)
+        if isinstance(v, (int, float)) and not isinstance(v, bool) and v <= 0:
+            raise ConfigError(f"rule {name} takes a positive {strength} (the sign is in its name), got {v}")
+        return cls(**kw, **{key: value})
+
+    make.__name__ = name
+    make.__doc__ = f"{what} (Scellier et al. 2023): {cls.__name__} with {key}={value!r}."
+    return make
+
+
+RULES = {
+    "EP": EP, "BPTT": BPTT, "CL": ContrastiveLearning, "CpL": CoupledLearning,
+    "PEP": _variant(EP, "estimator", "one_sided", "PEP", "positively-perturbed EP"),
+    "NEP": _variant(EP, "estimator", "negative", "NEP", "negatively-perturbed EP"),
+    "CEP": _variant(EP, "estimator", "symmetric", "CEP", "centered EP"),
+    "PCpL": _variant(CoupledLearning, "variant", "positive", "PCpL", "positively-perturbed coupled learning"),
+    "NCpL": _variant(CoupledLearning, "variant", "negative", "NCpL", "negatively-perturbed coupled learning"),
+    "CCpL": _variant(CoupledLearning, "variant", "centered", "CCpL", "centered coupled learning"),
+}
+#: the seven algorithms of Scellier et al. 2023's comparative study, in their order
+SEVEN = ("CL", "PEP", "NEP", "CEP", "PCpL", "NCpL", "CCpL")
 
 
 def all_rules() -> dict[str, type]:
-    """EP, BPTT and coupled learning (CL), plus the forward-only rules (PEPITA, BP, FA, DFA) of eqbench.forward."""
+    """EP, BPTT, contrastive learning (CL), coupled learning (CpL) and the seven algorithms of Scellier et al. 2023
+    by their names (PEP, NEP, CEP, PCpL, NCpL, CCpL), plus the forward-only rules (PEPITA, BP, FA, DFA) of eqbench.forward."""
     from .forward import RULES_FORWARD  # imported here: eqbench.forward builds on this module
     from .plugins import entry_points_of
 
@@ -442,7 +507,10 @@ def build_rule(name: str, **kw) -> LearningRule:
     rules = all_rules()
     if name not in rules:
         raise unknown("learning rule", name, rules)
+    if name == "CL" and "eta" in kw:  # the old spelling: CL named coupled learning before the field's names
+        raise ConfigError("rule CL is contrastive learning (Scellier et al. 2023's name; it has no eta); coupled "
+                          "learning is CpL (or PCpL, NCpL, CCpL): {name: CpL, eta: ...}")
     try:
         return rules[name](**kw)
     except TypeError as e:
-        raise ConfigError(f"rule {name}: {str(e).replace(rules[name].__name__ + '.__init__() ', '')}") from None
+        raise ConfigError(f"rule {name}: " + re.sub(r"^[\w.]+\(\) ", "", str(e))) from None

@@ -90,6 +90,7 @@ ENERGY: dict[str, tuple[str, dict, str, str]] = {
     "SEQ_IMDB": ("SEQ_IMDB", {"seq_len": 3, "dim": 4, "fc": [5, 2]}, "sgd", "int"),
     "SEQ_IMDB_cccp": ("SEQ_IMDB", {"seq_len": 3, "dim": 4, "fc": [5, 2], "retrieval": "cccp"}, "sgd", "int"),
     "SEQ_SNLI": ("SEQ_SNLI", {"seq_len": 2, "dim": 4, "fc": [5, 3]}, "sgd", "int"),
+    "DCHN": ("DCHN", {"in_shape": (1, 8, 8), "channels": [2, 3]}, "sgd", "int"),
     "SEQ_SNLI_cccp": ("SEQ_SNLI", {"seq_len": 2, "dim": 4, "fc": [5, 3], "retrieval": "cccp"}, "sgd", "int"),
 }
 
@@ -111,7 +112,11 @@ EXTRA_RULES = {
     "BPTT-autograd": ("BPTT", {"T1": T1, "T2": T2, "closed_form": False}),
     "BPTT-async": ("BPTT", {"T1": T1, "T2": T2, "mode": "async"}),
     "EP-holomorphic": ("EP", {"beta": 0.5, "T1": T1, "T2": T2, "estimator": "holomorphic", "points": 3}),
-    "CL": ("CL", {"eta": 0.5, "T1": T1, "T2": T2}),
+    "CpL": ("CpL", {"eta": 0.5, "T1": T1, "T2": T2}),
+    # Scellier et al. 2023's seven algorithms by their names, with the paper's asynchronous minimiser
+    **{name: (name, {("eta" if "CpL" in name else "beta"): 0.5, "T1": T1, "T2": T2, "mode": "async"})
+       for name in ("PEP", "NEP", "CEP", "PCpL", "NCpL", "CCpL")},
+    "CL": ("CL", {"T1": T1, "T2": T2, "mode": "async"}),
 }
 #: the extra rule variants, each on the cases whose code paths differ (async: not HOPFIELD nor SEQ_*,
 #: which relax synchronously by design and raise a ConfigError)
@@ -125,7 +130,8 @@ EXTRA: dict[str, list[str]] = {
     # the complex copy of the model, avg pooling on complex states, the complex cross-entropy of a softmax readout
     "EP-holomorphic": ["P_MLP_ce_softmax", "P_CNN_avg_sigmoid"],
     # the clamped relaxation (not for a softmax readout, which coupled learning refuses)
-    "CL": ["P_MLP", "P_CNN", "VF_MLP", "BIN_MLP_W"],
+    "CpL": ["P_MLP", "P_CNN", "VF_MLP", "BIN_MLP_W"],
+    **{name: ["DCHN", "P_MLP"] for name in ("PEP", "NEP", "CEP", "PCpL", "NCpL", "CCpL", "CL")},
 }
 #: forward-only rules and the models they train (FA and DFA: FeedForward only)
 FORWARD_RULES = {"PEPITA": ["FC", "FC_dropout_tanh", "CONV1FC"], "BP": ["FC", "FC_dropout_tanh", "CONV1FC"],

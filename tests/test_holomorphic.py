@@ -158,7 +158,7 @@ def test_unknown_estimator_lists_the_alias():
 @pytest.mark.parametrize("eta", [0.0, -0.1, 1.5, True, "half"])
 def test_coupled_learning_eta_outside_unit_interval_is_one_line(eta):
     with pytest.raises(ConfigError, match=r"η must lie in \(0, 1\]"):
-        build_rule("CL", eta=eta, T1=5, T2=2)
+        build_rule("CpL", eta=eta, T1=5, T2=2)
 
 
 def test_coupled_learning_refuses_a_cost_with_parameters_of_its_own():

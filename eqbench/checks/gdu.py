@@ -230,13 +230,15 @@ def ep_for(run: GDURun, rule: LearningRule, beta: float) -> Series:
 
 
 def report(run: GDURun, rule: LearningRule, beta: float, variant: str, tol: float | None = None) -> GDUReport:
-    """Compare the one-sided (signed β) or symmetric EP series with BPTT."""
+    """Compare the one-sided (signed β), negative (the one-sided at −β) or symmetric EP series with BPTT."""
     if variant == "one_sided":
         ep = ep_for(run, rule, beta)
+    elif variant == "negative":
+        ep = ep_for(run, rule, -beta)
     elif variant == "symmetric":
         ep = symmetric_mean(ep_for(run, rule, beta), ep_for(run, rule, -beta))
     else:
-        raise ConfigError(f"unknown GDU variant {variant!r}; known: one_sided, symmetric")
+        raise ConfigError(f"unknown GDU variant {variant!r}; known: one_sided, negative, symmetric")
     layers = compare(ep, run.bptt, neuron_keys(run.model))
     dtype = str(run.free[0].dtype).replace("torch.", "")
     return GDUReport(run.model.name, dtype, variant, beta, run.T1, run.T2, layers, run.free_residual, tol)
@@ -263,8 +265,8 @@ SYMMETRIC_BETA = 1e-3
 SIGN_ERROR_LIVE_BOUND = 0.45
 
 
-def gdu_ladder(run, rule, betas: Sequence[float] | None = None, variants: Sequence[str] = ("one_sided", "symmetric"),
-               kinks: bool = True) -> GDULadder:
+def gdu_ladder(run, rule, betas: Sequence[float] | None = None,
+               variants: Sequence[str] = ("one_sided", "negative", "symmetric"), kinks: bool = True) -> GDULadder:
     """Measure a GDU run (`eqbench.checks.gdu.prepare`) over the β ladder: the rule's per-step updates at ±β against
     BPTT for every key, the noise floor, the diverged β and the kink diagnostic; judged per key and estimator."""
     betas = ladder(betas)
@@ -279,7 +281,7 @@ def gdu_ladder(run, rule, betas: Sequence[float] | None = None, variants: Sequen
     for b in betas:
         try:
             plus = ep_for(run, rule, b)
-            minus = ep_for(run, rule, -b) if "symmetric" in variants else None
+            minus = ep_for(run, rule, -b) if {"symmetric", "negative"} & set(variants) else None
         except DivergenceError:
             diverged.append(b)
             for v in variants:
@@ -287,7 +289,7 @@ def gdu_ladder(run, rule, betas: Sequence[float] | None = None, variants: Sequen
                     errors[v][k].append(math.nan)
             continue
         for v in variants:
-            ser = plus if v == "one_sided" else symmetric_mean(plus, minus)
+            ser = plus if v == "one_sided" else minus if v == "negative" else symmetric_mean(plus, minus)
             for k in keys:
                 err = float((ser[k].to(run.bptt[k].dtype) - run.bptt[k]).norm())
                 errors[v][k].append(err if math.isfinite(err) else math.nan)

@@ -339,7 +339,7 @@ class GDULadder:
     free_residual: float = math.nan
     premise_tol: float = math.nan
 
-    ORDERS = {"one_sided": 1.0, "symmetric": 2.0}
+    ORDERS = {"one_sided": 1.0, "negative": 1.0, "symmetric": 2.0}
 
     def __post_init__(self) -> None:
         for variant, per_key in self.errors.items():

@@ -10,6 +10,7 @@ from typing import Any
 from ..errors import ConfigError, unknown
 from .base import EnergyModel, State, Trainable
 from .binary import BinaryEP, bin_cnn, bin_mlp
+from .dchn import dchn
 from .feedforward import ConvPEPITANet, FeedForward
 from .hopfield import HopfieldEP
 from .layered import LayeredEP
@@ -44,6 +45,7 @@ MODELS: dict[str, Callable[..., EnergyModel]] = {
     "FC": FeedForward,  # ``sizes`` lists every layer, input first (PEPITA's --start_size/--n_hlayers)
     "CONV1FC": ConvPEPITANet,  # Net1conv1fcXL (MNIST), or its _cif twin with in_shape=(3, 32, 32)
     "HOPFIELD": HopfieldEP,
+    "DCHN": dchn,  # Scellier et al. 2023's deep convolutional Hopfield network (eqbench.models.dchn)
     "BIN_MLP": bin_mlp,
     "BIN_CNN": bin_cnn,
     "SEQ_IMDB": seq_imdb,

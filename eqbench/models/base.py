@@ -212,10 +212,11 @@ class EnergyModel(Trainable):
         return [act(ui) for act, ui in zip(self.activations(), u)]
 
     def fast_relax(self, x: Tensor, s: State, steps: int, beta: float = 0.0, y: Tensor | None = None, *,
-                   cache: dict | None = None) -> State | None:
-        """``steps`` closed-form synchronous steps fused into one routine, or None when the model has none
-        (the default): `eqbench.relaxation.relax` then runs its generic loop. ``cache`` is the relaxation's
-        (see ``drive``). A model that offers one pins it to the generic loop by a test."""
+                   cache: dict | None = None, mode: str = "sync", clamped: tuple[int, ...] = ()) -> State | None:
+        """``steps`` closed-form steps of ``mode`` ("sync", or "async": the `parity_groups` one after the other)
+        fused into one routine, the layers in ``clamped`` held at their values, or None when the model has none
+        for these settings (the default): `eqbench.relaxation.relax` then runs its generic loop. ``cache`` is the
+        relaxation's (see ``drive``). The fused claim (eqbench.claims) pins it to the generic loop."""
         return None
 
     def why_drive_not_affine(self) -> str | None:

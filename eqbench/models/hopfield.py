@@ -257,13 +257,15 @@ class HopfieldEP(EnergyModel):
 
     @torch.no_grad()
     def fast_relax(self, x: Tensor, s: State, steps: int, beta: float = 0.0, y: Tensor | None = None, *,
-                   cache: dict | None = None) -> State:
+                   cache: dict | None = None, mode: str = "sync", clamped: tuple[int, ...] = ()) -> State | None:
         """The same steps as ``relax`` with the closed form, one fused ``addmm`` and a clamp each.
 
         On the box, s + εu = s·A + c with A = (1 − ε)I + εW_ss and c = ε(ρ(x)W_xs + b); either nudge
         is affine in s_y, so it folds into A's output columns and c. States must lie in [0, 1]
         (they do after any step); pinned to the generic step by suites/properties.
         """
+        if mode != "sync" or clamped:  # one state layer: the fused form is the synchronous Euler step, unclamped
+            return None
         eps, n0, n = self.epsilon, self.sizes[0], self.sizes[-1]
         W = self.weights()
         A = eps * W[n0:, n0:]

@@ -76,6 +76,7 @@ class LayeredEP(EnergyModel):
         pool_size: int = 2,
         name: str | None = None,
         channels_last: bool = True,
+        linear_output: bool = False,
     ) -> None:
         super().__init__()
         self.in_shape = tuple(int(v) for v in in_shape)
@@ -106,7 +107,10 @@ class LayeredEP(EnergyModel):
         if n_conv and len(self.in_shape) != 3:
             raise ConfigError(f"a conv model needs an image input shape (C, H, W), got {self.in_shape}")
         self.act: Activation = get_activation(act)
+        if linear_output and softmax:
+            raise ConfigError("a linear output layer and a softmax readout exclude each other: the readout is the output")
         self.loss_name, self.softmax, self.feedback, self.same_update = loss, softmax, feedback, same_update
+        self.linear_output = linear_output
         self.name = name or f"{'VF' if feedback else 'P'}_{'CNN' if n_conv else 'MLP'}"
 
         conns: list[_Conn] = []
@@ -164,8 +168,9 @@ class LayeredEP(EnergyModel):
 
     def activations(self) -> list[Activation]:
         acts: list = [self.act] * len(self.conns)
-        if self.loss_name == "ce" and not self.softmax:
-            acts[-1] = _identity  # output left linear: CE on the output state as logits (§A.3 step 3)
+        if self.linear_output or (self.loss_name == "ce" and not self.softmax):
+            # output left linear: CE on the output state as logits (§A.3 step 3), or the DCHN's linear output unit
+            acts[-1] = _identity
         return acts
 
     def _conn_out(self, l: int, module: nn.Module, inp: Tensor, indices: bool = False):
@@ -262,8 +267,8 @@ class LayeredEP(EnergyModel):
 
     @torch.no_grad()
     def fast_relax(self, x: Tensor, s: State, steps: int, beta: float = 0.0, y: Tensor | None = None, *,
-                   cache: dict | None = None) -> State | None:
-        """The closed-form synchronous steps of a fully connected network with tied weights, fused: per step and
+                   cache: dict | None = None, mode: str = "sync", clamped: tuple[int, ...] = ()) -> State | None:
+        """``mode="async"``: `_fast_async`. Otherwise the closed-form synchronous steps of a fully connected network with tied weights, fused: per step and
         layer one ``addmm`` into a preallocated buffer (u_l = b_l + s_{l−1}W_lᵀ + s_{l+1}W_{l+1}, the input
         drive computed once, or taken from ``cache``) and the activation in place, two buffers swapped between
         steps. A clipped activation clip(u/a, 0, 1) has its 1/a folded into the weights, biases and input drive
@@ -271,7 +276,10 @@ class LayeredEP(EnergyModel):
         loop) for convolutions, feedback weights or a subclass with its own step. The same arithmetic as
         `closed_form_drive` + `update` in another order of operations: pinned to the generic loop to round-off
         by suites/properties."""
-        if self.feedback or any(c.kind != "fc" for c in self.conns) or not self._inherits("drive", "update"):
+        if mode == "async":
+            return self._fast_async(x, s, steps, beta, y, cache, clamped)
+        if clamped or self.feedback or any(c.kind != "fc" for c in self.conns) or not self._inherits("drive",
+                                                                                                     "update"):
             return None
         x = self.check_input(x).flatten(1)
         W = [f.weight for f in self.synapses]
@@ -316,6 +324,51 @@ class LayeredEP(EnergyModel):
             cur, nxt = nxt, cur
         return cur
 
+    def _fast_async(self, x: Tensor, s: State, steps: int, beta: float, y: Tensor | None, cache: dict | None,
+                    clamped: tuple[int, ...]) -> State | None:
+        """The asynchronous fixed-point minimiser of Scellier et al. 2023 (their ``FixedPointMinimizer``, mode
+        ``asynchronous``), fused: one half-step sets every layer of one parity to σ(u_l), its minimiser given its
+        neighbours (exact for a clip and a linear layer; with a max pool above it, a majorise–minimise step at the
+        current pooling indices, eqbench.checks.energy), then the other parity from the refreshed states.
+
+        Each layer's bottom-up product P_l(f_l(s_{l−1})) and its pooling indices are computed once after s_{l−1}
+        changes and serve both the layer above (its bottom-up drive) and s_{l−1}'s own next top-down term (the
+        indices of its pool), so a full iteration costs one synchronous step; the generic asynchronous loop
+        recomputes every layer's drive at each half-step (twice the products). ``clamped`` layers are held (coupled
+        learning). The same arithmetic as `closed_form_drive` + `update` per half-step, so the result equals the
+        generic loop's (the fused claim, both modes). None for feedback weights or a subclass with its own step."""
+        if self.feedback or not self._inherits("drive", "update"):
+            return None
+        x = self.check_input(x)
+        n, acts, f = len(self.conns), self.activations(), self.synapses
+        if cache is not None and "input_drive" in cache:
+            input_drive = cache["input_drive"]
+        else:
+            input_drive = self._conn_out(0, f[0], x)
+            if cache is not None:
+                cache["input_drive"] = input_drive
+        s = list(s)
+        up: list = [None] * n  # up[i] = (P_i(f_i(s_{i−1})), its max-pool indices), i ≥ 1
+        for i in range(1, n):
+            up[i] = self._conn_out(i, f[i], s[i - 1], indices=True)
+        groups = [[i for i in g if i not in clamped] for g in self.parity_groups()]
+        for _ in range(steps):
+            for group in groups:
+                new = {}
+                for i in group:
+                    u = input_drive if i == 0 else up[i][0]
+                    if i + 1 < n:
+                        u = u + self._adjoint(i + 1, f[i + 1].weight, s[i + 1], up[i + 1][1])
+                    if i + 1 == n and beta != 0.0:
+                        u = u - beta * self.loss_grad(s, y)
+                    new[i] = acts[i](u)
+                for i, v in new.items():
+                    s[i] = v
+                for i in group:
+                    if i + 1 < n:
+                        up[i + 1] = self._conn_out(i + 1, f[i + 1], s[i], indices=True)
+        return s
+
     def _adjoint(self, l: int, weight: Tensor, g: Tensor, idx: Tensor | None) -> Tensor:
         """(P_l ∘ f_l)ᵀ without bias applied to g = s_{l+1}: the top-down term of layer l."""
         c = self.conns[l]
@@ -347,17 +400,20 @@ class LayeredEP(EnergyModel):
         return (err @ self.readout.weight).reshape(s[-1].shape)
 
     def energy(self, x: Tensor, s: State, beta: float = 0.0, y: Tensor | None = None) -> Tensor | None:
-        """E_β = (a/2)·Σ_l ‖s_l‖² − Φ_β when the activation is a clip σ(u) = clip(u/a, 0, 1); None otherwise.
+        """E_β = Σ_l (a_l/2)·‖s_l‖² − Φ_β when the activation is a clip σ(u) = clip(u/a, 0, 1), a_l = a for the
+        clipped layers and 1 for a linear output layer (``linear_output``, or CE without readout); None otherwise.
 
-        Laborieux et al. 2021 §A.3 (primitive Φ), Scellier & Bengio 2017 Eq. 1 (the ‖s‖²/2 term); the
-        argument that the asynchronous dynamics descend it is in eqbench.checks.energy. It is not a Lyapunov
-        function for an identity output layer (``loss="ce"`` without softmax readout), which is not checked.
+        Laborieux et al. 2021 §A.3 (primitive Φ), Scellier & Bengio 2017 Eq. 1 (the ‖s‖²/2 term), Scellier et al.
+        2023 Eq. 3 (the DCHN's energy, a = 1); the argument that the asynchronous dynamics descend it is in
+        eqbench.checks.energy.
         """
         a = self.act.clip_a
         if a is None:
             return None
-        sq = sum((si.flatten(1) ** 2).sum(1) for si in s)
-        return 0.5 * a * sq - self.phi(self.check_input(x), s, beta, y)
+        # a linear layer's step s = u minimises ½‖s‖² − ⟨u, s⟩: its weight is 1, the clip layers' a
+        sq = sum((1.0 if act is _identity else a) * (si.flatten(1) ** 2).sum(1)
+                 for act, si in zip(self.activations(), s))
+        return 0.5 * sq - self.phi(self.check_input(x), s, beta, y)
 
     def why_not_holomorphic(self) -> str | None:
         if not self._inherits("drive", "update", "phi", "loss", "loss_grad"):
@@ -467,8 +523,8 @@ class ClosedFormSlip(LayeredEP):
 class FusedWithoutNudge(LayeredEP):
     """Negative control of fused = generic: a fused relaxation that drops the nudge (a bug only β ≠ 0 shows)."""
 
-    def fast_relax(self, x, s, steps, beta=0.0, y=None, *, cache=None):
-        return super().fast_relax(x, s, steps, 0.0, None, cache=cache)
+    def fast_relax(self, x, s, steps, beta=0.0, y=None, *, cache=None, mode="sync", clamped=()):
+        return super().fast_relax(x, s, steps, 0.0, None, cache=cache, mode=mode, clamped=clamped)
 
 
 class ReadsAnotherSample(LayeredEP):
@@ -479,7 +535,7 @@ class ReadsAnotherSample(LayeredEP):
         u = super().closed_form_drive(x, s, beta, y, cache=cache)
         return [u[0] + 1e-9 * s[0].roll(1, 0), *u[1:]]
 
-    def fast_relax(self, x, s, steps, beta=0.0, y=None, *, cache=None):
+    def fast_relax(self, x, s, steps, beta=0.0, y=None, *, cache=None, mode="sync", clamped=()):
         return None
 
 
