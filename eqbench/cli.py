@@ -159,6 +159,16 @@ def _parser() -> argparse.ArgumentParser:
 
     from .sweep import FIG4_EPOCHS, FIG4_ID
 
+    m = sub.add_parser("compare", help="Scellier et al. 2023's comparative study: the seven algorithms on the DCHN, "
+                                       "same budget and seeds, and the paper's findings tested")
+    m.add_argument("--dataset", default="mnist", help="the study's dataset (default mnist: the digits at ci scale)")
+    m.add_argument("--scale", default="ci", choices=["ci", "paper"])
+    m.add_argument("--seeds", type=int, default=5, help="seeds per algorithm (default 5; at least 2)")
+    m.add_argument("--device", help="override the configs' device (cpu, cuda)")
+    m.add_argument("--results", default="results", help="results folder (default results/)")
+    m.add_argument("--out", default="reports/compare", help="where the report goes (default reports/compare)")
+    _data_args(m)
+
     w = sub.add_parser("sweep-p", help="Gammell et al.'s Figure 4: test error against the rewiring probability p")
     w.add_argument("--id", default=FIG4_ID, help=f"a HOPFIELD baseline whose config is swept (default {FIG4_ID})")
     w.add_argument("--scale", default="paper", choices=["ci", "paper"])
@@ -426,6 +436,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _launch(args, args.specs)
         if args.command == "sweep-p":
             return _sweep(args)
+        if args.command == "compare":
+            from .compare import compare, markdown
+
+            rep = compare(args.dataset, args.scale, args.seeds, results=args.results, out=args.out,
+                          device=args.device, data_dir=args.data_dir, download=args.download,
+                          progress=not args.quiet)
+            print(markdown(rep))
+            return 0
         if args.command == "report":
             from .report import write_report
 

@@ -6,7 +6,7 @@ weight decays, Laborieux §A.8), an optional schedule, a dataset and a number of
     model:     {name: P_MLP, sizes: [784, 512, 10], act: my_sigmoid}
     rule:      {name: EP, beta: 0.1, T1: 30, T2: 10, estimator: symmetric}   # or {name: BPTT, T1, T2}
     # estimator: one_sided (alias positive), negative, random_sign, symmetric (alias centered), holomorphic (points: N);
-    # coupled learning: {name: CpL, eta: 0.5, T1: 30, T2: 10, variant: positive}; contrastive learning: {name: CL, T1, T2}
+    # coupled learning: {name: CpL, eta: 0.5, T1: 30, T2: 10, variant: positive}; contrastive: {name: CL, T1, T2}
     # Scellier et al. 2023's names: PEP, NEP, CEP (EP with that estimator), PCpL, NCpL, CCpL
     optimizer: {name: adam, lrs: [5.0e-4, 5.0e-4]}           # sgd: momentum, wds
     # flip (binary weights, Laydevant et al.): lrs are the biases' rates, plus gammas, thresholds, lrs_alpha
@@ -161,7 +161,8 @@ class DataConfig:
 
 
 #: the parameter dtypes a run may ask for
-DTYPES: dict[str, torch.dtype] = {"float32": torch.float32, "float64": torch.float64, "bfloat16": torch.bfloat16}
+DTYPES: dict[str, torch.dtype] = {"float32": torch.float32, "float64": torch.float64, "bfloat16": torch.bfloat16,
+                                   "float16": torch.float16}
 #: ``torch.set_float32_matmul_precision``: "highest" (full float32), "high" (TF32 on Ampere or newer GPUs),
 #: "medium" (bfloat16 products where the hardware has them)
 MATMUL_PRECISIONS = ("highest", "high", "medium")

@@ -495,7 +495,8 @@ SEVEN = ("CL", "PEP", "NEP", "CEP", "PCpL", "NCpL", "CCpL")
 
 def all_rules() -> dict[str, type]:
     """EP, BPTT, contrastive learning (CL), coupled learning (CpL) and the seven algorithms of Scellier et al. 2023
-    by their names (PEP, NEP, CEP, PCpL, NCpL, CCpL), plus the forward-only rules (PEPITA, BP, FA, DFA) of eqbench.forward."""
+    by their names (PEP, NEP, CEP, PCpL, NCpL, CCpL), plus the forward-only rules (PEPITA, BP, FA, DFA) of
+    eqbench.forward."""
     from .forward import RULES_FORWARD  # imported here: eqbench.forward builds on this module
     from .plugins import entry_points_of
 

@@ -28,10 +28,30 @@ PRECISIONS: dict[str, tuple[str, str]] = {
     "float32": ("float32", "highest"),
     "tf32": ("float32", "high"),
     "bfloat16": ("bfloat16", "highest"),
+    "float16": ("float16", "highest"),
 }
 BETAS = (1e-3, 1e-2, 1e-1)
-#: the theorem cases of eqbench.cases the precisions are measured on
-CASES = ("P_MLP", "P_CNN avg pool")
+#: the theorem cases of eqbench.cases the precisions are measured on (the DCHN: Scellier et al. 2023 simulate it in
+#: 16 bits)
+CASES = ("P_MLP", "P_CNN avg pool", "DCHN")
+
+
+def supported(precision: str, device: str | torch.device) -> str | None:
+    """None when ``device`` runs ``precision``'s relaxation (a 3×3 convolution and a matmul), else why not."""
+    if precision not in PRECISIONS:
+        raise ConfigError(f"unknown precision {precision!r}; known: {', '.join(PRECISIONS)}")
+    dtype, matmul = PRECISIONS[precision]
+    dev = torch.device(device)
+    if matmul == "high" and not has_tf32(dev):
+        return "TF32 needs an Ampere or newer GPU"
+    if dev.type == "cuda" and dtype == "bfloat16" and not torch.cuda.is_bf16_supported():
+        return f"{dev} has no bfloat16 arithmetic"
+    try:
+        x = torch.ones(1, 1, 4, 4, dtype=DTYPES[dtype], device=dev)
+        torch.nn.functional.conv2d(x, x[:, :, :3, :3], padding=1) @ x[0, 0]
+    except (RuntimeError, NotImplementedError) as e:
+        return f"{dev} has no {dtype} kernels ({str(e).splitlines()[0][:80]})"
+    return None
 
 
 @dataclass
@@ -58,8 +78,9 @@ def precision_error(case: str, precision: str, device: str = "cpu", betas: tuple
         raise ConfigError(f"unknown precision {precision!r}; known: {', '.join(PRECISIONS)}")
     dtype, matmul = PRECISIONS[precision]
     dev = torch.device(device)
-    if matmul == "high" and not has_tf32(dev):
-        raise ConfigError("TF32 needs an Ampere or newer GPU")
+    why = supported(precision, dev)
+    if why is not None:
+        raise ConfigError(f"precision {precision} cannot run here: {why}")
     spec = CASES[case]
     model, x, y = spec.build()  # float64
     BPTT(T1=spec.T1, T2=spec.T2).compute_gradients(model, x, y)
@@ -82,10 +103,8 @@ def precision_error(case: str, precision: str, device: str = "cpu", betas: tuple
 
 
 def precision_errors(device: str = "cpu") -> list[PrecisionError]:
-    """float32 and bfloat16 (and TF32 on an Ampere or newer GPU) on every case of ``CASES``."""
-    names = ["float32", "bfloat16"]
-    if has_tf32(device):
-        names.insert(1, "tf32")
+    """float32, TF32, bfloat16 and float16, each where ``device`` supports it, on every case of ``CASES``."""
+    names = [n for n in ("float32", "tf32", "bfloat16", "float16") if supported(n, device) is None]
     return [precision_error(case, name, device) for case in CASES for name in names]
 
 

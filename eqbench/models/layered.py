@@ -108,7 +108,8 @@ class LayeredEP(EnergyModel):
             raise ConfigError(f"a conv model needs an image input shape (C, H, W), got {self.in_shape}")
         self.act: Activation = get_activation(act)
         if linear_output and softmax:
-            raise ConfigError("a linear output layer and a softmax readout exclude each other: the readout is the output")
+            raise ConfigError("a linear output layer and a softmax readout exclude each other (the readout is the "
+                              "output)")
         self.loss_name, self.softmax, self.feedback, self.same_update = loss, softmax, feedback, same_update
         self.linear_output = linear_output
         self.name = name or f"{'VF' if feedback else 'P'}_{'CNN' if n_conv else 'MLP'}"
@@ -268,7 +269,8 @@ class LayeredEP(EnergyModel):
     @torch.no_grad()
     def fast_relax(self, x: Tensor, s: State, steps: int, beta: float = 0.0, y: Tensor | None = None, *,
                    cache: dict | None = None, mode: str = "sync", clamped: tuple[int, ...] = ()) -> State | None:
-        """``mode="async"``: `_fast_async`. Otherwise the closed-form synchronous steps of a fully connected network with tied weights, fused: per step and
+        """``mode="async"``: `_fast_async`. Otherwise the closed-form synchronous steps of a fully connected network
+        with tied weights, fused: per step and
         layer one ``addmm`` into a preallocated buffer (u_l = b_l + s_{l−1}W_lᵀ + s_{l+1}W_{l+1}, the input
         drive computed once, or taken from ``cache``) and the activation in place, two buffers swapped between
         steps. A clipped activation clip(u/a, 0, 1) has its 1/a folded into the weights, biases and input drive
