@@ -43,6 +43,13 @@ FINDINGS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
 NOT_MEASURED = ("the gaps open as the task gets harder", "needs datasets of graded difficulty (MNIST … CIFAR-100); "
                 "the ci scale runs one embedded dataset")
 METRIC = "test_error"
+#: the committed report of the ci-scale study, and the README block rendered from it (`markdown`)
+REPORT_FILE = "suites/measurements/compare/mnist-ci.json"
+COMPARE_MARKERS = (f"<!-- compare:ci (eqbench.compare.markdown of {REPORT_FILE}) -->", "<!-- /compare:ci -->")
+#: the committed speed-up measurement (suites/throughput/dchn_speedup.py) and its README block (`speedup_table`)
+SPEEDUP_FILE = "suites/measurements/dchn-speedup.json"
+SPEEDUP_MARKERS = (f"<!-- dchn:speedup (eqbench.compare.speedup_table of {SPEEDUP_FILE}) -->",
+                   "<!-- /dchn:speedup -->")
 
 
 def study_ids(dataset: str) -> dict[str, str]:
@@ -122,12 +129,13 @@ def test_finding(statement: str, best: str, others: tuple[str, ...], errors: dic
         verdict, reason = "fail", f"{', '.join(beat)} significantly below {best}"
     else:
         open_ = [o for o, b in zip(others, better) if not b]
-        worst = max(open_, key=lambda o: pairs[o]["p_better"])
-        p = pairs[worst]
+        shown = [o for o, b in zip(others, better) if b]
         verdict = "not measurable at this scale"
-        reason = (f"{best} − {worst}: {-p['difference']:+.2f} ± {p['sd']:.2f} points over {len(errors[best])} seeds "
-                  f"(p = {p['p_better']:.2f}): within the seed-to-seed spread; a difference of this size needs "
-                  f"~{p['seeds_needed']} seeds")
+        reason = f"{best} significantly below {', '.join(shown)}; " if shown else ""
+        reason += "; ".join(
+            f"{best} − {o}: {-pairs[o]['difference']:+.2f} ± {pairs[o]['sd']:.2f} points over {len(errors[best])} "
+            f"seeds (p = {pairs[o]['p_better']:.2f}), within the seed-to-seed spread (~{pairs[o]['seeds_needed']} "
+            "seeds would resolve a difference of this size)" for o in open_)
     return {"finding": statement, "best": best, "compared": list(others), "verdict": verdict, "reason": reason,
             "pairs": pairs}
 
@@ -183,4 +191,25 @@ def markdown(report: dict[str, Any]) -> str:
         lines.append(f"| {f['finding']} | {f['verdict']} | {f['reason']} |")
     for f in report["not_measured"]:
         lines.append(f"| {f['finding']} | not measured | {f['reason']} |")
+    p = report["provenance"]
+    lines += ["", f"Measured {p['date']} on {p['machine']}, commit {p['commit']}: `{p['command']}`."]
     return "\n".join(lines) + "\n"
+
+
+def speedup_table(doc: dict[str, Any]) -> list[str]:
+    """The README's speed-up table from suites/throughput/dchn_speedup.py's JSON: per setting its step time and the
+    speed-up over Laborieux et al.'s synchronous 250/30, then the iterations each mode needs to a residual."""
+    p = doc["provenance"]
+    lines = [f"One C-EP training step, {doc['model']}, {doc['device']} ({doc['threads']} threads), median of "
+             f"{doc['rounds']} interleaved rounds ({p['date']}, commit {p['commit']}, `{p['command']}`):", "",
+             "| setting | relaxation | T1 / T2 | dtype | s per step | speed-up |", "|---|---|---|---|---|---|"]
+    for name, s in doc["settings"].items():
+        how = f"{s['mode']}, {'fused' if s['fused'] else 'generic loop'}"
+        lines.append(f"| {name} | {how} | {s['T1']} / {s['T2']} | {s['dtype']} | {s['step_s']:.3f} | "
+                     f"{s['speedup']:.2f}× |")
+    tols = list(next(iter(doc["iterations_to_residual"].values())))
+    lines += ["", "Iterations of the free phase (float64, from zero) until the relative residual ‖s_{t+1} − s_t‖/‖s‖ "
+              "falls below:", "", "| mode | " + " | ".join(tols) + " |", "|---|" + "---|" * len(tols)]
+    for mode, its in doc["iterations_to_residual"].items():
+        lines.append(f"| {mode} | " + " | ".join("—" if its[k] is None else str(its[k]) for k in tols) + " |")
+    return lines

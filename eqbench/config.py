@@ -161,8 +161,7 @@ class DataConfig:
 
 
 #: the parameter dtypes a run may ask for
-DTYPES: dict[str, torch.dtype] = {"float32": torch.float32, "float64": torch.float64, "bfloat16": torch.bfloat16,
-                                   "float16": torch.float16}
+DTYPES: dict[str, torch.dtype] = {"float32": torch.float32, "float64": torch.float64, "bfloat16": torch.bfloat16}
 #: ``torch.set_float32_matmul_precision``: "highest" (full float32), "high" (TF32 on Ampere or newer GPUs),
 #: "medium" (bfloat16 products where the hardware has them)
 MATMUL_PRECISIONS = ("highest", "high", "medium")

@@ -8,7 +8,9 @@
    time and CUDA peak memory, CUDA graphs against the eager loop), a few rounds each;
 3. ``eqbench estimate --all`` (seconds per epoch, hours, peak memory of every paper config, 5 batches each),
    eagerly and with ``--cuda-graphs``;
-4. the GDU error of EP in float32, TF32 and bfloat16 against float64 BPTT (eqbench.checks.precision);
+4. the GDU error of EP in float32, TF32, bfloat16 and float16 against float64 BPTT (eqbench.checks.precision), the
+   DCHN among the cases, and the DCHN's speed-up side by side (suites/throughput/dchn_speedup.py: Laborieux et al.'s
+   synchronous 250/30 against Scellier et al.'s asynchronous 60/20, fused, in float32 and bfloat16);
 5. the regression gate (``eqbench regress --profile gpu``) of HEAD against BASE on the device (an interrupted
    gate keeps its finished measurements: rerunning the script continues it).
 
@@ -72,7 +74,12 @@ def main(argv: list[str] | None = None) -> int:
     bench_json = Path(tempfile.mkdtemp(prefix="eqbench-gpu-check-")) / "bench.json"
     # every paper config on the GPU, eagerly and through CUDA graphs (5 batches each; the JSON is written after each
     # config, so a timeout keeps what finished); on the CPU one config shows the step works
-    configs = ["--all", "--batches", "5"] if cuda else ["gammell2021/diabetes/5layer-swni", "--batches", "2"]
+    # (of Scellier et al. 2023's 35 Table-1 cells, which differ in the rule and the dataset only, the C-EP ones)
+    from eqbench.registry import load_registry
+
+    paper = [bid for bid, b in load_registry().items() if "paper" in b.scales
+             and not ("/dchn-" in bid and not bid.endswith("/dchn-cep"))]
+    configs = [*paper, "--batches", "5"] if cuda else ["gammell2021/diabetes/5layer-swni", "--batches", "2"]
     plan = [
         ("tests", [py, "-m", "pytest", "-q", "tests/test_device_placement.py", "tests/test_graphs.py",
                    "suites/throughput", "-k", "cuda or placement or meta or graph" if cuda else "placement or meta"],
@@ -86,7 +93,12 @@ def main(argv: list[str] | None = None) -> int:
                                           "--json", str(reports / "gpu-check-estimate-graphs.json"), *configs], 120)]
           if cuda else []),
         ("precision", [py, "-m", "eqbench.checks.precision", "--device", a.device, "--json",
-                       str(reports / "gpu-check-precision.json")], 40),
+                       str(reports / "gpu-check-precision.json")], 60),
+        # Scellier et al. 2023's speed-up side by side: the paper's DCHN at batch 128 on the GPU, a miniature on the CPU
+        ("dchn speed-up", [py, "suites/throughput/dchn_speedup.py", "--device", a.device, "--rounds", "3",
+                           *(["--channels", "128", "256", "512", "512", "--batch", "128"] if cuda else
+                             ["--channels", "8", "16", "16", "16", "--batch", "4"]),
+                           "--out", str(reports / "gpu-check-dchn-speedup.json")], 90),
         ("gate", [py, "-m", "eqbench.cli", "regress", "--base", a.base, "--device", a.device, "--profile", "gpu",
                   "--factor", "1.3", "--mem-factor", "1.3", "--out", str(reports / "gpu-check-gate")], 100),
     ]
@@ -106,6 +118,7 @@ def main(argv: list[str] | None = None) -> int:
                       estimate=_read(reports / "gpu-check-estimate.json"),
                       estimate_graphs=_read(reports / "gpu-check-estimate-graphs.json"),
                       precision=_read(reports / "gpu-check-precision.json"),
+                      dchn_speedup=_read(reports / "gpu-check-dchn-speedup.json"),
                       **{"pass": all(s["rc"] == 0 for s in report["steps"])})
         out.write_text(json.dumps(report, indent=2) + "\n")
     print(f"gpu-check: {out} ({'pass' if report['pass'] else 'FAIL'})")

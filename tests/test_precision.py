@@ -97,12 +97,13 @@ def test_the_precision_table_as_json(tmp_path, capsys):
 
     assert main(["--json", str(tmp_path / "p.json")]) == 0
     rows = json.loads((tmp_path / "p.json").read_text())
-    assert [(r["case"], r["precision"]) for r in rows] == [(c, p) for c in CASES for p in ("float32", "bfloat16")]
+    assert [(r["case"], r["precision"]) for r in rows] == [(c, p) for c in CASES
+                                                           for p in ("float32", "bfloat16", "float16")]
     for r in rows:  # every β's error, keyed by the β as written; the best one is the row's
         assert r["device"] == "cpu" and list(r["errors"]) == ["0.001", "0.01", "0.1"]
         assert r["error"] == min(r["errors"].values()) == r["errors"][str(r["beta"])]
     by = {(r["case"], r["precision"]): r["error"] for r in rows}
-    assert all(100 * by[c, "float32"] < by[c, "bfloat16"] for c in CASES)
+    assert all(100 * by[c, "float32"] < min(by[c, "bfloat16"], by[c, "float16"]) for c in CASES)
     assert "P_MLP            float32" in capsys.readouterr().out
 
 
@@ -115,17 +116,31 @@ def test_the_precision_table_asks_for_a_gpu_it_does_not_have_in_one_line(capsys,
 
 
 def test_tf32_joins_the_table_on_an_ampere_gpu(monkeypatch):
-    """The rows in order: float32, TF32 (where the device has it), bfloat16, for each case."""
+    """The rows in order: float32, TF32, bfloat16, float16, each where the device has it, for each case."""
     from eqbench.checks import precision
 
     calls = []
     monkeypatch.setattr(precision, "precision_error", lambda case, name, device: calls.append((case, name, device)))
-    monkeypatch.setattr(precision, "has_tf32", lambda device: device == "cuda")
+    monkeypatch.setattr(precision, "supported", lambda name, device: None if name != "tf32" or device == "cuda"
+                        else "TF32 needs an Ampere or newer GPU")
     precision.precision_errors("cuda")
-    assert calls == [(c, p, "cuda") for c in precision.CASES for p in ("float32", "tf32", "bfloat16")]
+    assert calls == [(c, p, "cuda") for c in precision.CASES for p in ("float32", "tf32", "bfloat16", "float16")]
     calls.clear()
     precision.precision_errors()
-    assert calls == [(c, p, "cpu") for c in precision.CASES for p in ("float32", "bfloat16")]
+    assert calls == [(c, p, "cpu") for c in precision.CASES for p in ("float32", "bfloat16", "float16")]
+
+
+def test_a_precision_the_device_lacks_is_one_line(monkeypatch):
+    """bfloat16 on a GPU without it, and a dtype whose kernels the device lacks (simulated: the probe convolution
+    raises), are refused before the case is built."""
+    from eqbench.checks import precision
+
+    monkeypatch.setattr(torch.nn.functional, "conv2d", lambda *a, **kw: (_ for _ in ()).throw(
+        RuntimeError('"slow_conv2d_cpu" not implemented for \'Half\'')))
+    assert precision.supported("float16", "cpu").startswith("cpu has no float16 kernels (\"slow_conv2d_cpu\" not")
+    with pytest.raises(ConfigError, match="precision float16 cannot run here: cpu has no float16 kernels") as e:
+        precision_error("DCHN", "float16")
+    assert "\n" not in str(e.value)
 
 
 def test_the_error_is_the_relative_distance_to_float64_bptt():
@@ -157,10 +172,10 @@ def test_the_precision_command_says_what_it_is():
 def test_precision_errors_are_whole_lines():
     with pytest.raises(ConfigError) as e:
         precision_error("P_MLP", "fp8")
-    assert str(e.value) == "unknown precision 'fp8'; known: float64, float32, tf32, bfloat16"
+    assert str(e.value) == "unknown precision 'fp8'; known: float64, float32, tf32, bfloat16, float16"
     with pytest.raises(ConfigError) as e:
         precision_error("P_MLP", "tf32", "cpu")
-    assert str(e.value) == "TF32 needs an Ampere or newer GPU"
+    assert str(e.value) == "precision tf32 cannot run here: TF32 needs an Ampere or newer GPU"
 
 
 def test_a_non_finite_update_counts_as_an_infinite_error(monkeypatch):

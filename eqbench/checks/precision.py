@@ -30,6 +30,8 @@ PRECISIONS: dict[str, tuple[str, str]] = {
     "bfloat16": ("bfloat16", "highest"),
     "float16": ("float16", "highest"),
 }
+#: the measurement's dtypes: a run's (eqbench.config.DTYPES) and float16, measured here but not trained with
+TORCH_DTYPES = {**DTYPES, "float16": torch.float16}
 BETAS = (1e-3, 1e-2, 1e-1)
 #: the theorem cases of eqbench.cases the precisions are measured on (the DCHN: Scellier et al. 2023 simulate it in
 #: 16 bits)
@@ -47,7 +49,7 @@ def supported(precision: str, device: str | torch.device) -> str | None:
     if dev.type == "cuda" and dtype == "bfloat16" and not torch.cuda.is_bf16_supported():
         return f"{dev} has no bfloat16 arithmetic"
     try:
-        x = torch.ones(1, 1, 4, 4, dtype=DTYPES[dtype], device=dev)
+        x = torch.ones(1, 1, 4, 4, dtype=TORCH_DTYPES[dtype], device=dev)
         torch.nn.functional.conv2d(x, x[:, :, :3, :3], padding=1) @ x[0, 0]
     except (RuntimeError, NotImplementedError) as e:
         return f"{dev} has no {dtype} kernels ({str(e).splitlines()[0][:80]})"
@@ -90,8 +92,8 @@ def precision_error(case: str, precision: str, device: str = "cpu", betas: tuple
     try:
         torch.set_float32_matmul_precision(matmul)
         for beta in betas:
-            m = copy.deepcopy(model).to(dev, DTYPES[dtype])  # EP replaces its .grad (the reference's)
-            xx = x.to(dev, DTYPES[dtype])
+            m = copy.deepcopy(model).to(dev, TORCH_DTYPES[dtype])  # EP replaces its .grad (the reference's)
+            xx = x.to(dev, TORCH_DTYPES[dtype])
             yy = y.to(dev)  # class indices
             EP(beta=beta, T1=spec.T1, T2=spec.T2, estimator="symmetric").compute_gradients(m, xx, yy)
             g = _flat_grads(m).cpu()
