@@ -501,7 +501,9 @@ def fused_gap(model, x: torch.Tensor, y: torch.Tensor | None, steps: int, beta: 
 
     g = torch.Generator().manual_seed(0)
     s0 = [torch.rand(t.shape, generator=g, dtype=torch.float64).to(t.dtype) for t in model.init_state(x)]
-    if model.fast_relax(x, s0, 1, beta, y, **({"mode": mode} if mode != "sync" else {})) is None:
+    from .relaxation import fused
+
+    if fused(model, x, s0, 1, beta, y, None, {"mode": mode} if mode != "sync" else {}) is None:
         raise NotApplicable(f"no fused {mode} relaxation declared (EnergyModel.fast_relax returns None)")
     gap = 0.0
     for clamp in (None, {len(s0) - 1: s0[-1]}):

@@ -141,13 +141,25 @@ def phase_function(model: EnergyModel, steps: int, *, beta: complex = 0.0, mode:
             extra = {"mode": mode} if mode != "sync" else {}
             if clamped:
                 extra["clamped"] = clamped
-            out = model.fast_relax(x, list(s), steps, beta, y, cache=cache, **extra)
+            out = fused(model, x, list(s), steps, beta, y, cache, extra)
         if out is None:
             out = _loop(model, x, s, steps, beta, y, mode, closed_form, False, None, None, cache,
                         dict.fromkeys(clamped), strict=False)
         return out
 
     return phase
+
+
+def fused(model: EnergyModel, x: Tensor, s: State, steps: int, beta: complex, y: Tensor | None, cache: dict | None,
+          extra: dict) -> State | None:
+    """``model.fast_relax`` with the settings in ``extra``; None (the generic loop) when the model's fast_relax is of
+    the contract's first form, which takes no ``mode`` or ``clamped`` and fuses the synchronous free mode only."""
+    try:
+        return model.fast_relax(x, s, steps, beta, y, cache=cache, **extra)
+    except TypeError as e:
+        if extra and "unexpected keyword argument" in str(e):
+            return None
+        raise
 
 
 def _loop(model: EnergyModel, x: Tensor, s: State, steps: int, beta: float, y: Tensor | None, mode: Mode,

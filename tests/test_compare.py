@@ -98,3 +98,11 @@ def test_the_readme_tables_are_rendered_from_the_measurements(file, markers, ren
     assert replace_block(readme, *markers, render(doc)) == readme, f"README.md's block is stale: render {file}"
     doc["provenance"]["commit"] = "0000000"  # the control: another measurement renders another block
     assert replace_block(readme, *markers, render(doc)) != readme
+
+
+def test_estimate_knows_the_study_configs(one_thread):
+    """``eqbench estimate`` on a Table-1 cell (the ci config here: the paper's is GPU-sized)."""
+    from eqbench.estimate import estimate
+
+    e = estimate("scellier2023/mnist/dchn-cep", "ci", batches=2)
+    assert e.dataset == "digits" and e.train_batches == 45 and e.epoch_s > 0

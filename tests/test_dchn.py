@@ -163,3 +163,28 @@ def test_bad_rule_input_is_one_line(name, kw, match):
     with pytest.raises(ConfigError, match=match) as e:
         build_rule(name, T1=5, T2=2, **kw)
     assert "\n" not in str(e.value)
+
+
+def test_a_fast_relax_of_the_contracts_first_form_still_relaxes_every_mode():
+    """A model written before ``fast_relax`` took ``mode`` and ``clamped`` keeps its fused synchronous free phase and
+    runs the generic loop for the asynchronous and clamped ones (instead of a TypeError)."""
+    from eqbench.models.layered import LayeredEP
+
+    calls = []
+
+    class FirstForm(LayeredEP):
+        def fast_relax(self, x, s, steps, beta=0.0, y=None, *, cache=None):
+            calls.append(steps)
+            return super().fast_relax(x, s, steps, beta, y, cache=cache)
+
+    torch.manual_seed(0)
+    model = FirstForm((6,), fc=[5, 3]).double()
+    x = torch.rand(4, 6, dtype=torch.float64)
+    s0 = model.init_state(x)
+    relax(model, x, s0, 7)
+    assert calls == [7]
+    a = relax(model, x, s0, 7, mode="async")
+    b = relax(model, x, s0, 7, mode="async", fast=False)
+    assert all(torch.equal(p, q) for p, q in zip(a, b))
+    relax(model, x, s0, 7, clamp={1: s0[1] + 0.5})
+    assert calls == [7]  # the clamped and asynchronous phases went to the generic loop

@@ -14,17 +14,20 @@ One training step of centred EP (one batch: the free phase, two nudged phases, t
 * ``scellier2023 16-bit``: the same in bfloat16 (where the device has it).
 
 The settings are timed in interleaved rounds (round r runs every setting once, so a slow spell of the machine hits
-them all) and compared by their medians: the ratio ``laborieux2021 / setting`` is the speed-up of an epoch, whose
-batches all cost the same. The iterations each mode needs to a residual are measured too: the free phase from zero
-(float64, generic loop with a trace), the largest per-sample ‖s_{t+1} − s_t‖ relative to ‖s_t‖, and the first
-iteration at which it falls below 1e-2, 1e-4 and 1e-6. The JSON (with its provenance) is what the README's table
-is rendered from (``python -m eqbench.readme``-style block, checked current by tests/test_dchn.py).
+them all) and compared by their medians, with the evaluation batch (the free phase alone) timed the same way: a
+CIFAR-10 epoch at this batch size costs ⌈50 000/B⌉ training steps and ⌈10 000/B⌉ evaluations, and the ratio
+``laborieux2021 / setting`` of those epoch times is the speed-up. The iterations each mode needs to a residual are
+measured too: the free phase from zero (float64, generic loop with a trace), the largest per-sample
+‖s_{t+1} − s_t‖ relative to ‖s_t‖, and the first iteration at which it falls below 1e-2, 1e-4 and 1e-6. The JSON
+(with its provenance) is what the README's table is rendered from (eqbench.compare.speedup_table, checked current
+by tests/test_compare.py).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import statistics
 import sys
 import time
@@ -77,7 +80,11 @@ def step_fn(model, x, y, mode: str, T1: int, T2: int, fast: bool):
         rule.compute_gradients(model, x, y)
         sync(x)
 
-    return run
+    def evaluate():
+        rule.predict(model, x)
+        sync(x)
+
+    return run, evaluate
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -102,24 +109,30 @@ def main(argv: list[str] | None = None) -> int:
     iters = iterations_to_residual(base.double(), x[:4].double())
     settings = {k: v for k, v in SETTINGS.items() if supported("bfloat16" if v[4] == torch.bfloat16 else "float32",
                                                               a.device) is None}
-    runs, times = {}, {k: [] for k in settings}
+    runs, times, evals = {}, {k: [] for k in settings}, {k: [] for k in settings}
     for name, (mode, T1, T2, fast, dtype) in settings.items():
         m = build_model("DCHN", channels=a.channels).to(a.device, dtype)
         m.load_state_dict(base.state_dict())
         runs[name] = step_fn(m, x.to(a.device, dtype), y.to(a.device), mode, T1, T2, fast)
-        runs[name]()  # warm-up
+        for f in runs[name]:  # warm-up
+            f()
     for _ in range(a.rounds):
-        for name, run in runs.items():
-            t0 = time.perf_counter()
-            run()
-            times[name].append(time.perf_counter() - t0)
+        for name, (run, evaluate) in runs.items():
+            for f, into in ((run, times), (evaluate, evals)):
+                t0 = time.perf_counter()
+                f()
+                into[name].append(time.perf_counter() - t0)
     med = {k: statistics.median(v) for k, v in times.items()}
-    ref = med["laborieux2021"]
+    med_eval = {k: statistics.median(v) for k, v in evals.items()}
+    # an epoch of CIFAR-10 at this batch size: every training batch costs a step, every test batch a free phase
+    epoch = {k: math.ceil(50_000 / a.batch) * med[k] + math.ceil(10_000 / a.batch) * med_eval[k] for k in med}
+    ref = epoch["laborieux2021"]
     doc = {
         "model": f"DCHN {'-'.join(map(str, a.channels))} on 3×32×32, batch {a.batch}", "device": a.device,
         "threads": torch.get_num_threads(), "rounds": a.rounds,
         "settings": {k: {"mode": v[0], "T1": v[1], "T2": v[2], "fused": v[3], "dtype": str(v[4]).replace("torch.", ""),
-                         "step_s": med[k], "rounds_s": times[k], "speedup": ref / med[k]}
+                         "step_s": med[k], "eval_s": med_eval[k], "rounds_s": times[k], "epoch_s": epoch[k],
+                         "speedup": ref / epoch[k]}
                      for k, v in settings.items()},
         "iterations_to_residual": iters,
         "provenance": provenance("python suites/throughput/dchn_speedup.py " + " ".join(argv or sys.argv[1:])),
