@@ -123,7 +123,7 @@ def test_finding(statement: str, best: str, others: tuple[str, ...], errors: dic
     better = holm([pairs[o]["p_better"] for o in others])
     worse = holm([pairs[o]["p_worse"] for o in others])
     if all(better):
-        verdict, reason = "pass", f"{best} below every compared algorithm (paired t, Holm, α = {ALPHA})"
+        verdict, reason = "pass", f"{best} below {', '.join(others)} (paired t, Holm, α = {ALPHA})"
     elif any(worse):
         beat = [o for o, w in zip(others, worse) if w]
         verdict, reason = "fail", f"{', '.join(beat)} significantly below {best}"
@@ -186,7 +186,8 @@ def markdown(report: dict[str, Any]) -> str:
     for r in report["rows"]:
         seeds = " ".join(f"{v:.2f}" for v in r["per_seed"])
         lines.append(f"| {r['algorithm']} | {r['mean']:.2f} ± {r['std']:.2f} | {seeds} | {r['mean_epoch_s']:.2f} |")
-    lines += ["", "| the paper's finding | verdict | why |", "|---|---|---|"]
+    lines += ["", "s/epoch: each run's mean epoch time as its folder records it (runs may have shared the machine).",
+              "", "| the paper's finding | verdict | why |", "|---|---|---|"]
     for f in report["findings"]:
         lines.append(f"| {f['finding']} | {f['verdict']} | {f['reason']} |")
     for f in report["not_measured"]:
