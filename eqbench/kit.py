@@ -14,7 +14,8 @@ controls that prove the GDU check can fail on this model — and printed as the 
 each estimator's asymptotic range and local orders. A claim that does not apply says why (``n/a``: "no energy
 declared"); one the ladder cannot decide says why (``inconclusive``). Exit status 1 when a claim fails, 3 when none
 fails but one is inconclusive, 2 on bad input (one line naming the problem). The JSON (``--json``) carries every
-claim and the whole ladder: β, the one-sided and symmetric errors, the noise floor and the local orders per layer.
+claim and the whole ladder: β, the one-sided (at ±β) and symmetric errors, the noise floor and the local orders per
+layer.
 
 A rule written outside eqbench is checked with ``--rule``: the GDU claims then compare its per-step updates
 (`eqbench.rules.LearningRule.detailed_gradients`) with BPTT; it is built with the keyword arguments it accepts

@@ -365,6 +365,11 @@ class CoupledLearning(Relaxing):
     so the hidden layers respond to a displacement, not a force. The suites measure what holds: the update
     converges as η → 0 (first order) and its alignment with the BPTT gradient, per η
     (rain-neuromorphics/energy-based-learning implements it beside EP the same way).
+
+    ``variant`` (Scellier et al. 2023): ``positive`` the clamps (0, +η) above, ``negative`` (−η, 0) — the output
+    held at s_out* + η·∂L/∂s_out, contrasted with s* — and ``centered`` (−η, +η) over 2η, whose first-order term
+    in η cancels. Deviation from the authors' ``ContrastiveLearning``: the phase at ν = 0 is the free state itself,
+    where theirs relaxes once more from s* with the output held at s_out* (the same state at a fixed point).
     """
 
     eta: float = 0.5

@@ -177,12 +177,16 @@ def confusion_lines(conf: dict[tuple[str, str], int]) -> list[str]:
     return lines
 
 
+#: the estimators whose ranges the measured table shows
+VARIANTS = ("one_sided", "negative", "symmetric")
+
+
 def _ranges(checked: Checked | None) -> dict[str, Any]:
     """Each estimator's verdict, order and asymptotic range: what the README's measured table shows."""
     if checked is None or checked.ladder is None:
         return {}
     out = {}
-    for variant in ("one_sided", "symmetric"):
+    for variant in VARIANTS:
         v = checked.ladder.verdict(variant)
         out[variant] = {"verdict": v.verdict, "order": None if not math.isfinite(v.slope) else round(v.slope, 3) + 0.0,
                         "range": None if v.range is None else [v.range[1], v.range[0]], "key": v.key}
@@ -234,11 +238,11 @@ def expected_table(models: list[ZooModel]) -> list[str]:
 
 def measured_table(doc: dict[str, Any]) -> list[str]:
     """Each model's asymptotic ranges and orders from a zoo JSON (``eqbench zoo --json``)."""
-    lines = ["| model | one-sided order on its range | symmetric order on its range | no kink crossed at β ≤ |",
-             "|---|---|---|---|"]
+    lines = ["| model | one-sided order on its range | negative (one-sided at −β) | symmetric order on its range | "
+             "no kink crossed at β ≤ |", "|---|---|---|---|---|"]
     for m in doc["models"]:
         cells = []
-        for variant in ("one_sided", "symmetric"):
+        for variant in VARIANTS:
             r = m["ranges"].get(variant)
             if not r:
                 cells.append("—")
@@ -248,7 +252,7 @@ def measured_table(doc: dict[str, Any]) -> list[str]:
             else:
                 cells.append(f"{r['order']:.3f} on [{r['range'][0]:.1e}, {r['range'][1]:.1e}] ({r['verdict']})")
         kink = m["ranges"].get("kink_beta")
-        lines.append(f"| {m['name']} | {cells[0]} | {cells[1]} | {'—' if kink is None else f'{kink:.1e}'} |")
+        lines.append(f"| {m['name']} | " + " | ".join(cells) + f" | {'—' if kink is None else f'{kink:.1e}'} |")
     return lines
 
 

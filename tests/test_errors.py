@@ -14,7 +14,8 @@ from eqbench.rules import build_rule
 
 def test_unknown_model():
     # the built-in names, then any model an installed package declares (entry points `eqbench.models`)
-    known = ".*".join(["BIN_CNN, BIN_MLP, CONV1FC, FC, HOPFIELD", "P_CNN, P_MLP, SEQ_IMDB, SEQ_SNLI, VF_CNN, VF_MLP"])
+    known = ".*".join(["BIN_CNN, BIN_MLP, CONV1FC, DCHN, FC, HOPFIELD", "P_CNN, P_MLP, SEQ_IMDB, SEQ_SNLI, VF_CNN, "
+                                                                         "VF_MLP"])
     with pytest.raises(ConfigError, match=rf"unknown model .P_XYZ.; known: {known}") as e:
         build_model("P_XYZ")
     assert "\n" not in str(e.value)
@@ -97,11 +98,12 @@ def test_estimator_rejects_beta_it_divides_by(beta):
 
 
 def test_unknown_estimator_and_rule():
-    with pytest.raises(ConfigError, match=r"unknown estimator 'two_sided'; known: centered, holomorphic, one_sided, "
-                                         r"random_sign, symmetric"):
+    with pytest.raises(ConfigError, match=r"unknown estimator 'two_sided' \(did you mean one_sided\?\); known: "
+                                         r"centered, holomorphic, negative, one_sided, positive, random_sign, "
+                                         r"symmetric"):
         EP(beta=0.1, T1=10, T2=5, estimator="two_sided")
-    with pytest.raises(ConfigError, match=r"unknown learning rule 'CEP'"):
-        build_rule("CEP")
+    with pytest.raises(ConfigError, match=r"unknown learning rule 'CEPP' \(did you mean CEP or EP\?\)"):
+        build_rule("CEPP")
     with pytest.raises(ConfigError, match=r"T2=20 > T1=10"):
         BPTT(T1=10, T2=20)
 

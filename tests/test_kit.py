@@ -159,6 +159,7 @@ def test_the_example_package_passes_and_its_broken_twin_fails_the_gdu_claims(one
     broken = json.loads((tmp_path / "broken.json").read_text())["claims"]
     failed = {c["check"] for c in broken if c["verdict"] == "FAIL"}
     assert failed == {"GDU one-sided order on its asymptotic range (float64 ladder)",
+                      "GDU negative order on its asymptotic range (float64 ladder)",
                       "GDU symmetric order on its asymptotic range (float64 ladder)"}
 
 

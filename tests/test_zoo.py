@@ -73,7 +73,7 @@ def test_the_readme_tables_are_zoo_yaml_and_results_json_and_results_json_is_thi
     for m in fresh["models"]:
         old = stored[m["name"]]
         assert (m["expected"], m["given"]) == (old["expected"], old["given"]), m["name"]
-        for variant in ("one_sided", "symmetric"):
+        for variant in ("one_sided", "negative", "symmetric"):
             a, b = m["ranges"][variant], old["ranges"][variant]
             assert (a["verdict"], a["range"]) == (b["verdict"], b["range"]), (m["name"], variant)
             if a["order"] is not None:
@@ -83,7 +83,8 @@ def test_the_readme_tables_are_zoo_yaml_and_results_json_and_results_json_is_thi
 
 # ---------------------------------------------------------------------------------------------- bad input
 GOOD = """
-expected: {premise: pass, order/one_sided: pass, order/symmetric: pass, closed_form: pass, fused: n/a, energy: n/a,
+expected: {premise: pass, order/one_sided: pass, order/negative: pass, order/symmetric: pass, closed_form: pass,
+           fused: n/a, energy: n/a,
            batch_permutation: pass, device: pass, control/sign_flipped: pass, control/free_3_steps: pass,
            control/premise_3_steps: pass}
 models:
