@@ -106,3 +106,11 @@ def test_estimate_knows_the_study_configs(one_thread):
 
     e = estimate("scellier2023/mnist/dchn-cep", "ci", batches=2)
     assert e.dataset == "digits" and e.train_batches == 45 and e.epoch_s > 0
+
+
+def test_the_command_reports_bad_input_in_one_line(capsys):
+    from eqbench.cli import main
+
+    assert main(["compare", "--seeds", "1"]) == 2
+    err = capsys.readouterr().err
+    assert err == "eqbench: error: a comparison needs at least 2 seeds (a paired test needs a spread), got 1\n"
