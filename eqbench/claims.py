@@ -1000,9 +1000,7 @@ def _layout_claims() -> list[Claim]:
 
 
 def _fused_difference(sub: Subject) -> float:
-    from .tracking import paper_hopfield
-
-    model, x = paper_hopfield()
+    model, x, _ = CASES["HOPFIELD diabetes 8-layer SW, ε = 0.5"].build()  # the paper's initialisation
     return fused_gap(model, x, None, 100, 0.0)
 
 

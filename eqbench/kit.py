@@ -54,7 +54,8 @@ def _config(path: str | None) -> dict[str, Any]:
 
 def _rule_factory(rule: str | None):
     """A callable (beta, T1, T2, estimator) → rule, passing only the keywords the rule accepts."""
-    from .rules import EP, all_rules
+    from .algorithms import all_rules
+    from .rules import EP
 
     if rule is None:
         return EP

@@ -33,6 +33,7 @@ has to absorb round-off between BLAS builds and thread counts, and must still ca
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import math
 import os
@@ -44,6 +45,16 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch
+
+from .cases import CASES, make_case
+from .claims import claims
+from .errors import ConfigError
+from .memory import graph_bytes
+from .registry import get_baseline
+from .relaxation import relax
+from .runner import to_metric
+from .timing import bare_free_phase_fn, free_phase_flops, free_phase_fn, matmul_rate, train_step_fn
+from .train import Trainer
 
 FAMILIES = ("gdu", "energy", "step", "memory", "speed", "accuracy")
 
@@ -102,8 +113,6 @@ def accuracy_key(bid: str, scale: str) -> str:
 
 def catalogue() -> dict[str, Tracked]:
     """Every tracked value, by key (the keys are stable: history is indexed by them)."""
-    from .claims import claims
-
     tolerances = {"slope_one_sided": ("slope", "target", 0.05, False, 1.0),
                   "slope_symmetric": ("slope", "target", 0.05, False, 2.0),
                   "symmetric_error": ("rel. error", "lower", 2.0, True, None),
@@ -130,16 +139,12 @@ def catalogue() -> dict[str, Tracked]:
 # ---------------------------------------------------------------------------------------------- measurements
 def paper_hopfield():
     """Gammell et al.'s diabetes 8-layer SW network at its initialisation, with 5 training inputs (float64)."""
-    from .cases import CASES
-
     model, x, _ = CASES["HOPFIELD diabetes 8-layer SW, ε = 0.5"].build()
     return model, x
 
 
 def claim_values(wanted: list[str]) -> dict[str, float]:
     """The measured values of the catalogue's tracked claims whose key is selected by ``wanted``."""
-    from .claims import claims
-
     return {c.key: c.evaluate().value for c in claims()
             if c.key is not None and any(selected(c.key, w) for w in wanted)}
 
@@ -162,11 +167,6 @@ def _free_phase_ratios(case: str, rounds: int, device: str = "cpu") -> dict[str,
     """Closed form (the fused path where the model has one) over the generic autograd loop, for one free phase and
     for one symmetric EP training step (T1 = 30, T2 = 10, ``.grad`` written); for a convolutional case also over
     the autograd loop on an NCHW copy of the model (the authors' layout: eqbench's convolutions are NHWC)."""
-    import copy
-
-    from .cases import CASES, make_case
-    from .timing import free_phase_fn, train_step_fn
-
     model, x, y = make_case(case, device=device)
     T = CASES[case].T1
     refs = {"": model}
@@ -187,9 +187,6 @@ def _free_phase_ratios(case: str, rounds: int, device: str = "cpu") -> dict[str,
 def _mlp_ratios(rounds: int, device: str = "cpu") -> dict[str, float]:
     """P_MLP 784-512-10: the closed-form free phase against the bare loop of `eqbench.timing.bare_free_phase_fn` and
     against the compute floor (its matmul FLOPs at the machine's matmul rate, measured now); BPTT over EP."""
-    from .cases import CASES, make_case
-    from .timing import bare_free_phase_fn, free_phase_flops, free_phase_fn, matmul_rate, train_step_fn
-
     model, x, y = make_case("mlp", device=device)
     T = CASES["mlp"].T1
     r = interleaved_rates({"eqbench": free_phase_fn(model, x, T, closed_form=True),
@@ -203,8 +200,6 @@ def _mlp_ratios(rounds: int, device: str = "cpu") -> dict[str, float]:
 
 
 def _hopfield_ratio(rounds: int, device: str = "cpu") -> dict[str, float]:
-    from .relaxation import relax
-
     model, x = paper_hopfield()
     model, x = model.to(device), x.to(device)
     s0 = model.init_state(x)
@@ -250,10 +245,6 @@ def speed_ratios(rounds: int = 3, device: str = "cpu") -> dict[str, float]:
 
 def graph_memory() -> dict[str, float]:
     """Bytes saved for backward by one EP (symmetric) and one BPTT step, T2 = 10, on P_MLP 784-512-10, batch 128."""
-    from .cases import make_case
-    from .memory import graph_bytes
-    from .timing import train_step_fn
-
     model, x, y = make_case("mlp")
     params = list(model.parameters())
     b = {a: float(graph_bytes(train_step_fn(a, model, x, y, 10), ignore=params)) for a in ("EP", "BPTT")}
@@ -263,10 +254,6 @@ def graph_memory() -> dict[str, float]:
 def short_run(bid: str, scale: str) -> float:
     """Test accuracy (%) or test cost after one epoch of baseline ``bid``'s config at ``scale`` (seed as in the
     config, progress off, in a throw-away folder)."""
-    from .registry import get_baseline
-    from .runner import to_metric
-    from .train import Trainer
-
     b = get_baseline(bid)
     cfg = dataclasses.replace(b.scales[scale].config, epochs=1, device="cpu")
     with tempfile.TemporaryDirectory(prefix="eqbench-track-") as d:
@@ -282,8 +269,6 @@ def measure(selection: Iterable[str] = FAMILIES) -> dict[str, float]:
     wanted = list(selection)
     unknown = sorted({w.split("/", 1)[0] for w in wanted} - set(FAMILIES))
     if unknown:
-        from .errors import ConfigError
-
         raise ConfigError(f"unknown tracked famil{'ies' if len(unknown) > 1 else 'y'} {', '.join(unknown)}; "
                           f"known: {', '.join(FAMILIES)}")
     fams = {w.split("/", 1)[0] for w in wanted}

@@ -49,12 +49,12 @@ import torch
 import yaml
 
 from . import distributed, graphs
+from .algorithms import build_rule
 from .config import DTYPES, RunConfig, has_tf32, load_config
 from .data import DATASET_INFO
 from .errors import ConfigError, DivergenceError, EqbenchError, one_line
 from .io import save_torch, write_json, write_text
 from .models import build_model, model_factory
-from .rules import build_rule
 from .runlock import RunFolderLock
 
 

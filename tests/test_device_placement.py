@@ -42,10 +42,11 @@ import pytest
 import torch
 
 from eqbench import graphs, relaxation
+from eqbench.algorithms import RULES, all_rules, build_rule
 from eqbench.checks.device import MetaTensorError, meta_default_device
 from eqbench.config import OptimizerConfig
 from eqbench.models import MODELS, build_model
-from eqbench.rules import ESTIMATORS, RULES, all_rules, build_rule
+from eqbench.rules import ESTIMATORS
 from eqbench.train import build_optimizer
 
 D = torch.float64

@@ -13,10 +13,11 @@ import pytest
 import torch
 
 from eqbench import build_model, relax
+from eqbench.algorithms import build_rule
 from eqbench.cases import CASES
 from eqbench.checks.controls import UncontrastedCL
 from eqbench.errors import ConfigError
-from eqbench.rules import EP, CoupledLearning, build_rule
+from eqbench.rules import EP, CoupledLearning
 
 pytestmark = pytest.mark.usefixtures("float64_default")
 

@@ -8,8 +8,9 @@ import pytest
 import torch
 
 from eqbench import build_model, relax
+from eqbench.algorithms import all_rules, build_rule
 from eqbench.errors import ConfigError
-from eqbench.rules import BPTT, EP, all_rules, build_rule, write_grads
+from eqbench.rules import BPTT, EP, write_grads
 
 pytestmark = pytest.mark.usefixtures("float64_default")
 
