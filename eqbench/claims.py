@@ -20,6 +20,7 @@ the largest entry it is a difference of); the GDU orders are judged on the asymp
 
 from __future__ import annotations
 
+import copy
 import functools
 import math
 from collections.abc import Callable
@@ -28,9 +29,20 @@ from typing import Any
 
 import torch
 
-from .cases import CASES, SIGN_BETA, Case
+from .cases import (
+    CASES,
+    HOLOMORPHIC_BETAS,
+    HOLOMORPHIC_CASES,
+    LAYOUT_CASES,
+    SIGN_BETA,
+    SIGN_CASES,
+    THEOREM_CASES,
+    Case,
+    of_kind,
+)
 from .checks import energy as en
-from .checks.controls import SignFlipped
+from .checks.controls import ReversedFlipOptimizer, SignFlipped, UncontrastedCL
+from .checks.device import device_placement
 from .checks.gdu import (
     SIGN_ERROR_LIVE_BOUND,
     SYMMETRIC_BETA,
@@ -43,7 +55,11 @@ from .checks.gdu import (
 )
 from .checks.order import BAND, GDULadder, OrderVerdict, fit_slope
 from .errors import ConfigError, EqbenchError
-from .rules import EP, CoupledLearning, LearningRule
+from .models.binary import activity_convergence
+from .models.hopfield import euler_overshoot
+from .optim import FlipOptimizer
+from .relaxation import fused, relax
+from .rules import EP, ContrastiveLearning, CoupledLearning, LearningRule
 
 #: the round-off bound of a quantity computed two ways (closed form and autograd, fused and generic loops, a
 #: permuted batch), in ulps of the quantity's own scale (eps × its largest entry): the same products summed in
@@ -140,7 +156,6 @@ class Subject:
 
     def orders(self) -> OrderSweep:
         """Holomorphic EP's β ladder for N = 1 … 4 on the case's GDU run (computed once)."""
-        from .cases import HOLOMORPHIC_BETAS
 
         run, rule = self.gdu()
         if run.orders is None:
@@ -455,7 +470,6 @@ def sine(a: torch.Tensor, b: torch.Tensor) -> float:
 
 
 def contrastive_update(sub: Subject) -> torch.Tensor:
-    from .rules import ContrastiveLearning
 
     run, _ = sub.gdu()
     rule = ContrastiveLearning(T1=sub.case.T1, T2=sub.case.T2)
@@ -497,11 +511,9 @@ def closed_form_difference(sub: Subject) -> float:
 def fused_gap(model, x: torch.Tensor, y: torch.Tensor | None, steps: int, beta: float, mode: str = "sync") -> float:
     """Fused against generic state after ``steps`` closed-form steps of ``mode`` from random states in [0, 1], free
     and with the output layer clamped (coupled learning's phase), in ulps of each layer's largest state entry."""
-    from .relaxation import relax
 
     g = torch.Generator().manual_seed(0)
     s0 = [torch.rand(t.shape, generator=g, dtype=torch.float64).to(t.dtype) for t in model.init_state(x)]
-    from .relaxation import fused
 
     if fused(model, x, s0, 1, beta, y, None, {"mode": mode} if mode != "sync" else {}) is None:
         raise NotApplicable(f"no fused {mode} relaxation declared (EnergyModel.fast_relax returns None)")
@@ -549,7 +561,6 @@ def sync_increases(sub: Subject) -> Measured:
 def batch_permutation(sub: Subject) -> float:
     """free(Px) against P·free(x) over a reversed batch (T1 steps from init_state), in ulps of each layer's largest
     state entry."""
-    from .relaxation import relax
 
     model, x, _ = sub.built()
     perm = torch.arange(x.shape[0] - 1, -1, -1)
@@ -571,9 +582,6 @@ def layout_difference(sub: Subject) -> Measured:
     max pool's windows tie), the free phase from it (T1 steps), and a nudged phase from that free state (T1 steps at
     β = 0.5: where a nudged phase and persistent particles start), in ulps of each layer's largest entry; the worse
     dtype (each in ulps of its own eps)."""
-    import copy
-
-    from .relaxation import relax
 
     model, x, y = sub.built()
     worst, parts = 0.0, []
@@ -599,7 +607,6 @@ def layout_difference(sub: Subject) -> Measured:
 
 def device_clean(sub: Subject) -> Measured:
     """Whether one EP training step and a prediction create no tensor on the default device (meta under the guard)."""
-    from .checks.device import device_placement
 
     model, x, y = sub.built()
     rule = EP(beta=0.1, T1=3, T2=2, estimator="symmetric")
@@ -705,7 +712,6 @@ def generic_claims(label: str, case: str | None = None) -> list[Claim]:
 
 def catalogue() -> list[Claim]:
     """Every claim of eqbench's own models, in the order ``make bench`` prints them."""
-    from .cases import SIGN_CASES, THEOREM_CASES
 
     out: list[Claim] = []
     for label in THEOREM_CASES:
@@ -790,8 +796,6 @@ def _dchn_claims() -> list[Claim]:
 
 def _holomorphic_claims() -> list[Claim]:
     """Holomorphic EP's orders and identities, and coupled learning's limit, on the holomorphic theorem cases."""
-    from .cases import HOLOMORPHIC_CASES
-    from .checks.controls import UncontrastedCL
 
     out: list[Claim] = []
     for label in HOLOMORPHIC_CASES:
@@ -883,7 +887,6 @@ def _control_claims() -> list[Claim]:
 
 
 def _energy_claims() -> list[Claim]:
-    from .cases import of_kind
 
     why = "block-coordinate descent on E (eqbench.checks.energy); tol = 64·eps·max|E|"
     HOPFIELD_ENERGY = "HOPFIELD diabetes 8-layer SW, ε = 0.5"  # noqa: N806
@@ -925,7 +928,6 @@ def _energy_claims() -> list[Claim]:
 
 
 def _hopfield_overshoot(sub: Subject) -> Measured:
-    from .models.hopfield import euler_overshoot
 
     model = sub.case.build()[0]  # a fresh copy: euler_overshoot sets its biases and ε
     x = sub.built()[1]
@@ -935,8 +937,6 @@ def _hopfield_overshoot(sub: Subject) -> Measured:
 
 
 def _activity(sub: Subject, beta: float = 0.0):
-    from .models.binary import activity_convergence
-    from .relaxation import relax
 
     model, x, y = sub.built()
     if beta == 0.0:
@@ -989,7 +989,6 @@ LAYOUT_WHY = ("max-pool ties within the convolution's round-off go to the window
 
 def _layout_claims() -> list[Claim]:
     """The memory layout is a speed choice only: every conv model with max pooling, from its real start."""
-    from .cases import LAYOUT_CASES
 
     out = [Claim("properties", label, LAYOUT_CHECK, layout_difference, le(ROUNDOFF_ULPS), LAYOUT_WHY, fmt="{:.3g}")
            for label in LAYOUT_CASES]
@@ -1007,8 +1006,6 @@ def _fused_difference(sub: Subject) -> float:
 def _flip_claims() -> list[Claim]:
     """The flip optimizer (Laydevant et al.) on ½‖W − W*‖² with binary W* = α·signs: with γ = 1 and τ = 0 it is
     sign descent and lands on W* in one step; the reversed rule (negative control) must not."""
-    from .checks.controls import ReversedFlipOptimizer
-    from .optim import FlipOptimizer
 
     def wrong(cls) -> Callable[[Subject], Measured]:
         def measure(sub: Subject) -> Measured:
