@@ -5,18 +5,24 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install test bench benchmarks asv history regress gpu-check example mutation lint actionlint clean
+.PHONY: install test bench benchmarks asv history regress gpu-check example mutation lint actionlint docs clean
 
 install: $(STAMP)
 
 $(STAMP): pyproject.toml constraints.txt
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c constraints.txt -e ".[test,data,bench,dev,cluster]"
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c constraints.txt -e ".[test,data,bench,dev,cluster,docs]"
 	@touch $(STAMP)
 
 # tests/ and the CI tier of suites/ (benchmarks are skipped; hypothesis uses the derandomized ci profile)
 test: $(STAMP)
 	EQBENCH_HYPOTHESIS_PROFILE=$${EQBENCH_HYPOTHESIS_PROFILE:-ci} $(BIN)/python -m pytest --durations=10
+
+# the documentation site (Sphinx + MyST, docs/): warnings are errors; its generated pages (claims, registry, API,
+# architecture, the tutorial's check) are written by docs/_ext/eqbench_docs.py during the build
+docs: $(STAMP)
+	@$(BIN)/python -c "import sphinx, myst_parser" 2>/dev/null || { echo "make docs needs the docs extra: $(BIN)/python -m pip install -c constraints.txt -e '.[docs]'"; exit 2; }
+	$(BIN)/python -m sphinx -W --keep-going -n -b html docs docs/_build/html
 
 # the main job: every check on embedded data, a table and a report folder (reports/bench)
 bench: $(STAMP)

@@ -43,7 +43,9 @@ FINDINGS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
 NOT_MEASURED = ("the gaps open as the task gets harder", "needs datasets of graded difficulty (MNIST … CIFAR-100); "
                 "the ci scale runs one embedded dataset")
 METRIC = "test_error"
-#: the committed report of the ci-scale study, and the README block rendered from it (`markdown`)
+#: the docs page that shows the study's measurements (the blocks below, rendered from their files)
+PAGE = "docs/seeds/scellier2023.md"
+#: the committed report of the ci-scale study, and the block rendered from it (`markdown`)
 REPORT_FILE = "suites/measurements/compare/mnist-ci.json"
 COMPARE_MARKERS = (f"<!-- compare:ci (eqbench.compare.markdown of {REPORT_FILE}) -->", "<!-- /compare:ci -->")
 #: the committed speed-up measurement (suites/throughput/dchn_speedup.py) and its README block (`speedup_table`)

@@ -688,7 +688,8 @@ def print_table(rows: list[Row], shas: dict[str, str], factor: float | None, mem
                                                                     if bad else ""))
 
 
-#: the README block that shows the gate's measured power, rendered from POWER_FILE by `power_table`
+#: the docs page and block that show the gate's measured power, rendered from POWER_FILE by `power_table`
+POWER_PAGE = "docs/across-commits.md"
 POWER_MARKERS = ("<!-- gate:power (eqbench.regress.power_table of suites/measurements/gate-power.json) -->",
                  "<!-- /gate:power -->")
 POWER_FILE = "suites/measurements/gate-power.json"

@@ -283,10 +283,10 @@ def render_readme(text: str, models: list[ZooModel], doc: dict[str, Any] | None)
 
 
 def readmes(folder: Path) -> list[Path]:
-    """The READMEs that show a zoo's tables: its own, and the repository's for eqbench's own zoo."""
+    """The pages that show a zoo's tables: its README, and the docs' kit page for eqbench's own zoo."""
     out = [folder / "README.md"]
     if folder.resolve() == DEFAULT:
-        out.append(DEFAULT.parents[1] / "README.md")
+        out.append(DEFAULT.parents[1] / "docs" / "check.md")
     return out
 
 

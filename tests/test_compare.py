@@ -92,10 +92,10 @@ def test_the_report_end_to_end_on_a_miniature(tmp_path, monkeypatch, one_thread)
     (cmp.SPEEDUP_FILE, cmp.SPEEDUP_MARKERS, cmp.speedup_table),
 ])
 def test_the_readme_tables_are_rendered_from_the_measurements(file, markers, render):
-    """The README's comparison and speed-up tables are the committed measurements rendered (stale: fails)."""
-    readme = (ROOT / "README.md").read_text()
+    """The docs' comparison and speed-up tables are the committed measurements rendered (stale: fails)."""
+    readme = (ROOT / cmp.PAGE).read_text()
     doc = json.loads((ROOT / file).read_text())
-    assert replace_block(readme, *markers, render(doc)) == readme, f"README.md's block is stale: render {file}"
+    assert replace_block(readme, *markers, render(doc)) == readme, f"{cmp.PAGE}'s block is stale: render {file}"
     doc["provenance"]["commit"] = "0000000"  # the control: another measurement renders another block
     assert replace_block(readme, *markers, render(doc)) != readme
 

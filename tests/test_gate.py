@@ -361,9 +361,10 @@ def test_the_readme_shows_the_measured_power_and_the_measurement_holds_the_gates
 
     root = Path(__file__).resolve().parents[1]
     doc = json.loads((root / regress.POWER_FILE).read_text(encoding="utf-8"))
-    readme = (root / "README.md").read_text(encoding="utf-8")
+    readme = (root / regress.POWER_PAGE).read_text(encoding="utf-8")
     assert replace_block(readme, *regress.POWER_MARKERS, regress.power_table(doc)) == readme, \
-        f"README.md's gate power table is stale: render it from {regress.POWER_FILE} with eqbench.regress.power_table"
+        f"{regress.POWER_PAGE}'s gate power table is stale: render it from {regress.POWER_FILE} with " \
+        "eqbench.regress.power_table"
     changed = copy.deepcopy(doc)
     changed["table"]["×1.5"]["failed"] -= 1
     assert replace_block(readme, *regress.POWER_MARKERS, regress.power_table(changed)) != readme  # the control

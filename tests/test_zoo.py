@@ -63,7 +63,7 @@ def test_the_models_the_fixed_window_misjudged_pass_on_the_range_the_ladder_find
 
 def test_the_readme_tables_are_zoo_yaml_and_results_json_and_results_json_is_this_run(report):
     doc = json.loads((DEFAULT / "results.json").read_text(encoding="utf-8"))
-    for path in readmes(DEFAULT):  # the zoo's README and eqbench's own
+    for path in readmes(DEFAULT):  # the zoo's README and the docs' kit page
         text = path.read_text(encoding="utf-8")
         assert render_readme(text, load_zoo(DEFAULT), doc) == text, \
             f"{path} is stale: eqbench zoo --json examples/zoo/results.json --readme"

@@ -1,0 +1,172 @@
+"""The docs' generated pages, written at the start of every build from the code itself (never by hand):
+
+* ``generated/claims.md`` — the claims catalogue (eqbench.claims): case, check, bound, derivation, control;
+* ``generated/registry.md`` — the baselines registry (baselines/*.yaml): every entry, its provenance, its scales;
+* ``generated/api.md`` — the API reference: each public module's, class's and function's signature and docstring;
+* ``generated/architecture.md`` and ``architecture.png`` — the package's import graph by floors
+  (eqbench.testing.imports);
+* ``generated/tutorial-check.md`` — ``eqbench check`` run on the tutorial's model (docs/tutorial/my_model.py); the
+  build fails if a claim fails.
+
+Docstrings go into the API page as literal blocks: they are written as plain text with mathematics in Unicode, not
+as reStructuredText.
+"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+import sys
+from pathlib import Path
+
+from sphinx.errors import ExtensionError
+
+HERE = Path(__file__).resolve().parents[1]
+OUT = HERE / "generated"
+#: the modules the API page documents, in reading order (the contract, the engine, the rules, the checks, the tools)
+API = ["eqbench.models.base", "eqbench.models", "eqbench.models.layered", "eqbench.models.dchn", "eqbench.relaxation",
+       "eqbench.rules", "eqbench.forward", "eqbench.algorithms", "eqbench.checks.gdu", "eqbench.checks.order",
+       "eqbench.checks.energy", "eqbench.checks.precision", "eqbench.claims", "eqbench.cases", "eqbench.kit",
+       "eqbench.testing", "eqbench.testing.assertions", "eqbench.testing.strategies", "eqbench.testing.imports",
+       "eqbench.config", "eqbench.train", "eqbench.registry", "eqbench.runner", "eqbench.compare",
+       "eqbench.regress", "eqbench.history", "eqbench.tracking", "eqbench.estimate", "eqbench.launch",
+       "eqbench.errors"]
+
+
+def _cell(text: object) -> str:
+    return " ".join(str(text).split()).replace("|", "\\|")
+
+
+def claims_page() -> str:
+    from eqbench.claims import claims
+
+    rows = claims()
+    lines = ["# The claims catalogue", "",
+             f"Generated from `eqbench.claims` at build time: {len(rows)} claims, "
+             f"{sum(c.control for c in rows)} of them negative controls that must fail. `make bench` measures them.",
+             "", "| family | case | check | bound | why |", "|---|---|---|---|---|"]
+    lines += [f"| {c.family} | {_cell(c.label)} | {_cell(c.check)} | {_cell(c.bound_text)} | {_cell(c.why)} |"
+              for c in rows]
+    return "\n".join(lines) + "\n"
+
+
+def registry_page() -> str:
+    from eqbench.registry import load_registry
+
+    reg = load_registry()
+    lines = ["# The baselines registry", "", f"Generated from `baselines/*.yaml` at build time: {len(reg)} entries. "
+             "A number without a source is not a baseline: `value` is empty where the paper's number was not "
+             "found (`NOT-FOUND`).", ""]
+    papers: dict[str, list] = {}
+    for b in reg.values():
+        papers.setdefault(b.paper.key, []).append(b)
+    for key, entries in papers.items():
+        p = entries[0].paper
+        lines += [f"## {p.authors} {p.year}: {p.title}", "", f"{p.venue}; `{key}`.", "",
+                  "| id | dataset | algorithm | metric | value | provenance | scales |",
+                  "|---|---|---|---|---|---|---|"]
+        lines += [f"| `{b.id}` | {b.dataset} | {_cell(b.algorithm)} | {b.metric} | "
+                  f"{'—' if b.value is None else _cell(b.value)} | {b.provenance} | {', '.join(b.scales) or '—'} |"
+                  for b in entries]
+        lines.append("")
+    return "\n".join(lines)
+
+
+def _doc(obj) -> str:
+    doc = inspect.getdoc(obj) or "(no docstring)"
+    return "```text\n" + doc.replace("```", "'''") + "\n```\n"
+
+
+def api_page() -> str:
+    lines = ["# API reference", "", "Generated from the docstrings at build time.", ""]
+    for name in API:
+        mod = importlib.import_module(name)
+        lines += [f"## `{name}`", "", _doc(mod)]
+        public = getattr(mod, "__all__", None)
+        members = [(n, getattr(mod, n)) for n in public] if public else [
+            (n, o) for n, o in vars(mod).items() if not n.startswith("_") and (inspect.isclass(o) or
+                                                                             inspect.isfunction(o))
+            and getattr(o, "__module__", None) == name]
+        for n, obj in members:
+            if not (inspect.isclass(obj) or inspect.isfunction(obj)):
+                continue
+            try:
+                sig = str(inspect.signature(obj))
+            except (TypeError, ValueError):
+                sig = "(…)"
+            lines += [f"### `{name}.{n}{_cell(sig) if len(sig) < 200 else '(…)'}`", "", _doc(obj)]
+    return "\n".join(lines)
+
+
+def architecture_page() -> str:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from eqbench.testing.imports import circles, import_graph, layers
+
+    graph = import_graph(HERE.parent / "eqbench")
+    if circles(graph):
+        raise ExtensionError(f"the import graph has circles: {circles(graph)}")
+    floor = layers(graph)
+    by_floor: dict[int, list[str]] = {}
+    for m, f in floor.items():
+        by_floor.setdefault(f, []).append(m)
+    pos = {}
+    for f, mods in by_floor.items():
+        for i, m in enumerate(sorted(mods)):
+            pos[m] = (i - (len(mods) - 1) / 2, f)
+    fig, ax = plt.subplots(figsize=(16, 1.2 * (max(by_floor) + 2)))
+    for m, deps in graph.items():
+        for d in deps:
+            (x0, y0), (x1, y1) = pos[m], pos[d]
+            ax.annotate("", (x1, y1), (x0, y0), arrowprops={"arrowstyle": "->", "alpha": 0.15, "lw": 0.6})
+    for m, (x, y) in pos.items():
+        ax.text(x, y, m.removeprefix("eqbench."), ha="center", va="center", fontsize=7,
+                bbox={"boxstyle": "round", "fc": "white", "ec": "0.6"})
+    ax.set_axis_off()
+    ax.set_title("eqbench's modules by floor: every import runs down (generated from the source)")
+    fig.savefig(OUT / "architecture.png", dpi=110, bbox_inches="tight")
+    plt.close(fig)
+    lines = ["# Architecture", "", "![the import graph by floors](architecture.png)", "",
+             "Generated from the source at build time (`eqbench.testing.imports`): each module sits one floor above "
+             "the highest module it imports, so every arrow points down and there is no circle "
+             "(tests/test_house.py asserts both).", "", "| floor | modules |", "|---|---|"]
+    lines += [f"| {f} | {', '.join(f'`{m}`' for m in sorted(by_floor[f]))} |" for f in sorted(by_floor)]
+    return "\n".join(lines) + "\n"
+
+
+def tutorial_check_page() -> str:
+    from eqbench.kit import check
+
+    sys.path.insert(0, str(HERE / "tutorial"))
+    try:
+        checked = check("my_model:tutorial_net")
+    finally:
+        sys.path.remove(str(HERE / "tutorial"))
+    failed = [r.message for r in checked.results if r.verdict in ("FAIL", "inconclusive")]
+    if failed:
+        raise ExtensionError("the tutorial's model does not pass eqbench check: " + "; ".join(failed))
+    lines = ["| claim | measured | bound | verdict |", "|---|---|---|---|"]
+    lines += [f"| {_cell(r.claim.check)} | {_cell(r.measured)} | {_cell(r.claim.bound_text)} | {r.verdict} |"
+              for r in checked.results]
+    return "\n".join(lines) + "\n"
+
+
+PAGES = {"claims.md": claims_page, "registry.md": registry_page, "api.md": api_page,
+         "architecture.md": architecture_page, "tutorial-check.md": tutorial_check_page}
+
+
+def generate(app) -> None:
+    OUT.mkdir(exist_ok=True)
+    for name, page in PAGES.items():
+        text = page()
+        path = OUT / name
+        if not path.exists() or path.read_text(encoding="utf-8") != text:  # unchanged pages keep Sphinx's cache
+            path.write_text(text, encoding="utf-8")
+
+
+def setup(app):
+    app.connect("builder-inited", generate)
+    return {"version": "1", "parallel_read_safe": True}
