@@ -76,7 +76,7 @@ def _parser() -> argparse.ArgumentParser:
     z.add_argument("--only", nargs="+", metavar="NAME", help="these models of the zoo only")
     z.add_argument("--json", help="also write the verdicts, the matrix and each model's asymptotic ranges here")
     z.add_argument("--table", action="store_true", help="print the expected verdicts as a Markdown table and stop")
-    z.add_argument("--readme", action="store_true", help="rewrite the README's tables from zoo.yaml and results.json "
+    z.add_argument("--readme", action="store_true", help="rewrite the zoo pages' tables from zoo.yaml and results.json "
                                                          "(after --json FOLDER/results.json)")
 
     e = sub.add_parser("estimate", help="seconds per epoch, hours and peak memory of registry configs, from a few "

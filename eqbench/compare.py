@@ -48,7 +48,7 @@ PAGE = "docs/seeds/scellier2023.md"
 #: the committed report of the ci-scale study, and the block rendered from it (`markdown`)
 REPORT_FILE = "suites/measurements/compare/mnist-ci.json"
 COMPARE_MARKERS = (f"<!-- compare:ci (eqbench.compare.markdown of {REPORT_FILE}) -->", "<!-- /compare:ci -->")
-#: the committed speed-up measurement (suites/throughput/dchn_speedup.py) and its README block (`speedup_table`)
+#: the committed speed-up measurement (suites/throughput/dchn_speedup.py) and its docs block (`speedup_table`)
 SPEEDUP_FILE = "suites/measurements/dchn-speedup.json"
 SPEEDUP_MARKERS = (f"<!-- dchn:speedup (eqbench.compare.speedup_table of {SPEEDUP_FILE}) -->",
                    "<!-- /dchn:speedup -->")
@@ -200,7 +200,7 @@ def markdown(report: dict[str, Any]) -> str:
 
 
 def speedup_table(doc: dict[str, Any]) -> list[str]:
-    """The README's speed-up table from suites/throughput/dchn_speedup.py's JSON: per setting its step time and the
+    """The docs' speed-up table from suites/throughput/dchn_speedup.py's JSON: per setting its step time and the
     speed-up over Laborieux et al.'s synchronous 250/30, then the iterations each mode needs to a residual."""
     p = doc["provenance"]
     lines = [f"C-EP training steps and test batches, {doc['model']}, {doc['device']} ({doc['threads']} threads), "

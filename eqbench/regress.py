@@ -511,7 +511,7 @@ def run_gate(base: str = "HEAD~1", head: str = "HEAD", *, factor: float | None =
         """R rounds of ``timed`` (those of tag "r" ran already), then R more at a time, up to max_rounds, for each
         time whose noise hides a slowdown of ``detect``. The choice reads the spread alone, never the ratio, so it
         does not bias the verdict (for Gaussian rounds mean and spread are independent; the false-alarm rate with
-        it is measured: README, "The gate's power")."""
+        it is measured: docs/across-commits.md, "The gate's power")."""
         n = {_task_id(t): R for t in timed}
         timed_rounds(0, R, timed, "confirming" if tag == "c" else "timing", tag)
         while True:
@@ -696,8 +696,8 @@ POWER_FILE = "suites/measurements/gate-power.json"
 
 
 def power_table(doc: dict) -> list[str]:
-    """The README's table of the gate's power from a measurement of tests/test_gate_power.py: per planted commit,
-    the gates that failed at the measured limits, those a fixed ×1.3 on the first five rounds' medians would have
+    """The docs' table of the gate's power (docs/across-commits.md) from a measurement of tests/test_gate_power.py:
+    per planted commit, the gates that failed at the measured limits, those a fixed ×1.3 on the first five rounds' medians would have
     flagged, and per benchmark the ratios seen and the median noise, limit, detectable slowdown and rounds used."""
     lines = ["| planted commit | gates failed | fixed ×1.3 would flag | benchmark | ratio seen | noise | limit | "
              "detects | rounds |", "|---|---|---|---|---|---|---|---|---|"]

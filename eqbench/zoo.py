@@ -182,7 +182,7 @@ VARIANTS = ("one_sided", "negative", "symmetric")
 
 
 def _ranges(checked: Checked | None) -> dict[str, Any]:
-    """Each estimator's verdict, order and asymptotic range: what the README's measured table shows."""
+    """Each estimator's verdict, order and asymptotic range: what the zoo pages' measured table shows."""
     if checked is None or checked.ladder is None:
         return {}
     out = {}
@@ -313,7 +313,7 @@ def run_zoo_command(path: str | None, only: list[str] | None, json_out: str | No
         console.print("MISMATCH {}: {}: expected {}, given {}".format(*m), markup=False)
     if json_out:
         write_json(json_out, {**report.to_json(), "provenance": provenance(" ".join(["eqbench", *sys.argv[1:]]))})
-    if readme:  # the zoo's README, and eqbench's own README for eqbench's own zoo
+    if readme:  # the zoo's README, and the docs' kit page for eqbench's own zoo
         results = folder / "results.json"
         doc_file = json.loads(results.read_text(encoding="utf-8")) if results.is_file() else None
         for readme_path in readmes(folder):

@@ -19,8 +19,8 @@ CIFAR-10 epoch at this batch size costs ⌈50 000/B⌉ training steps and ⌈10 
 ``laborieux2021 / setting`` of those epoch times is the speed-up. The iterations each mode needs to a residual are
 measured too: the free phase from zero (float64, generic loop with a trace), the largest per-sample
 ‖s_{t+1} − s_t‖ relative to ‖s_t‖, and the first iteration at which it falls below 1e-2, 1e-4 and 1e-6. The JSON
-(with its provenance) is what the README's table is rendered from (eqbench.compare.speedup_table, checked current
-by tests/test_compare.py).
+(with its provenance) is what the docs' table (docs/seeds/scellier2023.md) is rendered from
+(eqbench.compare.speedup_table, checked current by tests/test_compare.py).
 """
 
 from __future__ import annotations
