@@ -697,8 +697,9 @@ POWER_FILE = "suites/measurements/gate-power.json"
 
 def power_table(doc: dict) -> list[str]:
     """The docs' table of the gate's power (docs/across-commits.md) from a measurement of tests/test_gate_power.py:
-    per planted commit, the gates that failed at the measured limits, those a fixed ×1.3 on the first five rounds' medians would have
-    flagged, and per benchmark the ratios seen and the median noise, limit, detectable slowdown and rounds used."""
+    per planted commit, the gates that failed at the measured limits, those a fixed ×1.3 on the first five rounds'
+    medians would have flagged, and per benchmark the ratios seen and the median noise, limit, detectable slowdown
+    and rounds used."""
     lines = ["| planted commit | gates failed | fixed ×1.3 would flag | benchmark | ratio seen | noise | limit | "
              "detects | rounds |", "|---|---|---|---|---|---|---|---|---|"]
     for label, row in doc["table"].items():
