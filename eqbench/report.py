@@ -13,6 +13,7 @@ import json
 from pathlib import Path
 
 from .io import write_text
+from .registry import load_registry
 from .stats import relative_claims, topology_claims
 
 
@@ -22,7 +23,6 @@ def _fmt(v: float) -> str:
 
 def write_report(results: str = "results", out: str = "reports/report.md") -> Path:
     """A Markdown "paper / eqbench" table of every baseline that has been run, with its plots."""
-    from .registry import load_registry
 
     registry = load_registry()
     runs = sorted(Path(results).glob("*/*/run.json"))

@@ -131,8 +131,8 @@ def architecture_page() -> str:
     plt.close(fig)
     lines = ["# Architecture", "", "![the import graph by floors](architecture.png)", "",
              "Generated from the source at build time (`eqbench.testing.imports`): each module sits one floor above "
-             "the highest module it imports, so every arrow points down and there is no circle "
-             "(tests/test_house.py asserts both).", "", "| floor | modules |", "|---|---|"]
+             "the highest module it imports, which orders every module because the graph has no circle "
+             "(tests/test_house.py asserts it; the build stops on one).", "", "| floor | modules |", "|---|---|"]
     lines += [f"| {f} | {', '.join(f'`{m}`' for m in sorted(by_floor[f]))} |" for f in sorted(by_floor)]
     return "\n".join(lines) + "\n"
 
