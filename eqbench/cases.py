@@ -287,6 +287,13 @@ SIGN_CASES = of_kind("sign")
 BENCHMARK_CASES = of_kind("benchmark")
 
 
+def paper_hopfield() -> tuple[EnergyModel, Tensor]:
+    """Gammell et al.'s diabetes 8-layer SW network at its initialisation, with 5 training inputs (float64): the
+    fused Hopfield step's claim and its tracked speed ratio run on it."""
+    model, x, _ = CASES["HOPFIELD diabetes 8-layer SW, ε = 0.5"].build()
+    return model, x
+
+
 def make_case(name: str = "mlp", batch: int | None = None, *, device: str | torch.device = "cpu",
               dtype: torch.dtype = torch.float32) -> tuple[EnergyModel, Tensor, Tensor]:
     """The (model, x, y) of benchmark case ``name`` on ``device`` in ``dtype`` (x uniform in [0, 1), y uniform

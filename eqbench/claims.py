@@ -39,6 +39,7 @@ from .cases import (
     THEOREM_CASES,
     Case,
     of_kind,
+    paper_hopfield,
 )
 from .checks import energy as en
 from .checks.controls import ReversedFlipOptimizer, SignFlipped, UncontrastedCL
@@ -117,11 +118,19 @@ class Subject:
     rule_factory: Callable[..., LearningRule] = EP
     _built: tuple | None = field(default=None, repr=False)
     _runs: dict = field(default_factory=dict, repr=False)
+    _memo: dict = field(default_factory=dict, repr=False)
 
     def built(self) -> tuple[Any, torch.Tensor, torch.Tensor]:
         if self._built is None:
             self._built = self.case.build()
         return self._built
+
+    def memo(self, key: tuple, compute: Callable[[], Any]) -> Any:
+        """``compute()`` once per subject and ``key``: a rule's update that several claims read (coupled learning at
+        an η, C-EP at a β) is computed once."""
+        if key not in self._memo:
+            self._memo[key] = compute()
+        return self._memo[key]
 
     @property
     def model(self):
@@ -395,9 +404,12 @@ CL_ETAS = (1.0, 0.5, 0.1, 0.01)
 
 
 def coupled_update(sub: Subject, eta: float, control: type | None = None, variant: str = "positive") -> torch.Tensor:
-    run, _ = sub.gdu()
-    rule = (control or CoupledLearning)(eta=eta, T1=sub.case.T1, T2=sub.case.T2, variant=variant)
-    return _flat(rule.update(sub.model, run.x, run.y, run.free)[0], sub.model)
+    """Coupled learning's update (``control``: a broken variant's) at η from the case's free state, as one vector."""
+    def compute() -> torch.Tensor:
+        run, _ = sub.gdu()
+        rule = (control or CoupledLearning)(eta=eta, T1=sub.case.T1, T2=sub.case.T2, variant=variant)
+        return _flat(rule.update(sub.model, run.x, run.y, run.free)[0], sub.model)
+    return sub.memo(("coupled", eta, control, variant), compute)
 
 
 def bptt_gradient(sub: Subject) -> torch.Tensor:
@@ -470,16 +482,21 @@ def sine(a: torch.Tensor, b: torch.Tensor) -> float:
 
 
 def contrastive_update(sub: Subject) -> torch.Tensor:
-
-    run, _ = sub.gdu()
-    rule = ContrastiveLearning(T1=sub.case.T1, T2=sub.case.T2)
-    return _flat(rule.update(sub.model, run.x, run.y, run.free)[0], sub.model)
+    """Contrastive learning's update from the case's free state, as one vector."""
+    def compute() -> torch.Tensor:
+        run, _ = sub.gdu()
+        rule = ContrastiveLearning(T1=sub.case.T1, T2=sub.case.T2)
+        return _flat(rule.update(sub.model, run.x, run.y, run.free)[0], sub.model)
+    return sub.memo(("contrastive",), compute)
 
 
 def centered_update(sub: Subject, beta: float) -> torch.Tensor:
-    run, rule = sub.gdu()
-    return _flat(replace(rule, beta=beta, estimator="symmetric").update(sub.model, run.x, run.y, run.free)[0],
-                 sub.model)
+    """C-EP's update at β from the case's free state, as one vector."""
+    def compute() -> torch.Tensor:
+        run, rule = sub.gdu()
+        return _flat(replace(rule, beta=beta, estimator="symmetric").update(sub.model, run.x, run.y, run.free)[0],
+                     sub.model)
+    return sub.memo(("centered", beta), compute)
 
 
 def contrastive_gap(sub: Subject, beta_control: float | None = None) -> Measured:
@@ -511,11 +528,10 @@ def closed_form_difference(sub: Subject) -> float:
 def fused_gap(model, x: torch.Tensor, y: torch.Tensor | None, steps: int, beta: float, mode: str = "sync") -> float:
     """Fused against generic state after ``steps`` closed-form steps of ``mode`` from random states in [0, 1], free
     and with the output layer clamped (coupled learning's phase), in ulps of each layer's largest state entry."""
-
     g = torch.Generator().manual_seed(0)
     s0 = [torch.rand(t.shape, generator=g, dtype=torch.float64).to(t.dtype) for t in model.init_state(x)]
 
-    if fused(model, x, s0, 1, beta, y, None, {"mode": mode} if mode != "sync" else {}) is None:
+    if fused(model, x, s0, 1, beta, y, None, mode=mode) is None:
         raise NotApplicable(f"no fused {mode} relaxation declared (EnergyModel.fast_relax returns None)")
     gap = 0.0
     for clamp in (None, {len(s0) - 1: s0[-1]}):
@@ -561,7 +577,6 @@ def sync_increases(sub: Subject) -> Measured:
 def batch_permutation(sub: Subject) -> float:
     """free(Px) against P·free(x) over a reversed batch (T1 steps from init_state), in ulps of each layer's largest
     state entry."""
-
     model, x, _ = sub.built()
     perm = torch.arange(x.shape[0] - 1, -1, -1)
     a = relax(model, x, model.init_state(x), sub.case.T1)
@@ -582,7 +597,6 @@ def layout_difference(sub: Subject) -> Measured:
     max pool's windows tie), the free phase from it (T1 steps), and a nudged phase from that free state (T1 steps at
     β = 0.5: where a nudged phase and persistent particles start), in ulps of each layer's largest entry; the worse
     dtype (each in ulps of its own eps)."""
-
     model, x, y = sub.built()
     worst, parts = 0.0, []
     for dtype in (torch.float64, torch.float32):
@@ -607,7 +621,6 @@ def layout_difference(sub: Subject) -> Measured:
 
 def device_clean(sub: Subject) -> Measured:
     """Whether one EP training step and a prediction create no tensor on the default device (meta under the guard)."""
-
     model, x, y = sub.built()
     rule = EP(beta=0.1, T1=3, T2=2, estimator="symmetric")
 
@@ -712,7 +725,6 @@ def generic_claims(label: str, case: str | None = None) -> list[Claim]:
 
 def catalogue() -> list[Claim]:
     """Every claim of eqbench's own models, in the order ``make bench`` prints them."""
-
     out: list[Claim] = []
     for label in THEOREM_CASES:
         out += gdu_claims(label, tracked=True)
@@ -796,7 +808,6 @@ def _dchn_claims() -> list[Claim]:
 
 def _holomorphic_claims() -> list[Claim]:
     """Holomorphic EP's orders and identities, and coupled learning's limit, on the holomorphic theorem cases."""
-
     out: list[Claim] = []
     for label in HOLOMORPHIC_CASES:
         for N in HOLOMORPHIC_POINTS:
@@ -887,7 +898,6 @@ def _control_claims() -> list[Claim]:
 
 
 def _energy_claims() -> list[Claim]:
-
     why = "block-coordinate descent on E (eqbench.checks.energy); tol = 64·eps·max|E|"
     HOPFIELD_ENERGY = "HOPFIELD diabetes 8-layer SW, ε = 0.5"  # noqa: N806
     out: list[Claim] = []
@@ -928,7 +938,6 @@ def _energy_claims() -> list[Claim]:
 
 
 def _hopfield_overshoot(sub: Subject) -> Measured:
-
     model = sub.case.build()[0]  # a fresh copy: euler_overshoot sets its biases and ε
     x = sub.built()[1]
     start, predicted = euler_overshoot(model, x[:1], 1.5)
@@ -937,7 +946,6 @@ def _hopfield_overshoot(sub: Subject) -> Measured:
 
 
 def _activity(sub: Subject, beta: float = 0.0):
-
     model, x, y = sub.built()
     if beta == 0.0:
         return activity_convergence(model, x, sub.case.T1)
@@ -989,7 +997,6 @@ LAYOUT_WHY = ("max-pool ties within the convolution's round-off go to the window
 
 def _layout_claims() -> list[Claim]:
     """The memory layout is a speed choice only: every conv model with max pooling, from its real start."""
-
     out = [Claim("properties", label, LAYOUT_CHECK, layout_difference, le(ROUNDOFF_ULPS), LAYOUT_WHY, fmt="{:.3g}")
            for label in LAYOUT_CASES]
     out.append(Claim("control", "BIN_CNN with plain max pooling", LAYOUT_CHECK, layout_difference, le(ROUNDOFF_ULPS),
@@ -999,14 +1006,13 @@ def _layout_claims() -> list[Claim]:
 
 
 def _fused_difference(sub: Subject) -> float:
-    model, x, _ = CASES["HOPFIELD diabetes 8-layer SW, ε = 0.5"].build()  # the paper's initialisation
+    model, x = paper_hopfield()
     return fused_gap(model, x, None, 100, 0.0)
 
 
 def _flip_claims() -> list[Claim]:
     """The flip optimizer (Laydevant et al.) on ½‖W − W*‖² with binary W* = α·signs: with γ = 1 and τ = 0 it is
     sign descent and lands on W* in one step; the reversed rule (negative control) must not."""
-
     def wrong(cls) -> Callable[[Subject], Measured]:
         def measure(sub: Subject) -> Measured:
             g = torch.Generator().manual_seed(0)

@@ -31,7 +31,7 @@ from typing import Any
 from .algorithms import SEVEN
 from .errors import ConfigError
 from .io import provenance, write_json
-from .registry import get_baseline, load_registry
+from .registry import load_registry
 from .runner import run_seed, seed_folder, to_metric
 
 ALPHA = 0.05
@@ -63,7 +63,6 @@ def study_ids(dataset: str) -> dict[str, str]:
 def study_configs(dataset: str, scale: str, seeds: int, device: str | None = None) -> dict[str, list]:
     """Algorithm → one run config per seed (0 … seeds − 1 from the entry's own seed), from the registry; every bad
     input one ConfigError (an unknown dataset, a scale an entry lacks, configs that differ in more than the rule)."""
-
     if isinstance(seeds, bool) or not isinstance(seeds, int) or seeds < 2:
         raise ConfigError(f"a comparison needs at least 2 seeds (a paired test needs a spread), got {seeds!r}")
     registry = load_registry()
@@ -146,9 +145,9 @@ def compare(dataset: str = "mnist", scale: str = "ci", seeds: int = 5, *, result
             out: str = "reports/compare", device: str | None = None, data_dir: str | None = None,
             download: bool = False, progress: bool = True) -> dict[str, Any]:
     """Train the seven algorithms over ``seeds`` seeds (reusing finished runs) and write the comparison report."""
-
     configs = study_configs(dataset, scale, seeds, device)
     ids = study_ids(dataset)
+    registry = load_registry()
     rows, errors = [], {}
     for alg, cfgs in configs.items():
         per_seed, secs = [], []
@@ -158,7 +157,7 @@ def compare(dataset: str = "mnist", scale: str = "ci", seeds: int = 5, *, result
             per_seed.append(to_metric(res["final"], METRIC))
             secs.append(res["mean_epoch_s"])
         errors[alg] = per_seed
-        band = get_baseline(ids[alg]).scales[scale].band
+        band = registry[ids[alg]].scales[scale].band
         mean = statistics.fmean(per_seed)
         rows.append({"algorithm": alg, "id": ids[alg], "mean": mean, "std": statistics.stdev(per_seed),
                      "per_seed": per_seed, "mean_epoch_s": statistics.fmean(secs),

@@ -6,6 +6,8 @@ Every error carries a one-line message naming the problem; the CLI prints it as
 
 from __future__ import annotations
 
+import difflib
+
 
 class EqbenchError(Exception):
     """Base class of every error eqbench raises on purpose."""
@@ -40,8 +42,6 @@ def one_line(exc: BaseException, limit: int = 400) -> str:
 
 def unknown(kind: str, name: str, known) -> ConfigError:
     """The error for an unknown registry name, listing the names that exist, the close ones first."""
-    import difflib
-
     known = sorted(known)
     close = difflib.get_close_matches(str(name), known, n=3, cutoff=0.6) or \
         [k for k in known if k.lower() == str(name).lower()]

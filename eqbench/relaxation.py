@@ -136,12 +136,7 @@ def phase_function(model: EnergyModel, steps: int, *, beta: complex = 0.0, mode:
     def phase(x: Tensor, y: Tensor | None, *s: Tensor, cache: dict) -> State:
         out = None
         if fast and closed_form:
-            # the settings passed only where they are not the default: a model written against the contract's
-            # first form, fast_relax(x, s, steps, beta, y, *, cache), keeps working in the synchronous free mode
-            extra = {"mode": mode} if mode != "sync" else {}
-            if clamped:
-                extra["clamped"] = clamped
-            out = fused(model, x, list(s), steps, beta, y, cache, extra)
+            out = fused(model, x, list(s), steps, beta, y, cache, mode=mode, clamped=clamped)
         if out is None:
             out = _loop(model, x, s, steps, beta, y, mode, closed_form, False, None, None, cache,
                         dict.fromkeys(clamped), strict=False)
@@ -151,9 +146,14 @@ def phase_function(model: EnergyModel, steps: int, *, beta: complex = 0.0, mode:
 
 
 def fused(model: EnergyModel, x: Tensor, s: State, steps: int, beta: complex, y: Tensor | None, cache: dict | None,
-          extra: dict) -> State | None:
-    """``model.fast_relax`` with the settings in ``extra``; None (the generic loop) when the model's fast_relax is of
-    the contract's first form, which takes no ``mode`` or ``clamped`` and fuses the synchronous free mode only."""
+          *, mode: Mode = "sync", clamped: tuple[int, ...] = ()) -> State | None:
+    """``model.fast_relax`` in ``mode`` with the layers ``clamped`` held; None (the generic loop) when the model's
+    fast_relax is of the contract's first form, which takes no ``mode`` or ``clamped`` and fuses the synchronous free
+    mode only: the settings are passed only where they are not the default, so such a model keeps its fused free
+    phase."""
+    extra: dict = {"mode": mode} if mode != "sync" else {}
+    if clamped:
+        extra["clamped"] = clamped
     try:
         return model.fast_relax(x, s, steps, beta, y, cache=cache, **extra)
     except TypeError as e:

@@ -23,7 +23,6 @@ def _fmt(v: float) -> str:
 
 def write_report(results: str = "results", out: str = "reports/report.md") -> Path:
     """A Markdown "paper / eqbench" table of every baseline that has been run, with its plots."""
-
     registry = load_registry()
     runs = sorted(Path(results).glob("*/*/run.json"))
     loaded = [json.loads(p.read_text()) for p in runs]

@@ -46,7 +46,7 @@ from typing import Any
 
 import torch
 
-from .cases import CASES, make_case
+from .cases import CASES, make_case, paper_hopfield
 from .claims import claims
 from .errors import ConfigError
 from .memory import graph_bytes
@@ -137,12 +137,6 @@ def catalogue() -> dict[str, Tracked]:
 
 
 # ---------------------------------------------------------------------------------------------- measurements
-def paper_hopfield():
-    """Gammell et al.'s diabetes 8-layer SW network at its initialisation, with 5 training inputs (float64)."""
-    model, x, _ = CASES["HOPFIELD diabetes 8-layer SW, ε = 0.5"].build()
-    return model, x
-
-
 def claim_values(wanted: list[str]) -> dict[str, float]:
     """The measured values of the catalogue's tracked claims whose key is selected by ``wanted``."""
     return {c.key: c.evaluate().value for c in claims()

@@ -36,7 +36,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .checks.order import fmt_order
+from .checks.order import GDULadder, fmt_order
 from .claims import generic_claims
 from .errors import ConfigError, unknown
 from .io import provenance, read_yaml, replace_block
@@ -177,8 +177,8 @@ def confusion_lines(conf: dict[tuple[str, str], int]) -> list[str]:
     return lines
 
 
-#: the estimators whose ranges the measured table shows
-VARIANTS = ("one_sided", "negative", "symmetric")
+#: the estimators whose ranges the measured table shows: every one the ladder judges
+VARIANTS = tuple(GDULadder.ORDERS)
 
 
 def _ranges(checked: Checked | None) -> dict[str, Any]:

@@ -238,16 +238,10 @@ class LayeredEP(EnergyModel):
         """
         x = self.check_input(x)
         layers = [x, *s]
-        u: list[Tensor] = []
+        u: list[Tensor] = [self._input_drive(x, cache)]
         pooled_idx: list = [None] * len(self.conns)
-        for l, f in enumerate(self.synapses):
-            if l == 0 and cache is not None and "input_drive" in cache:
-                u.append(cache["input_drive"])
-                continue
-            z, idx = self._conn_out(l, f, layers[l], indices=True)
-            pooled_idx[l] = idx
-            if l == 0 and cache is not None:
-                cache["input_drive"] = z
+        for l in range(1, len(self.conns)):
+            z, pooled_idx[l] = self._conn_out(l, self.synapses[l], layers[l], indices=True)
             u.append(z)
         for l in range(1, len(self.conns)):
             if self.feedback:
@@ -260,6 +254,16 @@ class LayeredEP(EnergyModel):
             dl = self.loss_grad(s, y)
             u[-1] = u[-1] - beta * dl
         return u
+
+    def _input_drive(self, x: Tensor, cache: dict | None) -> Tensor:
+        """P_0(f_0(x)), the input's drive: computed once per relaxation and kept in its ``cache`` when one is given
+        (the closed form, the fused synchronous and the fused asynchronous steps all read it there)."""
+        if cache is not None and "input_drive" in cache:
+            return cache["input_drive"]
+        z = self._conn_out(0, self.synapses[0], x)
+        if cache is not None:
+            cache["input_drive"] = z
+        return z
 
     def _inherits(self, *names: str) -> bool:
         """Whether this class keeps LayeredEP's ``names`` (and the drive's closed form): a subclass that redefines
@@ -294,13 +298,7 @@ class LayeredEP(EnergyModel):
         def scaled(t: Tensor, c: float) -> Tensor:
             return t if c == 1.0 else t * c
 
-        if cache is not None and "input_drive" in cache:
-            input_drive = cache["input_drive"]
-        else:
-            input_drive = torch.addmm(b[0], x, W[0].t())
-            if cache is not None:
-                cache["input_drive"] = input_drive
-        drive0 = scaled(input_drive, k[0])
+        drive0 = scaled(self._input_drive(x, cache), k[0])
         up = [None] + [scaled(W[l].t(), k[l]) for l in range(1, n)]  # bottom-up into layer l
         bias = [None] + [scaled(b[l], k[l]) for l in range(1, n)]
         down = [scaled(W[l + 1], k[l]) for l in range(n - 1)]  # top-down into layer l
@@ -343,12 +341,7 @@ class LayeredEP(EnergyModel):
             return None
         x = self.check_input(x)
         n, acts, f = len(self.conns), self.activations(), self.synapses
-        if cache is not None and "input_drive" in cache:
-            input_drive = cache["input_drive"]
-        else:
-            input_drive = self._conn_out(0, f[0], x)
-            if cache is not None:
-                cache["input_drive"] = input_drive
+        input_drive = self._input_drive(x, cache)
         s = list(s)
         up: list = [None] * n  # up[i] = (P_i(f_i(s_{i−1})), its max-pool indices), i ≥ 1
         for i in range(1, n):

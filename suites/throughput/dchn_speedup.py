@@ -115,8 +115,7 @@ def main(argv: list[str] | None = None) -> int:
         m = build_model("DCHN", channels=a.channels).to(a.device, dtype)
         m.load_state_dict(base.state_dict())
         xs = x[:1].to(a.device, dtype)  # whether the model fuses this mode (the synchronous conv steps are generic)
-        fusion[name] = fast and fused(m, xs, m.init_state(xs), 1, 0.0, None, None,
-                                      {"mode": mode} if mode != "sync" else {}) is not None
+        fusion[name] = fast and fused(m, xs, m.init_state(xs), 1, 0.0, None, None, mode=mode) is not None
         runs[name] = step_fn(m, x.to(a.device, dtype), y.to(a.device), mode, T1, T2, fast)
         for f in runs[name]:  # warm-up
             f()
