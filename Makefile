@@ -22,7 +22,7 @@ test: $(STAMP)
 # architecture, the tutorial's check) are written by docs/_ext/eqbench_docs.py during the build
 docs: $(STAMP)
 	@$(BIN)/python -c "import sphinx, myst_parser" 2>/dev/null || { echo "make docs needs the docs extra: $(BIN)/python -m pip install -c constraints.txt -e '.[docs]'"; exit 2; }
-	$(BIN)/python -m sphinx -W --keep-going -n -b html docs docs/_build/html
+	$(BIN)/python -m sphinx -E -W --keep-going -n -b html docs docs/_build/html
 
 # the main job: every check on embedded data, a table and a report folder (reports/bench)
 bench: $(STAMP)

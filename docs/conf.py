@@ -17,7 +17,7 @@ sys.path.insert(0, str(HERE / "_ext"))
 
 project = "eqbench"
 author = "eqbench developers"
-extensions = ["myst_parser", "eqbench_docs"]
+extensions = ["myst_parser", "eqbench_docs", "measured"]
 source_suffix = {".md": "markdown"}
 root_doc = "index"
 exclude_patterns = ["_build", "tutorial/*.py", "generated/tutorial-check.md"]  # the last one is included in tutorial

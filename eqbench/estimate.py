@@ -188,7 +188,7 @@ def run_estimate(ids: list[str], *, scale: str = "paper", device: str | None = N
                  every: bool = False, json_out: str | None = None, cuda_graphs: bool | None = None) -> int:
     """The CLI: estimate each config (or every config with ``scale`` when ``every``), print one line per config
     as it finishes and the table at the end, write ``json_out``."""
-    from .io import write_json
+    from .io import provenance, write_json
     from .registry import load_registry
 
     if every == bool(ids):
@@ -212,6 +212,7 @@ def run_estimate(ids: list[str], *, scale: str = "paper", device: str | None = N
             rows.append(r)
             if json_out:  # after every config: a long --all run keeps what it finished
                 write_json(json_out, {"scale": scale, "batches": batches, "torch": torch.__version__,
-                                      "estimates": [e.to_dict() for e in rows]})
+                                      "estimates": [e.to_dict() for e in rows],
+                                      "provenance": provenance(" ".join(["eqbench", *sys.argv[1:]]))})
     print(table(rows))
     return 0

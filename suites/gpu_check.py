@@ -65,6 +65,8 @@ def main(argv: list[str] | None = None) -> int:
     a = ap.parse_args(argv)
     import torch
 
+    from eqbench.io import provenance
+
     if a.device == "cuda" and not torch.cuda.is_available():
         print("gpu-check: error: --device cuda, but torch sees no CUDA device; run with --device cpu", file=sys.stderr)
         return 2
@@ -105,7 +107,10 @@ def main(argv: list[str] | None = None) -> int:
     out = ROOT / a.out
     out.parent.mkdir(parents=True, exist_ok=True)
     report = {"device": a.device, "torch": torch.__version__, "cuda": torch.version.cuda,
-              "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None, "steps": []}
+              "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None, "steps": [],
+              "provenance": provenance("make gpu-check  # python suites/gpu_check.py " + " ".join(argv or sys.argv[1:]))}
+    if report["gpu"]:  # the docs quote this file: its machine is the GPU, not the host's CPU count
+        report["provenance"]["machine"] = f"{report['gpu']} ({report['provenance']['machine']})"
     for name, cmd, timeout in plan:  # the report is rewritten after every step: a cut-off run keeps what finished
         report["steps"].append(step(name, cmd, timeout, deadline))
         bench = []

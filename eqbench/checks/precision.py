@@ -20,7 +20,7 @@ import torch
 
 from ..config import DTYPES, has_tf32
 from ..errors import ConfigError
-from ..io import write_json
+from ..io import provenance, write_json
 
 #: precision name → (parameter dtype, torch.set_float32_matmul_precision)
 PRECISIONS: dict[str, tuple[str, str]] = {
@@ -124,7 +124,9 @@ def main(argv: list[str] | None = None) -> int:
     for r in rows:
         print(f"{r.case:16s} {r.precision:9s} {r.device:6s} rel. error {r.error:.1e} at β={r.beta:g}")
     if a.json:
-        write_json(a.json, [asdict(r) for r in rows])  # JSON writes the β keys of ``errors`` as "0.001", …
+        # JSON writes the β keys of ``errors`` as "0.001", …
+        write_json(a.json, {"rows": [asdict(r) for r in rows], "provenance": provenance(
+            "python -m eqbench.checks.precision " + " ".join(sys.argv[1:] if argv is None else argv))})
     return 0
 
 
