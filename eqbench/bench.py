@@ -14,17 +14,26 @@ is 1 when any row fails.
 
 from __future__ import annotations
 
+import shutil
 import sys
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
+from rich.console import Console
+from rich.table import Table
 
 from . import tracking
+from .cases import THEOREM_CASES
+from .checks.gdu import ep_for, symmetric_mean
+from .checks.precision import precision_errors
 from .claims import Result, claims, subject
 from .io import write_json, write_text
 from .plots import plot_gdu, plot_ladder
+from .registry import load_registry
+from .runner import run_baseline
+from .zoo import DEFAULT, run_zoo
 
 
 @dataclass
@@ -53,9 +62,6 @@ def claim_rows(families: tuple[str, ...]) -> list[Row]:
 def gdu_figures(out: Path, figures: list[str]) -> None:
     """The β ladder of every theorem case (errors, noise floors, asymptotic ranges), and P_MLP's per-step comparison
     at β = 0.01."""
-    from .cases import THEOREM_CASES
-    from .checks.gdu import ep_for, symmetric_mean
-
     for label in THEOREM_CASES:
         sub = subject(label)
         name = f"ladder_{_slug(label)}.png"
@@ -81,8 +87,6 @@ def speed_rows() -> list[Row]:
 def precision_rows(device: str = "cpu") -> list[Row]:
     """What float32 and bfloat16 (and TF32 on an Ampere or newer GPU) cost the GDU theorem on two theorem cases
     (eqbench.checks.precision): reported, never judged."""
-    from .checks.precision import precision_errors
-
     return [Row(r.case, f"GDU rel. error of EP in {r.precision} on {device} vs float64 BPTT, best of β = "
                         f"{', '.join(f'{b:g}' for b in r.errors)} (reported)",
                 f"{r.error:.1e} at β={r.beta:g}", "—", "info") for r in precision_errors(device)]
@@ -91,8 +95,6 @@ def precision_rows(device: str = "cpu") -> list[Row]:
 def zoo_rows(matrix: list[str]) -> list[Row]:
     """The kit on eqbench's zoo (eqbench.zoo): one row per model, every claim's verdict as expected; the confusion
     matrix goes to ``matrix`` (for the report)."""
-    from .zoo import DEFAULT, run_zoo
-
     if not (DEFAULT / "zoo.yaml").is_file():
         return [Row("zoo", "the kit on outside models", "not found", "—", "info")]  # an installed copy has no zoo
     report = run_zoo(DEFAULT)
@@ -108,10 +110,7 @@ def zoo_rows(matrix: list[str]) -> list[Row]:
 
 def accuracy_rows(out: Path) -> list[Row]:
     """Every ci-scale reproduction of the registry, one seed each, against its band."""
-    import shutil
 
-    from .registry import load_registry
-    from .runner import run_baseline
 
     runs = out / "runs"
     shutil.rmtree(runs, ignore_errors=True)  # the bench measures this checkout, never an old run
@@ -129,9 +128,6 @@ def accuracy_rows(out: Path) -> list[Row]:
 
 
 def run_bench(out_dir: str = "reports/bench") -> int:
-    from rich.console import Console
-    from rich.table import Table
-
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     console = Console(width=None if sys.stdout.isatty() else 160)  # logs get the whole table

@@ -92,6 +92,7 @@ def study_configs(dataset: str, scale: str, seeds: int, device: str | None = Non
 def paired(a: list[float], b: list[float]) -> dict[str, Any]:
     """Is ``a`` (per seed) below ``b`` (the same seeds)? d = b − a: its mean, sd, the one-sided paired t-test's p in
     both directions, and the seeds a difference of this size needs (two-sided normal approximation, power 0.8)."""
+    # lazy: scipy.stats takes a second to import; only the paired test needs it
     from scipy import stats
 
     d = [y - x for x, y in zip(a, b)]

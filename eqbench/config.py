@@ -27,6 +27,7 @@ from typing import Any
 
 import torch
 
+from .data.info import SHUFFLES
 from .errors import ConfigError
 from .io import read_yaml
 
@@ -142,8 +143,6 @@ class DataConfig:
 
     @classmethod
     def from_dict(cls, d: Any, where: str = "data") -> DataConfig:
-        from .data.info import SHUFFLES
-
         d = _require(d, where, ("name", "batch_size"),
                      ("test_batch_size", "augment", "normalize", "shuffle", "embeddings"))
         _number(d["batch_size"], f"{where}.batch_size", positive=True, integer=True)

@@ -29,8 +29,14 @@ from typing import Any
 
 import torch
 
+from .config import DTYPES
+from .data import DATASET_INFO
+from .data.embedded import embedded_tensors
 from .errors import ConfigError
+from .io import provenance, write_json
+from .registry import get_baseline, load_registry
 from .timing import sync
+from .train import build_parts
 
 
 @dataclass
@@ -66,9 +72,6 @@ class Estimate:
 
 
 def _split_sizes(name: str, seed: int) -> tuple[int, int]:
-    from .data import DATASET_INFO
-    from .data.embedded import embedded_tensors
-
     info = DATASET_INFO[name]
     if info.embedded:
         return len(embedded_tensors(name, "train", seed)[1]), len(embedded_tensors(name, "test", seed)[1])
@@ -80,9 +83,6 @@ def _split_sizes(name: str, seed: int) -> tuple[int, int]:
 
 def _batches(cfg, n: int, batch: int, split: str) -> list[tuple[torch.Tensor, torch.Tensor]]:
     """``n`` batches of ``batch`` examples of ``split``: the embedded dataset's first ones (cycled), or synthetic."""
-    from .data import DATASET_INFO
-    from .data.embedded import embedded_tensors
-
     info = DATASET_INFO[cfg.data.name]
     if info.embedded:
         x, y = embedded_tensors(cfg.data.name, split, cfg.seed)
@@ -103,8 +103,6 @@ def estimate(bid: str, scale: str = "paper", *, device: str | None = None, batch
              warmup: int = 1, cuda_graphs: bool | None = None) -> Estimate:
     """Time ``batches`` training batches (after ``warmup``) and up to 3 evaluation batches (after one) of baseline
     ``bid``'s config at ``scale``; ``device`` and ``cuda_graphs`` (when not None) override the config's."""
-    from .registry import get_baseline
-
     b = get_baseline(bid)
     if scale not in b.scales:
         raise ConfigError(f"{bid} has no {scale!r} scale; it has {', '.join(b.scales)}")
@@ -116,10 +114,6 @@ def estimate_config(cfg, label: str, scale: str = "", *, device: str | None = No
                     warmup: int = 1, cuda_graphs: bool | None = None) -> Estimate:
     """`estimate` of a run config (`eqbench.config.RunConfig`) named ``label``; ``device`` and ``cuda_graphs``
     (when not None) override the config's."""
-    from .config import DTYPES
-    from .data import DATASET_INFO
-    from .train import build_parts
-
     if batches < 1 or warmup < 0:
         raise ConfigError(f"--batches must be ≥ 1 and the warm-up ≥ 0, got {batches} and {warmup}")
     if device is not None:
@@ -188,9 +182,6 @@ def run_estimate(ids: list[str], *, scale: str = "paper", device: str | None = N
                  every: bool = False, json_out: str | None = None, cuda_graphs: bool | None = None) -> int:
     """The CLI: estimate each config (or every config with ``scale`` when ``every``), print one line per config
     as it finishes and the table at the end, write ``json_out``."""
-    from .io import provenance, write_json
-    from .registry import load_registry
-
     if every == bool(ids):
         raise ConfigError("eqbench estimate needs baseline ids or --all (not both)")
     if every:

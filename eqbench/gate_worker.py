@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import importlib
 import json
+import resource
 import sys
 import time
 
@@ -35,6 +36,7 @@ def _one_line(exc: BaseException) -> str:
 def run_task(task: dict) -> dict:
     kind = task["kind"]
     if kind == "tracked":
+        # lazy: the worker runs in the base commit's checkout; eqbench is imported once the task says what to run
         from eqbench import tracking
 
         tracking.deterministic_threads()
@@ -56,7 +58,6 @@ def run_task(task: dict) -> dict:
             samples.append(time.perf_counter() - t0)
         return {"samples": samples}
     if kind == "peakmem":
-        import resource
 
         fn(*params)
         return {"value": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024}  # Linux reports KiB

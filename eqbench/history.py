@@ -31,7 +31,7 @@ import sys
 from collections import defaultdict
 from pathlib import Path
 
-from .io import write_text
+from .io import save_figure, write_text
 from .regress import GateError, git, machine_name, repo_root, require_clean
 
 DEFAULT_COUNT = 10
@@ -161,12 +161,12 @@ FIGURES = {
 def write_summary(repo: Path, machine: str, shas: list[str]) -> Path:
     """reports/history/summary.md: a PNG per family of tracked values against the range's commits (oldest
     first), and the table of the newest commit's values against the oldest one that has them."""
+    # lazy: matplotlib (and its backend choice) only when the summary's figures are drawn
     import matplotlib
 
     matplotlib.use("Agg")
+    # lazy: pyplot after the backend is chosen
     import matplotlib.pyplot as plt
-
-    from .io import save_figure
 
     out = repo / "reports" / "history"
     results = load_results(repo, machine)

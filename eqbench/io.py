@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import datetime
 import json
 import os
+import platform
+import subprocess
 import tempfile
 from pathlib import Path
 from typing import Any
+
+import torch
+import yaml
 
 from .errors import ConfigError
 
@@ -37,8 +43,6 @@ def write_json(path: str | os.PathLike, obj: Any) -> Path:
 
 def save_torch(obj: Any, path: str | os.PathLike) -> Path:
     """``torch.save`` made atomic (checkpoints)."""
-    import torch
-
     return _atomic(path, lambda f: torch.save(obj, f))
 
 
@@ -51,8 +55,6 @@ def read_yaml(path: str | os.PathLike, what: str) -> Any:
     """``yaml.safe_load`` of a user's file (UTF-8, as YAML is); a missing file or bad YAML is one `ConfigError`
     naming ``what`` and path. Bad YAML includes bytes that are not UTF-8 and a tagged scalar its tag cannot read
     (``!!int abc``), which PyYAML reports as ValueError, not YAMLError."""
-    import yaml
-
     p = Path(path)
     if not p.is_file():
         raise ConfigError(f"{what} {path} does not exist")
@@ -76,11 +78,7 @@ def replace_block(text: str, start: str, end: str, lines: list[str]) -> str:
 
 def provenance(command: str) -> dict[str, str]:
     """Where a measurement file came from: the command, eqbench's commit, the machine, the date, torch."""
-    import datetime
-    import platform
-    import subprocess
 
-    import torch
 
     try:
         commit = subprocess.run(["git", "-C", str(Path(__file__).parent), "rev-parse", "--short", "HEAD"],

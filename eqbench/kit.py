@@ -31,14 +31,19 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 import torch
+from rich.console import Console
+from rich.table import Table
 
+from .algorithms import all_rules
 from .cases import DEFAULTS, Case
 from .checks.order import GDULadder, check_precision, fmt_order, ladder
 from .claims import Result, Subject, generic_claims
 from .config import DTYPES
 from .errors import ConfigError, EqbenchError, unknown
-from .io import read_yaml
+from .io import read_yaml, write_json
 from .models import EnergyModel, build_model, model_factory
+from .plugins import load_object
+from .rules import EP
 
 
 def _config(path: str | None) -> dict[str, Any]:
@@ -54,13 +59,9 @@ def _config(path: str | None) -> dict[str, Any]:
 
 def _rule_factory(rule: str | None):
     """A callable (beta, T1, T2, estimator) → rule, passing only the keywords the rule accepts."""
-    from .algorithms import all_rules
-    from .rules import EP
-
     if rule is None:
         return EP
     if ":" in rule:
-        from .plugins import load_object
 
         cls = load_object(rule, "rule")
     else:
@@ -210,10 +211,7 @@ def ladder_lines(lad: GDULadder) -> list[str]:
 def run_check(factory: str, config_path: str | None = None, *, rule: str | None = None, json_out: str | None = None,
               T1: int = 300, T2: int = 10, betas: list[float] | None = None, dtype: str | None = None) -> int:
     """The ``eqbench check`` command: the table, the ladder's ranges (and ``--json``); the exit status of `Checked`."""
-    from rich.console import Console
-    from rich.table import Table
 
-    from .io import write_json
 
     console = Console(width=None if sys.stdout.isatty() else 160)  # logs get the whole table
     with console.status(f"checking {factory}…"):

@@ -25,6 +25,8 @@ them bit for bit).
 from __future__ import annotations
 
 import fnmatch
+import json
+import multiprocessing
 import os
 from collections.abc import Iterable
 from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -32,9 +34,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import torch
+from filelock import FileLock
+
 from .errors import ConfigError, one_line
 from .io import read_yaml, write_json
-from .runner import _folder, seed_configs, seed_folder, summarize
+from .registry import load_registry
+from .runlock import RunFolderLock
+from .runner import _folder, run_seed, seed_configs, seed_folder, summarize
 
 LAUNCHERS = ("local", "submitit")
 #: flags of ``eqbench sweep`` → submitit's parameter names (any other key of a profile is passed as it is)
@@ -67,8 +74,6 @@ def _seed_list(value: Any, where: str) -> list[int] | int:
 def expand(specs: Iterable[str], scale: str, seeds: int = 1, device: str | None = None) -> list[Job]:
     """The jobs of ``specs``: glob patterns over registry ids (``gammell2021/diabetes/*``; the ids that have
     ``scale``), or one YAML file listing entries ``ID-or-pattern`` or ``{id: ID-or-pattern, seeds: N | [k, …]}``."""
-    from .registry import load_registry
-
     specs = list(specs)
     entries: list[tuple[str, list[int] | int]] = []
     if len(specs) == 1 and specs[0].endswith((".yaml", ".yml")):
@@ -103,10 +108,7 @@ def run_job(job: Job, results: str = "results", threads: int | None = None, data
             download: bool = False) -> dict[str, Any]:
     """Train ``job`` (skip it if finished, resume it if interrupted), then write its id's run.json if it was the
     last seed. A failure is recorded in ``failed.json`` (one line) and raised again."""
-    import torch
-    from filelock import FileLock
 
-    from .runner import run_seed
 
     if threads:
         torch.set_num_threads(threads)
@@ -128,9 +130,7 @@ def run_job(job: Job, results: str = "results", threads: int | None = None, data
 def state(job: Job, results: str = "results") -> tuple[str, str]:
     """(state, detail) of a job from its folder: done, failed (reason), running (who), interrupted (resumable),
     queued (not started)."""
-    import json
 
-    from .runlock import RunFolderLock
 
     folder = seed_folder(results, job.id, job.scale, job.seed)
     if (folder / "result.json").exists():
@@ -147,6 +147,7 @@ def state(job: Job, results: str = "results") -> tuple[str, str]:
 
 def _submitit_executor(results: str, slurm: dict[str, Any]):
     try:
+        # lazy: submitit is the optional `cluster` extra; only a SLURM launch needs it
         import submitit
     except ImportError:
         raise ConfigError("--launcher submitit needs the submitit package: pip install 'eqbench[cluster]'") from None
@@ -225,7 +226,6 @@ def launch(jobs: list[Job], launcher: str = "local", *, n_jobs: int = 1, threads
                     echo(f"FAILED: {job.name}: {state(job, results)[1]}")
         return 1 if failed else 0
     threads = threads or max(1, (os.cpu_count() or 1) // n_jobs)
-    import multiprocessing
 
     with ProcessPoolExecutor(n_jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
         futures = {pool.submit(run_job, job, threads=threads, **kw): job for job in todo}

@@ -52,9 +52,13 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
+from rich.console import Console
+from rich.table import Table
 
 from .errors import EqbenchError
 from .io import write_json, write_text
+from .tracking import catalogue, selected
 
 #: the detection probability of the report's "detects" column
 POWER = 0.9
@@ -132,7 +136,6 @@ def machine_name() -> str:
         cpu = platform.processor()
     parts = [platform.machine(), f"{os.cpu_count()}cpu", cpu]
     try:
-        import torch
 
         if torch.cuda.is_available():
             parts.append(torch.cuda.get_device_name(0))
@@ -352,8 +355,6 @@ def _profile(repo: Path, name: str) -> dict:
 
 
 def _cuda_available() -> bool:
-    import torch
-
     return torch.cuda.is_available()
 
 
@@ -385,8 +386,6 @@ def run_gate(base: str = "HEAD~1", head: str = "HEAD", *, factor: float | None =
     time's limit is measured (`calibrate`) at ``false_alarm`` per gate, with more rounds (up to the profile's
     ``max_rounds``, 3 × ``rounds`` by default) for a time whose noise hides a slowdown of ``detect``; a number: that
     fixed ratio for every time."""
-    from .tracking import catalogue, selected
-
     if (factor is not None and factor < 1) or mem_factor < 1:
         raise GateError(f"--factor and --mem-factor must be at least 1 (got {factor} and {mem_factor})")
     if detect <= 1:
@@ -667,9 +666,6 @@ def _verdict_ratio(name: str, kind: str, unit: str, b: float | None, h: float | 
 
 def print_table(rows: list[Row], shas: dict[str, str], factor: float | None, mem_factor: float,
                 false_alarm: float = 0.01) -> None:
-    from rich.console import Console
-    from rich.table import Table
-
     console = Console(width=None if sys.stdout.isatty() else 220)
     table = Table(title=f"eqbench regress: BASE {shas['BASE'][:10]} → HEAD {shas['HEAD'][:10]} "
                         f"({_time_rule(factor, false_alarm)}, memory ×{mem_factor:g}, tracked values at their "

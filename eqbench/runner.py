@@ -20,8 +20,12 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+import torch
+
 from .errors import ConfigError
 from .io import write_json
+from .registry import get_baseline
+from .train import Trainer
 
 
 def _folder(results: str | Path, bid: str, scale: str) -> Path:
@@ -52,8 +56,6 @@ def to_metric(final: dict[str, Any], metric: str, unit: str = "percent") -> floa
 def run_seed(cfg, folder: Path, *, data_dir: str | None = None, download: bool = False,
              progress: bool = True) -> dict[str, Any]:
     """Train one seed into ``folder``: reuse a finished result, resume an interrupted one."""
-    from .train import Trainer
-
     done = folder / "result.json"
     if done.exists():
         return json.loads(done.read_text())
@@ -90,9 +92,7 @@ def verdict(mean: float, expected: dict[str, Any]) -> bool | None:
 def seed_configs(bid: str, scale: str, seeds: list[int] | int, device: str | None = None) -> list:
     """The run config of each seed of baseline ``bid`` at ``scale`` (``seeds``: a count from the config's own
     seed, or the seeds themselves), on ``device`` if given; every bad input is one `ConfigError`."""
-    import torch
 
-    from .registry import get_baseline
 
     baseline = get_baseline(bid)
     if scale not in baseline.scales:
@@ -119,8 +119,6 @@ def seed_folder(results: str | Path, bid: str, scale: str, seed: int) -> Path:
 
 def summarize(bid: str, scale: str, seeds: list[int], results: str | Path = "results") -> dict[str, Any]:
     """``run.json`` of ``bid`` at ``scale`` from the finished seeds' ``result.json``: measured against expected."""
-    from .registry import get_baseline
-
     baseline = get_baseline(bid)
     metric, expected = expected_for(baseline, scale)
     res = [json.loads((seed_folder(results, bid, scale, s) / "result.json").read_text()) for s in seeds]

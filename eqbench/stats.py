@@ -15,6 +15,8 @@ import math
 import statistics
 from typing import Any
 
+from .registry import load_registry
+
 
 def compare_runs(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
     """Is run ``a``'s metric lower than run ``b``'s? Means, difference and a one-sided t-test over seeds.
@@ -37,6 +39,7 @@ def compare_runs(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
 def _t_test(a: dict[str, Any], b: dict[str, Any], x: list[float], alternative: str) -> tuple[float, str]:
     """One-sided t-test of the values ``x`` (run ``a``'s per-seed values, possibly shifted) against run
     ``b``'s: paired when both ran the same seeds, Welch's otherwise; (p, test name), p NaN below two seeds."""
+    # lazy: scipy.stats takes a second to import; only the t-tests need it
     from scipy import stats
 
     y = b["measured"]["per_seed"]
@@ -75,7 +78,6 @@ def gap_claim(a: dict[str, Any], b: dict[str, Any], max_gap: float) -> dict[str,
 def relative_claims(runs: list[dict[str, Any]], registry: dict | None = None) -> list[dict[str, Any]]:
     """Every finished run whose scale carries a ``claim`` and whose reference run is finished too."""
     if registry is None:
-        from .registry import load_registry
 
         registry = load_registry()
     by_key = {(r["id"], r["scale"]): r for r in runs}

@@ -21,6 +21,7 @@ import numpy as np
 
 from .errors import ConfigError
 from .io import write_json
+from .registry import get_baseline, load_registry
 from .runner import run_seed, to_metric
 
 #: the authors' grid (results/mnist_5layer_sweep/trial_p*): 0 and 22 log-spaced values 1e-4 … 0.0788
@@ -31,8 +32,6 @@ FIG4_EPOCHS = 10
 
 def published_points() -> list[dict[str, Any]]:
     """The Figure-4 points of the registry: p read from the entry id (``…-fig4-p4.2e-2``)."""
-    from .registry import load_registry
-
     out = []
     for bid, b in load_registry().items():
         if "/5layer-sw-fig4-p" in bid and b.value is not None:
@@ -46,8 +45,6 @@ def p_sweep(bid: str = FIG4_ID, scale: str = "paper", ps: list[float] | None = N
             out: str = "reports/fig4", device: str | None = None, data_dir: str | None = None,
             download: bool = False, progress: bool = True) -> dict[str, Any]:
     """Train ``bid``'s config at every p of ``ps`` (default the authors' grid) and write the curve."""
-    from .registry import get_baseline
-
     baseline = get_baseline(bid)
     if scale not in baseline.scales:
         raise ConfigError(f"baseline {bid} has no {scale!r} config (scales: {', '.join(baseline.scales) or 'none'})")
@@ -81,7 +78,8 @@ def p_sweep(bid: str = FIG4_ID, scale: str = "paper", ps: list[float] | None = N
     published = [d for d in published_points() if d["dataset"] == data.name and d["unit"] == baseline.unit]
     curve = {"id": bid, "scale": scale, "dataset": data.name, "epochs": epochs, "seeds": seeds, "metric": metric,
              "unit": baseline.unit, "points": points, "published": published}
-    from .plots import plot_p_sweep  # matplotlib only when a curve is drawn, not when the CLI parses
+    # lazy: matplotlib only when a curve is drawn, not when the CLI parses
+    from .plots import plot_p_sweep
 
     out_dir = Path(out)
     write_json(out_dir / "curve.json", curve)

@@ -47,14 +47,16 @@ from typing import Any
 
 import torch
 import yaml
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from . import distributed, graphs
 from .algorithms import build_rule
 from .config import DTYPES, RunConfig, has_tf32, load_config
-from .data import DATASET_INFO
+from .data import DATASET_INFO, make_loaders
 from .errors import ConfigError, DivergenceError, EqbenchError, one_line
 from .io import save_torch, write_json, write_text
 from .models import build_model, model_factory
+from .optim import FlipOptimizer, flip_groups
 from .runlock import RunFolderLock
 
 
@@ -71,7 +73,6 @@ def build_optimizer(model: torch.nn.Module, cfg) -> torch.optim.Optimizer:
         raise ConfigError(f"{model.name} with binary weights trains with optimizer 'flip', not {cfg.name!r}" if binary
                           else f"optimizer 'flip' trains binary weights, and {model.name} has none")
     if binary:
-        from .optim import FlipOptimizer, flip_groups
 
         return FlipOptimizer(flip_groups(model, cfg.gammas, cfg.thresholds, cfg.lrs, cfg.lrs_alpha))
     groups = model.layer_parameters()
@@ -97,8 +98,6 @@ class Run:
 
 
 def build_run(cfg: RunConfig, data_dir: str | None = None, download: bool = False) -> Run:
-    from .data import make_loaders
-
     model, rule, optimizer, scheduler = build_parts(cfg)
     train, test = make_loaders(cfg.data.name, batch_size=cfg.data.batch_size, test_batch_size=cfg.data.test_batch_size,
                                data_dir=data_dir, download=download, augment=cfg.data.augment,
@@ -358,8 +357,6 @@ class Trainer:
             return self._fit()
 
     def _fit(self) -> dict[str, Any]:
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
         if self.shard.main:
             write_text(self.out / "config.yaml", yaml.safe_dump(self.cfg.to_dict(), sort_keys=False))
         columns = [TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
@@ -424,6 +421,7 @@ class Trainer:
 
     def _write_metrics(self) -> None:
         write_text(self.out / "metrics.jsonl", "".join(json.dumps(h) + "\n" for h in self.history))
+        # lazy: matplotlib only when a run's figures are drawn
         from .plots import plot_accuracy, plot_activations, plot_angles, plot_batch_metrics, plot_flips
 
         plot_accuracy(self.history, self.out / "accuracy.png", title=str(self.out.name))

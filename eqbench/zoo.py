@@ -36,10 +36,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from rich.console import Console
+
 from .checks.order import GDULadder, fmt_order
 from .claims import generic_claims
 from .errors import ConfigError, unknown
-from .io import provenance, read_yaml, replace_block
+from .io import provenance, read_yaml, replace_block, write_json, write_text
 from .kit import Checked, check
 
 VERDICTS = ("pass", "FAIL", "inconclusive", "n/a")
@@ -293,9 +295,7 @@ def readmes(folder: Path) -> list[Path]:
 def run_zoo_command(path: str | None, only: list[str] | None, json_out: str | None, table: bool,
                     readme: bool = False) -> int:
     """``eqbench zoo``: the per-model verdicts, the confusion matrix, the mismatches; exit 1 on a mismatch."""
-    from rich.console import Console
 
-    from .io import write_json, write_text
 
     console = Console(width=None if sys.stdout.isatty() else 160)
     folder = _folder(DEFAULT if path is None else Path(path))

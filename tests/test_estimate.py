@@ -96,6 +96,7 @@ def test_cli_writes_json_and_a_table(tmp_path, capsys):
     (row,) = d["estimates"]
     assert row["id"] == "gammell2021/diabetes/5layer-swni" and row["epoch_s"] > 0 and d["batches"] == 1
     assert d["scale"] == "paper" and d["torch"] == torch.__version__
+    assert set(d["provenance"]) >= {"command", "commit", "machine", "date"}  # what the docs show beside the table
     # the line printed as the config finishes, and the table: the JSON's numbers in their units (ms, MiB)
     mib = f"{row['peak_bytes'] / 2**20:,.0f} MiB (process RSS)"
     ms = f"{row['train_batch_s'] * 1e3:,.1f} ms"

@@ -96,7 +96,9 @@ def test_the_precision_table_as_json(tmp_path, capsys):
     from eqbench.checks.precision import CASES, main
 
     assert main(["--json", str(tmp_path / "p.json")]) == 0
-    rows = json.loads((tmp_path / "p.json").read_text())
+    doc = json.loads((tmp_path / "p.json").read_text())
+    rows = doc["rows"]
+    assert doc["provenance"]["command"] == f"python -m eqbench.checks.precision --json {tmp_path / 'p.json'}"
     assert [(r["case"], r["precision"]) for r in rows] == [(c, p) for c in CASES
                                                            for p in ("float32", "bfloat16", "float16")]
     for r in rows:  # every β's error, keyed by the β as written; the best one is the row's

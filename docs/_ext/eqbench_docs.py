@@ -3,8 +3,8 @@
 * ``generated/claims.md`` — the claims catalogue (eqbench.claims): case, check, bound, derivation, control;
 * ``generated/registry.md`` — the baselines registry (baselines/*.yaml): every entry, its provenance, its scales;
 * ``generated/api.md`` — the API reference: each public module's, class's and function's signature and docstring;
-* ``generated/architecture.md`` and ``architecture.png`` — the package's import graph by floors
-  (eqbench.testing.imports);
+* ``generated/architecture.md`` and ``architecture.png`` — the package's import graph on the floors that
+  eqbench.house declares (eqbench.testing.imports);
 * ``generated/tutorial-check.md`` — ``eqbench check`` run on the tutorial's model (docs/tutorial/my_model.py); the
   build fails if a claim fails.
 
@@ -28,7 +28,7 @@ API = ["eqbench.models.base", "eqbench.models", "eqbench.models.layered", "eqben
        "eqbench.rules", "eqbench.forward", "eqbench.algorithms", "eqbench.checks.gdu", "eqbench.checks.order",
        "eqbench.checks.energy", "eqbench.checks.precision", "eqbench.claims", "eqbench.cases", "eqbench.kit",
        "eqbench.testing", "eqbench.testing.assertions", "eqbench.testing.strategies", "eqbench.testing.imports",
-       "eqbench.config", "eqbench.train", "eqbench.registry", "eqbench.runner", "eqbench.compare",
+       "eqbench.house", "eqbench.config", "eqbench.train", "eqbench.registry", "eqbench.runner", "eqbench.compare",
        "eqbench.regress", "eqbench.history", "eqbench.tracking", "eqbench.estimate", "eqbench.launch",
        "eqbench.errors"]
 
@@ -104,36 +104,43 @@ def architecture_page() -> str:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from eqbench.testing.imports import circles, import_graph, layers
+    from eqbench.house import FLOORS
+    from eqbench.testing.imports import circles, floor_of, import_graph, upward
 
     graph = import_graph(HERE.parent / "eqbench")
-    if circles(graph):
-        raise ExtensionError(f"the import graph has circles: {circles(graph)}")
-    floor = layers(graph)
+    if circles(graph) or upward(graph, FLOORS):
+        raise ExtensionError(f"the house is broken: circles {circles(graph)}, upward imports {upward(graph, FLOORS)}")
+    floor = floor_of(FLOORS, graph)
+    names = list(FLOORS)
     by_floor: dict[int, list[str]] = {}
     for m, f in floor.items():
         by_floor.setdefault(f, []).append(m)
     pos = {}
     for f, mods in by_floor.items():
-        for i, m in enumerate(sorted(mods)):
-            pos[m] = (i - (len(mods) - 1) / 2, f)
-    fig, ax = plt.subplots(figsize=(16, 1.2 * (max(by_floor) + 2)))
+        rows = [sorted(mods)[i::2] for i in range(2)] if len(mods) > 12 else [sorted(mods)]  # wide floors: 2 rows
+        for r, row in enumerate(rows):
+            for i, m in enumerate(row):
+                pos[m] = (i - (len(row) - 1) / 2, 2 * f + 0.8 * r)
+    fig, ax = plt.subplots(figsize=(18, 1.6 * len(names) + 1))
     for m, deps in graph.items():
         for d in deps:
             (x0, y0), (x1, y1) = pos[m], pos[d]
-            ax.annotate("", (x1, y1), (x0, y0), arrowprops={"arrowstyle": "->", "alpha": 0.15, "lw": 0.6})
+            ax.annotate("", (x1, y1), (x0, y0), arrowprops={"arrowstyle": "->", "alpha": 0.12, "lw": 0.6})
     for m, (x, y) in pos.items():
         ax.text(x, y, m.removeprefix("eqbench."), ha="center", va="center", fontsize=7,
                 bbox={"boxstyle": "round", "fc": "white", "ec": "0.6"})
+    for f, name in enumerate(names):
+        ax.text(-12, 2 * f, name.split(":")[0], ha="right", va="center", fontsize=9, weight="bold")
     ax.set_axis_off()
-    ax.set_title("eqbench's modules by floor: every import runs down (generated from the source)")
+    ax.set_title("eqbench's modules on their declared floors (eqbench.house): every import runs down or stays")
     fig.savefig(OUT / "architecture.png", dpi=110, bbox_inches="tight")
     plt.close(fig)
     lines = ["# Architecture", "", "![the import graph by floors](architecture.png)", "",
-             "Generated from the source at build time (`eqbench.testing.imports`): each module sits one floor above "
-             "the highest module it imports, which orders every module because the graph has no circle "
-             "(tests/test_house.py asserts it; the build stops on one).", "", "| floor | modules |", "|---|---|"]
-    lines += [f"| {f} | {', '.join(f'`{m}`' for m in sorted(by_floor[f]))} |" for f in sorted(by_floor)]
+             "Generated from the source at build time: the floors are declared in `eqbench.house`, the imports read "
+             "by `eqbench.testing.imports`. A module imports its own floor or below, never above, and no circle "
+             "(tests/test_house.py asserts both, with controls; the build stops on either).", "",
+             "| floor | modules |", "|---|---|"]
+    lines += [f"| {_cell(names[f])} | {', '.join(f'`{m}`' for m in sorted(by_floor[f]))} |" for f in sorted(by_floor)]
     return "\n".join(lines) + "\n"
 
 

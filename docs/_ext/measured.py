@@ -18,9 +18,10 @@ A page quotes a measurement in one of two ways, both resolved when the docs are 
   age in commits before the built one), so an old measurement reads as old.
 
 PATH is dotted; ``[3]`` indexes a list, ``[key=value,…]`` picks the one record of a list with those values (a bare
-``key`` in the list: the record has it; a key may be dotted) and ``[0.001]`` is a dict key with a dot in it. FORMAT is a ``str.format`` template (``{:.2g}``, ``{:,.1f} s``), after an
-optional ``*factor`` (``*1000 {:.1f} ms``); a list is formatted item by item, comma-separated. A missing file, key or provenance, or a record matched twice, is a
-warning naming the page, the file and the key: ``make docs`` turns it into an error.
+``key`` in the list: the record has it; a key may be dotted) and ``[0.001]`` is a dict key with a dot in it.
+FORMAT is a ``str.format`` template (``{:.2g}``, ``{:,.1f} s``), after an optional ``*factor``
+(``*1000 {:.1f} ms``); a list is formatted item by item, comma-separated. A missing file, key or provenance, or a
+record matched twice, is a warning naming the page, the file and the key: ``make docs`` turns it into an error.
 
 :func:`hand_copied` finds the numbers a page quotes by hand: in its prose (outside code, roles, these directives and
 the blocks other commands render between ``<!-- name … -->`` and ``<!-- /name -->``, which tests compare with their

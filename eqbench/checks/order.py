@@ -45,7 +45,7 @@ from torch import Tensor
 from ..autodiff import grads
 from ..errors import ConfigError, DivergenceError
 from ..relaxation import Trace, relax
-from .energy import eps
+from ..roundoff import eps
 
 #: the default ladder: two points per decade from 1e-1 to 1e-6 (11 points; float64 reaches its floor near 1e-5
 #: for the symmetric estimator of eqbench's cases, so the floor is inside the ladder and seen)

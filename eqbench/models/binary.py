@@ -61,6 +61,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..errors import ConfigError
+from ..relaxation import Trace, relax
+from ..roundoff import roundoff_tol
 from .base import EnergyModel, State
 from .layered import LayeredEP
 
@@ -310,9 +312,6 @@ class ActivityReport:
 def activity_convergence(model: EnergyModel, x: Tensor, steps: int, *, beta: float = 0.0, y: Tensor | None = None,
                          start: State | None = None, window: int = 5) -> ActivityReport:
     """Relax a binary-neuron model ``steps`` steps and report how its activities and accumulators settle."""
-    from ..checks.energy import roundoff_tol
-    from ..relaxation import Trace, relax
-
     if not isinstance(model, BinaryEP) or model.binary != "W_N":
         raise ConfigError(f"activity_convergence checks binary-neuron models (bin_W_N), not {model.name}")
     if steps < 2:

@@ -29,6 +29,8 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
+from ..cases import CASES
+
 if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from . import strategies
     from .assertions import (
@@ -76,6 +78,7 @@ def __dir__() -> list[str]:
 
 def scaled_examples(n: int) -> int:
     """A per-test example count ``n`` at the ``ci`` profile's 25, scaled with the active profile."""
+    # lazy: hypothesis is a test dependency: eqbench.testing imports without it until a strategy is asked for
     from hypothesis import settings
 
     return max(2, settings.default.max_examples * n // 25)
@@ -84,6 +87,4 @@ def scaled_examples(n: int) -> int:
 def hopfield_config(**over) -> dict:
     """Gammell et al.'s protocol in miniature (the ``run`` case of eqbench.cases): persistent particles, fixed
     batches, a regression cost."""
-    from ..cases import CASES
-
     return CASES["hopfield diabetes, miniature"].run_config(**over)

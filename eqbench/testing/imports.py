@@ -1,5 +1,6 @@
-"""The import graph of a Python package, read from its source, and its circles (eqbench's own house: no module of
-eqbench imports in a circle, tests/test_house.py; the architecture page of the docs draws the graph).
+"""The import graph of a Python package, read from its source, its circles and the imports that run up a declared
+floor (eqbench's own house: no module of eqbench imports in a circle or up a floor of eqbench.house,
+tests/test_house.py; the architecture page of the docs draws the graph by those floors).
 
 Every ``import`` and ``from … import`` of one of the package's modules counts, at the top of a module or inside a
 function (an import inside a function is still a dependency); ``from . import x`` is a dependency on the submodule
@@ -78,17 +79,51 @@ def circles(edges: dict[str, set[str]]) -> list[list[str]]:
     return out
 
 
-def layers(edges: dict[str, set[str]]) -> dict[str, int]:
-    """The floor of each module of an acyclic graph: 0 for a module that imports none of the package's, else one
-    above the highest module it imports (so every import runs down a floor)."""
-    floor: dict[str, int] = {}
+def floor_of(floors: dict[str, list[str]], modules) -> dict[str, int]:
+    """Each module's declared floor (the index of its floor in ``floors``): an exact name before a ``pkg.*`` pattern,
+    the longest pattern first. Raises ValueError naming every module no floor declares."""
+    index: dict[str, int] = {}
+    for i, names in enumerate(floors.values()):
+        for n in names:
+            index[n] = i
+    out, missing = {}, []
+    for m in modules:
+        if m in index:
+            out[m] = index[m]
+            continue
+        pats = [p for p in index if p.endswith(".*") and (m + ".").startswith(p[:-1])]
+        if not pats:
+            missing.append(m)
+        else:
+            out[m] = index[max(pats, key=len)]
+    if missing:
+        raise ValueError(f"no floor declared for {', '.join(sorted(missing))}")
+    return out
 
-    def visit(m: str) -> int:
-        if m not in floor:
-            floor[m] = -1  # on the stack: a circle would read −1 below, and `circles` names it first
-            floor[m] = 1 + max((visit(d) for d in edges[m]), default=-1)
-        return floor[m]
 
-    for m in edges:
-        visit(m)
-    return floor
+def upward(edges: dict[str, set[str]], floors: dict[str, list[str]]) -> list[tuple[str, str]]:
+    """The imports (importer, imported) that run up: to a module on a higher declared floor than the importer's."""
+    floor = floor_of(floors, edges)
+    return sorted((m, d) for m, deps in edges.items() for d in deps if floor[d] > floor[m])
+
+
+def unexplained_lazy_imports(package: Path) -> list[str]:
+    """``path:line`` of every import inside a function of the package that does not say why it is there: a
+    function-level import is for laziness only (an optional extra, a heavy library, a subcommand's own modules), and
+    says so in a ``# lazy: <reason>`` comment on its line or on the line above its block of imports."""
+    out = []
+    for p in sorted(package.rglob("*.py")):
+        text = p.read_text(encoding="utf-8")
+        lines = text.splitlines()
+        for fn in ast.walk(ast.parse(text)):
+            if not isinstance(fn, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                continue
+            for node in ast.walk(fn):
+                if not isinstance(node, (ast.Import, ast.ImportFrom)):
+                    continue
+                i = node.lineno - 1  # walk up the block of imports (and blank lines between them) to its comment
+                while i > 0 and (lines[i - 1].strip().startswith(("import ", "from ")) or not lines[i - 1].strip()):
+                    i -= 1
+                if "# lazy:" not in lines[node.lineno - 1] and not lines[i - 1].strip().startswith("# lazy:"):
+                    out.append(f"{p.relative_to(package.parent)}:{node.lineno}")
+    return out

@@ -22,6 +22,7 @@ import pytest
 @pytest.hookimpl(tryfirst=True)
 def pytest_configure(config: pytest.Config) -> None:
     try:
+        # lazy: this plugin loads in every pytest session where eqbench is installed: hypothesis, torch when used
         from .profiles import load_profile
     except ImportError:  # hypothesis is a test extra: nothing to configure without it
         return
@@ -31,6 +32,7 @@ def pytest_configure(config: pytest.Config) -> None:
 @pytest.fixture
 def float64_default():
     """Numerical properties are checked in float64: make it the default dtype for one test."""
+    # lazy: as above: torch only when the fixture is used
     import torch
 
     old = torch.get_default_dtype()
@@ -42,6 +44,7 @@ def float64_default():
 @pytest.fixture
 def eqbench_profile() -> str | None:
     """The name of the active hypothesis profile (``ci``, ``dev``, ``debug`` or one of the user's)."""
+    # lazy: as above
     from .profiles import active_profile
 
     return active_profile()
