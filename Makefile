@@ -68,7 +68,7 @@ example: $(STAMP)
 # [tool.mutmut] in a scratch copy (build/mutation); reports/mutation/summary.md lists every survivor with its diff.
 # The example package is installed first: the kit's tests of an entry-point model are part of the tier.
 # AGAIN=1 (after adding tests): only the mutants the last run did not kill, and those of functions changed since.
-MODULES ?= eqbench/rules.py
+MODULES ?= eqbench/rules/__init__.py
 mutation: $(STAMP)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps -e examples/third_party_model
 	$(BIN)/python suites/mutation/run.py $(MODULES) --out reports/mutation $(if $(AGAIN),--again)

@@ -2,9 +2,9 @@
 
     eqbench compare [--dataset mnist] [--scale ci] [--seeds 5] [--results results] [--out reports/compare]
 
-The seven energy-based learning algorithms (CL, P-EP, N-EP, C-EP, P-CpL, N-CpL, C-CpL; eqbench.algorithms.SEVEN) train
-the same deep convolutional Hopfield network (eqbench.models.dchn) on the same data, with the same optimizer, budget
-and seeds: the registry entries ``scellier2023/<dataset>/dchn-<algorithm>`` at one scale (``ci``: a DCHN in
+The seven energy-based learning algorithms (CL, P-EP, N-EP, C-EP, P-CpL, N-CpL, C-CpL; eqbench.rules.algorithms.SEVEN)
+train the same deep convolutional Hopfield network (eqbench.models.dchn) on the same data, with the same optimizer,
+budget and seeds: the registry entries ``scellier2023/<dataset>/dchn-<algorithm>`` at one scale (``ci``: a DCHN in
 miniature on the embedded digits, standing in for MNIST; ``paper``: the authors' settings, on a GPU with the data).
 Each (algorithm, seed) trains one run folder under ``results/`` exactly as ``eqbench run`` does (finished seeds are
 reused, interrupted ones resumed), so a comparison stopped half-way continues where it stopped.
@@ -28,10 +28,10 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from .algorithms import SEVEN
 from .errors import ConfigError
 from .io import provenance, write_json
 from .registry import load_registry
+from .rules.algorithms import SEVEN
 from .runner import run_seed, seed_folder, to_metric
 
 ALPHA = 0.05

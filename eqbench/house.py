@@ -19,7 +19,7 @@ FLOORS: dict[str, list[str]] = {
         "eqbench.data.*", "eqbench.house", "eqbench.testing.imports", "eqbench.testing.profiles",
         "eqbench.checks.device"],
     "engine: the model contract, the models, relaxation": ["eqbench.models.*", "eqbench.relaxation"],
-    "rules: the learning rules and their registry": ["eqbench.rules", "eqbench.forward", "eqbench.algorithms"],
+    "rules: the learning rules and their registry": ["eqbench.rules", "eqbench.rules.*"],
     "checks: the checks, cases, claims, the kit and eqbench.testing": [
         "eqbench.checks", "eqbench.checks.*", "eqbench.cases", "eqbench.claims", "eqbench.kit", "eqbench.timing",
         "eqbench.testing", "eqbench.testing.*"],

@@ -34,7 +34,6 @@ import torch
 from rich.console import Console
 from rich.table import Table
 
-from .algorithms import all_rules
 from .cases import DEFAULTS, Case
 from .checks.order import GDULadder, check_precision, fmt_order, ladder
 from .claims import Result, Subject, generic_claims
@@ -44,6 +43,7 @@ from .io import read_yaml, write_json
 from .models import EnergyModel, build_model, model_factory
 from .plugins import load_object
 from .rules import EP
+from .rules.algorithms import all_rules
 
 
 def _config(path: str | None) -> dict[str, Any]:

@@ -50,13 +50,13 @@ import yaml
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from . import distributed, graphs
-from .algorithms import build_rule
 from .config import DTYPES, RunConfig, has_tf32, load_config
 from .data import DATASET_INFO, make_loaders
 from .errors import ConfigError, DivergenceError, EqbenchError, one_line
 from .io import save_torch, write_json, write_text
 from .models import build_model, model_factory
 from .optim import FlipOptimizer, flip_groups
+from .rules.algorithms import build_rule
 from .runlock import RunFolderLock
 
 
@@ -89,7 +89,7 @@ def build_optimizer(model: torch.nn.Module, cfg) -> torch.optim.Optimizer:
 class Run:
     """What ``build_run`` assembles from a config."""
 
-    model: torch.nn.Module  # an EnergyModel, or a feed-forward model of eqbench.forward's rules
+    model: torch.nn.Module  # an EnergyModel, or a feed-forward model of eqbench.rules.forward's rules
     rule: Any
     optimizer: torch.optim.Optimizer
     scheduler: torch.optim.lr_scheduler.LRScheduler | None

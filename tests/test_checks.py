@@ -23,10 +23,10 @@ from eqbench.checks.gdu import OrderSweep, gdu_check
 from eqbench.checks.order import fit_slope
 from eqbench.cli import main
 from eqbench.errors import ConfigError
-from eqbench.forward import PEPITA
 from eqbench.models import build_model
 from eqbench.relaxation import Trace, relax
 from eqbench.rules import EP
+from eqbench.rules.forward import PEPITA
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

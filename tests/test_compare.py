@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 
 from eqbench import compare as cmp
-from eqbench.algorithms import SEVEN
 from eqbench.errors import ConfigError
 from eqbench.io import replace_block
+from eqbench.rules.algorithms import SEVEN
 
 ROOT = Path(__file__).resolve().parents[1]
 

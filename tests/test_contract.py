@@ -26,7 +26,8 @@ from eqbench.rules import BPTT, EP
 from eqbench.train import build_optimizer
 
 ROOT = Path(eqbench.__file__).parent
-GENERIC = [ROOT / "train.py", ROOT / "rules.py", ROOT / "relaxation.py", *sorted((ROOT / "checks").glob("*.py"))]
+GENERIC = [ROOT / "train.py", ROOT / "rules" / "__init__.py", ROOT / "relaxation.py",
+           *sorted((ROOT / "checks").glob("*.py"))]
 #: what generic code may take from eqbench.models: the contract and the registry, never a concrete model
 ALLOWED = {"EnergyModel", "State", "Trainable", "build_model", "model_factory", "model_factories"}
 

@@ -10,11 +10,11 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from eqbench.algorithms import build_rule
 from eqbench.errors import ConfigError, ShapeError
 from eqbench.models import build_model
 from eqbench.relaxation import relax
 from eqbench.rules import EP, ContrastiveLearning, CoupledLearning
+from eqbench.rules.algorithms import build_rule
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

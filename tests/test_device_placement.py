@@ -26,7 +26,7 @@ rule that applies to it:
   drive, and BPTT with the autograd drive — asynchronous mode only where the model allows it (HOPFIELD
   and the SEQ models raise a ConfigError for it by design);
 * the feed-forward models: FC (with and without dropout) × PEPITA, BP, FA, DFA; CONV1FC × PEPITA, BP
-  (FA and DFA train FC only, see eqbench.forward and tests/test_forward.py).
+  (FA and DFA train FC only, see eqbench.rules.forward and tests/test_forward.py).
 
 EP's random-sign coin is drawn from the rule's own ``torch.Generator``, which lives on the CPU by design
 (its state is checkpointed with the run, independent of the model's device). The draw used to create its
@@ -42,11 +42,11 @@ import pytest
 import torch
 
 from eqbench import graphs, relaxation
-from eqbench.algorithms import RULES, all_rules, build_rule
 from eqbench.checks.device import MetaTensorError, meta_default_device
 from eqbench.config import OptimizerConfig
 from eqbench.models import MODELS, build_model
 from eqbench.rules import ESTIMATORS
+from eqbench.rules.algorithms import RULES, all_rules, build_rule
 from eqbench.train import build_optimizer
 
 D = torch.float64

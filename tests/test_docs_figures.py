@@ -1,5 +1,6 @@
 """The docs quote no figure by hand (issue 36): every page's numbers come from measurement files through the
-``{measured}`` role and the ``measured-table`` directive of docs/_ext/measured.py, which the build resolves.
+``{measured}`` role and the ``measured-table`` directive of docs/_ext/measured.py, which the build resolves; and the
+pages' Python examples run (docs/_ext/eqbench_docs.py runs them in the build).
 
 The same checks run in ``make docs`` (a warning there is an error); here they run without Sphinx, so ``make test``
 fails on a stale or hand-copied figure too. Controls: a hand-copied figure, a missing key, a missing file and a file
@@ -17,15 +18,19 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "docs" / "_ext"))
-import measured  # noqa: E402  (the docs extension, not an installed module)
+import eqbench_docs  # noqa: E402  (the docs extensions, not installed modules)
+import measured  # noqa: E402
 
 PAGES = sorted(p for p in (ROOT / "docs").rglob("*.md") if not {"generated", "_build"} & set(p.parts))
+PAGES.append(ROOT / "README.md")  # the front door quotes no figure at all (GitHub renders no role)
 
 
 @pytest.mark.parametrize("page", PAGES, ids=lambda p: str(p.relative_to(ROOT)))
 def test_a_page_quotes_no_figure_by_hand_and_resolves_every_quoted_one(page):
     text = page.read_text(encoding="utf-8")
     assert measured.hand_copied(text) == []
+    if page.name == "README.md":
+        assert not measured.ROLE.search(text) and not measured.TABLE.search(text)
     _, problems = measured.render(text)
     assert problems == []
 
@@ -39,12 +44,12 @@ def test_every_measurement_file_the_docs_quote_has_its_provenance():
 
 
 def test_hand_copied_figures_are_found_and_settings_in_code_are_not():
-    page = ("The free phase took 3.1 s, 12 % less than before, and the error is 2.5e-6.\n"
+    page = ("The free phase took 3.1 s, 12 % less than before, and the error is 2.5e-6 (ratio 2.00).\n"
             "A `β = 0.5` setting, a 3×3 conv and `the error × 2` are not figures; nor is {measured}`f.json:a|{} %`.\n"
             "| case | value |\n|---|---|\n| P_MLP | 0.973 |\n"
             "```text\n0.5 s in a code block\n```\n"
             "<!-- table:x (rendered by a command, tested against its JSON there) -->\n| a | 1.5 |\n<!-- /table:x -->\n")
-    assert measured.hand_copied(page) == [(1, "3.1 s"), (1, "12 %"), (1, "2.5e-6"), (5, "0.973")]
+    assert measured.hand_copied(page) == [(1, "3.1 s"), (1, "12 %"), (1, "2.5e-6"), (1, "2.00"), (5, "0.973")]
 
 
 def _file(tmp_path, monkeypatch, doc):
@@ -78,3 +83,11 @@ def test_a_missing_key_file_or_provenance_is_named(tmp_path, monkeypatch):
                         f"{f}: no key 'nothing.here' (stops at 'nothing')", "gone.json: no such measurement file"]
     f = _file(tmp_path, monkeypatch, {"x": 1, "provenance": {**PROV, "commit": ""}})
     assert measured.render(f"{{measured}}`{f}:x`")[1] == [f"{f}: its provenance lacks commit"]
+
+
+def test_a_failing_python_example_is_named_with_its_line_and_a_working_one_is_not():
+    page = ("# A page\n\n```python\nx = 1 + 1\nassert x == 2\n```\n\n```python\nfrom eqbench import nothing_here\n```\n"
+            "```bash\nexit 1\n```\n")
+    assert eqbench_docs.example_failures(page) == [
+        (8, "ImportError: cannot import name 'nothing_here' from 'eqbench' (" + str(ROOT / "eqbench" / "__init__.py")
+         + ")")]

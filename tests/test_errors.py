@@ -8,8 +8,8 @@ import pytest
 import torch
 
 from eqbench import BPTT, EP, ConfigError, DivergenceError, ShapeError, build_model, relax
-from eqbench.algorithms import build_rule
 from eqbench.cli import main
+from eqbench.rules.algorithms import build_rule
 
 
 def test_unknown_model():

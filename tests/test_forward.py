@@ -1,4 +1,4 @@
-"""PEPITA and the BP / FA / DFA baselines (eqbench.forward) on the feedforward models.
+"""PEPITA and the BP / FA / DFA baselines (eqbench.rules.forward) on the feedforward models.
 
 Pinned here: every rule's ``.grad`` against a per-sample numpy re-derivation on a hand-sized 3-2-2
 net and against a hand-computed 2-2 case; BP against autograd; FA and DFA against BP when their
@@ -18,9 +18,9 @@ import torch.nn.functional as nnf
 
 from eqbench.checks.controls import FlippedPEPITA
 from eqbench.errors import ConfigError, ShapeError
-from eqbench.forward import BP, DFA, FA, PEPITA, RULES_FORWARD, alignment_angles
 from eqbench.models import build_model
 from eqbench.models.feedforward import ConvPEPITANet, FeedForward
+from eqbench.rules.forward import BP, DFA, FA, PEPITA, RULES_FORWARD, alignment_angles
 
 RTOL, ATOL = 1e-12, 1e-14
 RULES = [PEPITA, BP, FA, DFA]

@@ -304,7 +304,7 @@ def _verdicts(rows: list[Row], prefix: str) -> dict[str, str]:
 def test_gate_flags_planted_gdu_and_memory_errors_and_passes_a_comment(clone: Path, tmp_path: Path, plant):
     out = tmp_path / "reports"
     base = regress.resolve(clone, "HEAD")
-    comment = plant(clone, "eqbench/rules.py", '"""The (s1, β1, s2, β2) pair of a two-point estimator',
+    comment = plant(clone, "eqbench/rules/__init__.py", '"""The (s1, β1, s2, β2) pair of a two-point estimator',
                     '"""(a comment-only change) The (s1, β1, s2, β2) pair of a two-point estimator', "comment only")
     status, rows = run_gate(base, comment, repo=clone, profile="correctness", quiet=True, out=out)
     assert status == 0 and all(r.verdict == "ok" for r in rows), [r for r in rows if r.verdict != "ok"]
@@ -312,8 +312,8 @@ def test_gate_flags_planted_gdu_and_memory_errors_and_passes_a_comment(clone: Pa
     # 9 until the correctness profile's GDU cases also tracked holomorphic EP's slopes N = 1 … 4 (issue 18)
     assert report["pass"] and len(report["rows"]) == len(rows) == 17
 
-    factor = plant(clone, "eqbench/rules.py", "obj = obj * (-weight / denom)", "obj = obj * (-2.0 * weight / denom)",
-                   "estimator ×2")
+    factor = plant(clone, "eqbench/rules/__init__.py", "obj = obj * (-weight / denom)",
+                   "obj = obj * (-2.0 * weight / denom)", "estimator ×2")
     status, rows = run_gate(base, factor, repo=clone, profile="correctness", quiet=True, out=out)
     gdu = _verdicts(rows, "gdu/")
     assert status == 1
@@ -322,7 +322,7 @@ def test_gate_flags_planted_gdu_and_memory_errors_and_passes_a_comment(clone: Pa
 
     plant.git(clone, "reset", "-q", "--hard", comment)
     # the objective evaluated twice, each time on its own copy of the states: the same gradient, twice the graph
-    doubled = plant(clone, "eqbench/rules.py",
+    doubled = plant(clone, "eqbench/rules/__init__.py",
                     "            obj = model.ep_objective(x, y, [t.detach() for t in free], [t.detach() for t in s1], "
                     "beta1,\n                                     [t.detach() for t in s2], beta2)",
                     "            def copy():\n"

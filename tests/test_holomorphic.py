@@ -13,11 +13,11 @@ import pytest
 import torch
 
 from eqbench import build_model, relax
-from eqbench.algorithms import build_rule
 from eqbench.cases import CASES
 from eqbench.checks.controls import UncontrastedCL
 from eqbench.errors import ConfigError
 from eqbench.rules import EP, CoupledLearning
+from eqbench.rules.algorithms import build_rule
 
 pytestmark = pytest.mark.usefixtures("float64_default")
 

@@ -44,6 +44,12 @@ def test_again_runs_survivors_and_changed_functions_and_carries_the_rest(tmp_pat
     assert carried == {"pkg.mod.x_f__mutmut_1": 1}
 
 
+def test_a_module_is_named_as_mutmut_names_its_mutants():
+    """A package's ``__init__`` is left out of the name (mutmut does), so equivalents and --again match its mutants."""
+    assert run._dotted("eqbench/rules/__init__.py") == "eqbench.rules"
+    assert run._dotted("eqbench/rules/forward.py") == "eqbench.rules.forward"
+
+
 def test_a_mutated_module_brings_its_own_slow_test_files_into_the_tier():
     """regress.py's mutants are judged with tests/test_gate.py, launch.py's with tests/test_launch.py, …; a module
     without slow tests keeps the fast tier; the rest of [tool.mutmut] is kept and only_mutate set."""
@@ -52,7 +58,7 @@ def test_a_mutated_module_brings_its_own_slow_test_files_into_the_tier():
     slow = ["--ignore=tests/test_gate.py", "--ignore=tests/test_launch.py", "--ignore=tests/test_estimate.py",
             "--ignore=tests/test_distributed.py", "--ignore=tests/test_gate_power.py"]
     sel = ["tests", "suites/claims", *slow]
-    assert run.tier(sel, ["eqbench/rules.py"]) == sel
+    assert run.tier(sel, ["eqbench/rules/__init__.py"]) == sel
     assert run.tier(sel, ["eqbench/regress.py", "eqbench/estimate.py"]) == ["tests", "suites/claims", *slow[1:2],
                                                                             *slow[3:]]
     assert run.tier(sel, ["eqbench/runlock.py", "eqbench/launch.py", "eqbench/distributed.py"]) == \

@@ -127,8 +127,8 @@ def test_laborieux2021_paper_scale_follows_section_1b(registry, row):
 @pytest.mark.parametrize("row", sorted(TABLE1))
 def test_laborieux2021_paper_scale_builds(registry, row):
     pytest.importorskip("torch")
-    from eqbench.algorithms import build_rule
     from eqbench.models import build_model
+    from eqbench.rules.algorithms import build_rule
 
     cfg = registry[f"laborieux2021/cifar10/{row}"].scales["paper"].config
     model_kw, rule_kw = dict(cfg.model), dict(cfg.rule)

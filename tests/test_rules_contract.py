@@ -8,9 +8,9 @@ import pytest
 import torch
 
 from eqbench import build_model, relax
-from eqbench.algorithms import all_rules, build_rule
 from eqbench.errors import ConfigError
 from eqbench.rules import BPTT, EP, write_grads
+from eqbench.rules.algorithms import all_rules, build_rule
 
 pytestmark = pytest.mark.usefixtures("float64_default")
 

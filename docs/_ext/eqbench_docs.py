@@ -8,6 +8,10 @@
 * ``generated/tutorial-check.md`` — ``eqbench check`` run on the tutorial's model (docs/tutorial/my_model.py); the
   build fails if a claim fails.
 
+Every ``python`` code block of a page is run when the page is read (each in a fresh namespace, float64 the default
+dtype as in the checks, docs/tutorial on the path): an example that raises is a warning naming the page and the
+block's line, which ``make docs`` turns into an error.
+
 Docstrings go into the API page as literal blocks: they are written as plain text with mathematics in Unicode, not
 as reStructuredText.
 """
@@ -16,21 +20,26 @@ from __future__ import annotations
 
 import importlib
 import inspect
+import re
 import sys
 from pathlib import Path
 
+import torch
 from sphinx.errors import ExtensionError
+from sphinx.util import logging
+
+log = logging.getLogger(__name__)
 
 HERE = Path(__file__).resolve().parents[1]
 OUT = HERE / "generated"
 #: the modules the API page documents, in reading order (the contract, the engine, the rules, the checks, the tools)
-API = ["eqbench.models.base", "eqbench.models", "eqbench.models.layered", "eqbench.models.dchn", "eqbench.relaxation",
-       "eqbench.rules", "eqbench.forward", "eqbench.algorithms", "eqbench.checks.gdu", "eqbench.checks.order",
-       "eqbench.checks.energy", "eqbench.checks.precision", "eqbench.claims", "eqbench.cases", "eqbench.kit",
-       "eqbench.testing", "eqbench.testing.assertions", "eqbench.testing.strategies", "eqbench.testing.imports",
-       "eqbench.house", "eqbench.config", "eqbench.train", "eqbench.registry", "eqbench.runner", "eqbench.compare",
-       "eqbench.regress", "eqbench.history", "eqbench.tracking", "eqbench.estimate", "eqbench.launch",
-       "eqbench.errors"]
+API = ["eqbench.models.base", "eqbench.models", "eqbench.models.layered", "eqbench.models.dchn",
+       "eqbench.relaxation", "eqbench.rules", "eqbench.rules.forward", "eqbench.rules.algorithms",
+       "eqbench.checks.gdu", "eqbench.checks.order", "eqbench.checks.energy", "eqbench.checks.precision",
+       "eqbench.claims", "eqbench.cases", "eqbench.kit", "eqbench.testing", "eqbench.testing.assertions",
+       "eqbench.testing.strategies", "eqbench.testing.imports", "eqbench.house", "eqbench.config",
+       "eqbench.train", "eqbench.registry", "eqbench.runner", "eqbench.compare", "eqbench.regress",
+       "eqbench.history", "eqbench.tracking", "eqbench.estimate", "eqbench.launch", "eqbench.errors"]
 
 
 def _cell(text: object) -> str:
@@ -165,6 +174,34 @@ PAGES = {"claims.md": claims_page, "registry.md": registry_page, "api.md": api_p
          "architecture.md": architecture_page, "tutorial-check.md": tutorial_check_page}
 
 
+PYTHON_BLOCK = re.compile(r"^```python[ \t]*\n(.*?)^```[ \t]*$", re.M | re.S)
+
+
+def example_failures(text: str, name: str = "page") -> list[tuple[int, str]]:
+    """(line, error) of each ``python`` block of TEXT that raises, run as the module docstring says."""
+    out = []
+    sys.path.insert(0, str(HERE / "tutorial"))
+    dtype = torch.get_default_dtype()
+    try:
+        for m in PYTHON_BLOCK.finditer(text):
+            line = text.count("\n", 0, m.start()) + 1
+            torch.set_default_dtype(torch.float64)
+            try:
+                exec(compile(m.group(1), f"{name}:{line}", "exec"), {"__name__": f"docs_example_{line}"})
+            except Exception as e:  # noqa: BLE001 — any failure of an example is the page's problem
+                out.append((line, f"{type(e).__name__}: {e}"))
+            finally:
+                torch.set_default_dtype(dtype)
+    finally:
+        sys.path.remove(str(HERE / "tutorial"))
+    return out
+
+
+def run_examples(app, docname: str, source: list[str]) -> None:
+    for line, error in example_failures(source[0], f"{docname}.md"):
+        log.warning(f"its python example fails: {error}", location=(docname, line))
+
+
 def generate(app) -> None:
     OUT.mkdir(exist_ok=True)
     for name, page in PAGES.items():
@@ -176,4 +213,5 @@ def generate(app) -> None:
 
 def setup(app):
     app.connect("builder-inited", generate)
+    app.connect("source-read", run_examples)
     return {"version": "1", "parallel_read_safe": True}

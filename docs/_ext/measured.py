@@ -26,7 +26,8 @@ record matched twice, is a warning naming the page, the file and the key: ``make
 :func:`hand_copied` finds the numbers a page quotes by hand: in its prose (outside code, roles, these directives and
 the blocks other commands render between ``<!-- name … -->`` and ``<!-- /name -->``, which tests compare with their
 JSON) a number with a unit of measurement (×, %, s, ms, MiB, ulps, …), a number in scientific notation with a
-mantissa, or a decimal number in a table row. The build warns at each one; a setting is written as code.
+mantissa, a number with two decimals or more, or any decimal number in a table row. The build warns at each one;
+a setting is written as code.
 """
 
 from __future__ import annotations
@@ -49,6 +50,7 @@ TABLE = re.compile(r"^```\{measured-table\}[ \t]*(\S+)[ \t]*\n((?:[ \t]*:[\w-]+:
 _UNIT = r"(?:×(?!\s?\d)|%|points?\b|ms\b|µs\b|s\b|MiB\b|GiB\b|MB\b|kB\b|ulps?\b|hours?\b|min\b|minutes\b|seconds\b)"
 QUOTED = re.compile(rf"(?<![\w.\-/=])\d[\d,]*(?:\.\d+)?(?:e[-−+]?\d+)?\s?{_UNIT}|(?<![\w.])\d\.\d+e[-−+]?\d+")
 DECIMAL = re.compile(r"(?<![\w.])\d+\.\d+(?![\w.])")
+PRECISE = re.compile(r"(?<![\w.])\d+\.\d{2,}(?![\w.])")  # two decimals or more: a measured value, not a setting
 STRIP = [re.compile(r"^```.*?^```", re.M | re.S),            # code blocks and directives
          re.compile(r"<!-- ([\w:.-]+).*?-->.*?<!-- /\1 -->", re.S),  # blocks rendered by commands, tested there
          ROLE, BASELINE, re.compile(r"`[^`]*`"), re.compile(r"\]\([^)]*\)")]  # roles, inline code, link targets
@@ -204,8 +206,8 @@ def hand_copied(text: str) -> list[tuple[int, str]]:
     out = []
     for i, line in enumerate(text.splitlines(), 1):
         found = [m.group(0) for m in QUOTED.finditer(line)]
-        if line.lstrip().startswith("|"):
-            found += [m.group(0) for m in DECIMAL.finditer(line) if not any(m.group(0) in f for f in found)]
+        extra = DECIMAL if line.lstrip().startswith("|") else PRECISE
+        found += [m.group(0) for m in extra.finditer(line) if not any(m.group(0) in f for f in found)]
         out += [(i, f) for f in found]
     return out
 

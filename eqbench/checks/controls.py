@@ -12,9 +12,9 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from ..forward import PEPITA
 from ..optim import FlipOptimizer
 from ..rules import EP, CoupledLearning, LearningRule, Series
+from ..rules.forward import PEPITA
 
 
 @dataclass

@@ -1,7 +1,7 @@
 """Feedforward networks for the forward-only rules (PEPITA) and their baselines (BP, FA, DFA).
 
 These are not energy models: a single forward pass computes the output, and the learning rules of
-`eqbench.forward` read the pre-activations and activations that `forward` returns.
+`eqbench.rules.forward` read the pre-activations and activations that `forward` returns.
 
 * `FeedForward` ("FC") — Dellaferrera & Kreiman 2022's fully connected nets (numpy `general_network`,
   torch tutorial `fc1`/`fc2`): any depth, no biases, He-uniform weights W_l ~ U(±sqrt(6/n_in)),

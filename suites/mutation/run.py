@@ -65,6 +65,11 @@ OUT_OF_PROCESS: dict[str, str] = {
 }
 
 
+def _dotted(module: str) -> str:
+    """The module's dotted name as mutmut writes it in a mutant's name (a package's ``__init__`` left out)."""
+    return module[: -len(".py")].replace("/", ".").removesuffix(".__init__")
+
+
 def tier(selection: list[str], modules: list[str]) -> list[str]:
     """The test selection of [tool.mutmut] with the slow test files of ``modules`` let in (their --ignore dropped)."""
     let_in = {f"--ignore={t}" for m in modules for t in SLOW_TIERS.get(m, ())}
@@ -142,7 +147,7 @@ def again(work: Path, modules: list[str], root: Path = ROOT) -> tuple[list[str],
         if not meta.exists():
             raise SystemExit(f"error: no earlier run of {module} in {work} to run again (run it without --again)")
         codes = json.loads(meta.read_text()).get("exit_code_by_key", {})
-        dotted = module[: -len(".py")].replace("/", ".")
+        dotted = _dotted(module)
         before = functions((work / module).read_text(), dotted)
         now = functions((root / module).read_text(), dotted)
         changed = {f for f in now if before.get(f) != now[f]}
@@ -182,7 +187,7 @@ def report(work: Path, out: Path, modules: list[str], seconds: float | None) -> 
         not_run = sum(s in NOT_RUN for s in statuses.values())
         survived = [n for n, s in statuses.items() if s == "survived" and n not in eq]
         judged = len(statuses) - len(eq) - untested - not_run
-        prefix = module.replace("/", ".")[: -len(".py")] + "."
+        prefix = _dotted(module) + "."
         stale = [n for n in equivalent if n.startswith(prefix) and statuses.get(n) != "survived"]
         diffs = {n: diff(work, n) for n in survived} if fresh else {n: kept["survivors"][n] for n in survived}
         runs[module] = {"mutants": len(statuses), "killed": killed, "survived": len(survived), "equivalent": len(eq),
@@ -233,7 +238,7 @@ def report(work: Path, out: Path, modules: list[str], seconds: float | None) -> 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("modules", nargs="+", help="module paths, e.g. eqbench/rules.py (a folder: every .py in it)")
+    ap.add_argument("modules", nargs="+", help="module paths, e.g. eqbench/relaxation.py (a folder: every .py in it)")
     ap.add_argument("--out", type=Path, default=ROOT / "reports" / "mutation")
     ap.add_argument("--work", type=Path, default=ROOT / "build" / "mutation")
     ap.add_argument("--jobs", type=int, default=os.cpu_count() or 1)

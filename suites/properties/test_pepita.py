@@ -1,4 +1,4 @@
-"""Property tests of PEPITA and the BP / FA / DFA baselines (eqbench.forward), Hypothesis, float64.
+"""Property tests of PEPITA and the BP / FA / DFA baselines (eqbench.rules.forward), Hypothesis, float64.
 
 * With F = 0 the modulated pass repeats the first one: every layer but the last gets exactly zero
   update and the last gets the delta rule eᵀ h_{L−1} / B — bit for bit, any depth, activation and
@@ -21,8 +21,8 @@ import torch.nn.functional as nnf
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from eqbench.forward import BP, DFA, FA, PEPITA, alignment_angles
 from eqbench.models.feedforward import ACTS, ConvPEPITANet, FeedForward
+from eqbench.rules.forward import BP, DFA, FA, PEPITA, alignment_angles
 from eqbench.testing import scaled_examples
 
 pytestmark = pytest.mark.usefixtures("float64_default", "one_thread")

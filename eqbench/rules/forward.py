@@ -38,11 +38,11 @@ import torch.nn.functional as nnf
 from torch import Tensor
 from torch.nn.grad import conv2d_weight
 
-from .angles import angle_deg
-from .autodiff import grads as autograd_grads
-from .errors import ConfigError
-from .models.feedforward import ConvPEPITANet, FeedForward
-from .rules import LearningRule
+from ..angles import angle_deg
+from ..autodiff import grads as autograd_grads
+from ..errors import ConfigError
+from ..models.feedforward import ConvPEPITANet, FeedForward
+from . import LearningRule
 
 Masks = list[Tensor] | None
 

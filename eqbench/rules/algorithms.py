@@ -11,10 +11,10 @@ from __future__ import annotations
 
 import re
 
-from .errors import ConfigError, unknown
+from ..errors import ConfigError, unknown
+from ..plugins import entry_points_of
+from . import BPTT, EP, ContrastiveLearning, CoupledLearning, LearningRule
 from .forward import RULES_FORWARD
-from .plugins import entry_points_of
-from .rules import BPTT, EP, ContrastiveLearning, CoupledLearning, LearningRule
 
 
 def _variant(cls: type, key: str, value: str, name: str, what: str):

@@ -1,5 +1,9 @@
 """Learning rules: turn a batch into ``.grad`` on the parameters, so any ``torch.optim`` optimizer steps.
 
+The package holds every rule: the energy-based ones in this module (EP with its estimators, BPTT, coupled and
+contrastive learning), the forward-only ones in ``eqbench.rules.forward`` (PEPITA, BP, FA, DFA), and the names a
+config or the command line uses, with the rules other packages register, in ``eqbench.rules.algorithms``.
+
 EP (Laborieux et al. 2021, §A.4–A.5): a free phase of T1 steps from zeros to s*, then nudged
 phases of T2 steps continuing from s*, and the estimator
 
@@ -42,10 +46,10 @@ from dataclasses import dataclass, field
 import torch
 from torch import Tensor
 
-from .autodiff import grads
-from .errors import ConfigError, unknown
-from .models.base import EnergyModel, State
-from .relaxation import MODES, Trace, relax
+from ..autodiff import grads
+from ..errors import ConfigError, unknown
+from ..models.base import EnergyModel, State
+from ..relaxation import MODES, Trace, relax
 
 ESTIMATORS = ("one_sided", "negative", "random_sign", "symmetric", "holomorphic")
 #: the literature's other names of an estimator: positively-perturbed and centered EP (Scellier et al. 2023) are the
