@@ -60,6 +60,7 @@ from .models.binary import activity_convergence
 from .models.hopfield import euler_overshoot
 from .optim import FlipOptimizer
 from .relaxation import fused, relax
+from .roundoff import eps
 from .rules import EP, ContrastiveLearning, CoupledLearning, LearningRule
 
 #: the round-off bound of a quantity computed two ways (closed form and autograd, fused and generic loops, a
@@ -259,7 +260,7 @@ def ulps(diff: float, scale: float, dtype: torch.dtype) -> float:
     """``diff`` in units of round-off of a quantity of size ``scale``: diff / (eps·scale) (0 when both are 0)."""
     if diff == 0:
         return 0.0
-    unit = en.eps(dtype) * scale
+    unit = eps(dtype) * scale
     return diff / unit if unit > 0 else math.inf
 
 

@@ -37,8 +37,8 @@ def main(argv: list[str] | None = None) -> int:
         rows.append({"case": case, "what": what, "runs": vals, "low": min(vals), "high": max(vals),
                      "target": tracking.SPEED_TARGETS.get(key)})
     write_json(a.out, {"device": a.device, "threads": torch.get_num_threads(), "rounds": a.rounds, "rows": rows,
-                       "provenance": provenance("python suites/throughput/speed_ratios.py "
-                                                + " ".join(sys.argv[1:] if argv is None else argv))})
+                       "provenance": provenance(" ".join(["python suites/throughput/speed_ratios.py",
+                                                          *(sys.argv[1:] if argv is None else argv)]))})
     for r in rows:
         print(f"{r['case']}: {r['what']}: {r['low']:.2f}–{r['high']:.2f} (target {r['target']})")
     return 0
