@@ -6,6 +6,11 @@ A module imports modules on its own floor or below, never above: the foundations
 nothing of learning rules, the rules nothing of the checks, and so on up to the command line. Within a floor any
 order goes, as long as there is no circle (eqbench.testing.imports.circles). A name ending in ``.*`` covers a
 package and all its modules; a new module must be given a floor here.
+
+Folders group what has one purpose: the model zoo (``models``), the rules (``rules``), the checks (``checks``),
+the data (``data``), the conformance kit (``testing``). The modules that today's benchmarks and the gate's worker
+import by name (``cases``, ``timing``, ``memory``, ``tracking``) keep their top-level paths on purpose: the gate
+and ``make history`` run today's benchmarks against the eqbench of older commits, which has them there.
 """
 
 from __future__ import annotations

@@ -110,7 +110,7 @@ def test_seed_configs_refuse_in_one_line(monkeypatch, bid, scale, seeds, device,
 def test_a_ci_config_without_a_band_is_refused(monkeypatch):
     b = get_baseline(CI)
     monkeypatch.setattr(b.scales["ci"], "band", None)
-    monkeypatch.setattr("eqbench.registry.get_baseline", lambda bid: b)
+    monkeypatch.setattr("eqbench.runner.get_baseline", lambda bid: b)
     with pytest.raises(ConfigError, match=rf"^baseline {CI} has a ci config but no band to compare with$"):
         runner.seed_configs(CI, "ci", 1)
 
@@ -144,7 +144,7 @@ class FakeTrainer:
 
 
 def test_run_baseline_trains_new_seeds_resumes_interrupted_ones_reuses_finished_ones(tmp_path, monkeypatch):
-    monkeypatch.setattr("eqbench.train.Trainer", FakeTrainer)
+    monkeypatch.setattr("eqbench.runner.Trainer", FakeTrainer)
     FakeTrainer.calls = []
     base_seed = get_baseline(CI).scales["ci"].config.seed
     done = runner.seed_folder(tmp_path, CI, "ci", base_seed)
@@ -179,7 +179,7 @@ def test_run_baseline_defaults_to_one_seed_into_results_with_progress_and_no_dow
     """``eqbench run ID`` with no options: one seed, ./results, a progress bar, nothing downloaded; ``summarize``
     reads the same folder by default."""
     monkeypatch.chdir(tmp_path)
-    monkeypatch.setattr("eqbench.train.Trainer", FakeTrainer)
+    monkeypatch.setattr("eqbench.runner.Trainer", FakeTrainer)
     FakeTrainer.calls = []
     seed = get_baseline(CI).scales["ci"].config.seed
     out = runner.run_baseline(CI, "ci")
@@ -200,7 +200,7 @@ def test_run_baseline_passes_the_device_and_download_on(tmp_path, monkeypatch):
             super().__init__(cfg, folder, **kw)
             seen.append((cfg.device, kw["download"]))
 
-    monkeypatch.setattr("eqbench.train.Trainer", Recording)
+    monkeypatch.setattr("eqbench.runner.Trainer", Recording)
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     runner.run_baseline(CI, "ci", device="cuda:1", download=True, results=str(tmp_path))
     assert seen == [("cuda:1", True)]
@@ -209,7 +209,7 @@ def test_run_baseline_passes_the_device_and_download_on(tmp_path, monkeypatch):
 def test_a_missing_scale_lists_every_scale_the_baseline_has(monkeypatch):
     b = get_baseline(CI)
     monkeypatch.setattr(b, "scales", {"ci": b.scales["ci"], "paper": b.scales["ci"]})
-    monkeypatch.setattr("eqbench.registry.get_baseline", lambda bid: b)
+    monkeypatch.setattr("eqbench.runner.get_baseline", lambda bid: b)
     with pytest.raises(ConfigError) as e:
         runner.seed_configs(CI, "gpu", 1)
     assert str(e.value) == f"baseline {CI} has no 'gpu' reproduction config (scales: ci, paper)"

@@ -41,6 +41,8 @@ from typing import Any
 
 from sphinx.util import logging
 
+from eqbench.registry import load_registry
+
 ROOT = Path(__file__).resolve().parents[2]
 log = logging.getLogger(__name__)
 
@@ -188,8 +190,6 @@ def render(text: str) -> tuple[str, list[str]]:
             return "?"
 
     def baseline(m: re.Match) -> str:
-        from eqbench.registry import load_registry
-
         entry = load_registry().get(m.group(1))
         if entry is None:
             problems.append(f"baselines/: no entry {m.group(1)!r}")
