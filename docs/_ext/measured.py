@@ -8,7 +8,7 @@ A page quotes a measurement in one of two ways, both resolved when the docs are 
   provenance tag;
 * a table, the fenced directive ``measured-table`` — one row per record of a list in the JSON file::
 
-      ```{measured-table} suites/gpu_runs/2026-12-05-h100-9e6be64.json
+      ```{measured-table} suites/measurements/gpu-runs/2026-12-05-h100-9e6be64.json
       :rows: estimate.estimates
       :where: data=synthetic
       :columns: config=id; s / epoch=epoch_s|{:,.1f}; peak=peak_bytes|*9.5367431640625e-07 {:,.0f} MiB
