@@ -29,6 +29,7 @@ from typing import Any
 
 import torch
 
+from .activity import activity_convergence
 from .cases import (
     CASES,
     HOLOMORPHIC_BETAS,
@@ -56,7 +57,6 @@ from .checks.gdu import (
 )
 from .checks.order import BAND, GDULadder, OrderVerdict, fit_slope
 from .errors import ConfigError, EqbenchError
-from .models.binary import activity_convergence
 from .models.hopfield import euler_overshoot
 from .optim import FlipOptimizer
 from .relaxation import fused, relax

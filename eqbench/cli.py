@@ -12,6 +12,9 @@
     eqbench sweep-p [--id ID] [--scale paper] [--p P ...] [--seeds N] [--epochs 10] [--dataset NAME] [--out DIR]
 
 Errors that eqbench raises on purpose print as one line, ``eqbench: error: …``, exit status 2.
+
+Each subcommand imports its own modules inside its function (each marked ``# lazy: subcommand``): ``eqbench --help``
+and every other command then skip the registry, the trainer, the gate, matplotlib and scipy.
 """
 
 from __future__ import annotations
@@ -159,7 +162,7 @@ def _parser() -> argparse.ArgumentParser:
     h.add_argument("--bench", help="only the asv benchmarks matching this regex")
     h.add_argument("--no-publish", action="store_true", help="benchmark only")
 
-    # lazy: a subcommand imports only what it runs (`eqbench --help` and the other commands skip it)
+    # lazy: subcommand
     from .sweep import FIG4_EPOCHS, FIG4_ID
 
     m = sub.add_parser("compare", help="Scellier et al. 2023's comparative study: the seven algorithms on the DCHN, "
@@ -187,7 +190,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _launch_args(p: argparse.ArgumentParser, default: str | None) -> None:
-    # lazy: a subcommand imports only what it runs (`eqbench --help` and the other commands skip it)
+    # lazy: subcommand
     from .launch import LAUNCHERS
 
     p.add_argument("--launcher", choices=LAUNCHERS, default=default,
@@ -205,7 +208,7 @@ def _launch_args(p: argparse.ArgumentParser, default: str | None) -> None:
 
 
 def _launch(a: argparse.Namespace, specs: list[str]) -> int:
-    # lazy: a subcommand imports only what it runs (`eqbench --help` and the other commands skip it)
+    # lazy: subcommand
     from .launch import expand, launch, slurm_options, state, status_table
 
     jobs = expand(specs, a.scale, a.seeds, a.device)
@@ -217,7 +220,7 @@ def _launch(a: argparse.Namespace, specs: list[str]) -> int:
     status = launch(jobs, a.launcher, n_jobs=a.jobs, threads=a.threads, results=a.results, slurm=slurm,
                     data_dir=a.data_dir, download=a.download, echo=lambda line: print(line, flush=True))
     if getattr(a, "report", None) and all(state(job, a.results)[0] == "done" for job in jobs):
-        # lazy: a subcommand imports only what it runs (`eqbench --help` and the other commands skip it)
+        # lazy: subcommand
         from .report import write_report
 
         print(f"report: {write_report(a.results, a.report)}")
@@ -231,14 +234,14 @@ def _data_args(p: argparse.ArgumentParser) -> None:
 
 
 def _train(a: argparse.Namespace) -> int:
-    # lazy: a subcommand imports only what it runs (`eqbench --help` and the other commands skip it)
+    # lazy: subcommand
     from .config import load_config
     from .train import Trainer
 
     if not (a.resume or a.config):
         raise ConfigError("eqbench train needs a config file or --resume DIR")
     if a.ddp is not None:  # N processes running this same command without --ddp, joined by init_from_env
-        # lazy: a subcommand imports only what it runs (`eqbench --help` and the other commands skip it)
+        # lazy: subcommand
         from .distributed import spawn
 
         batch = load_config(Path(a.resume) / "config.yaml" if a.resume else a.config).data.batch_size
@@ -246,7 +249,7 @@ def _train(a: argparse.Namespace) -> int:
             raise ConfigError(f"--ddp {a.ddp} is larger than the batch ({batch}): each process needs an example")
         spawn(a.ddp, _train, argparse.Namespace(**{**vars(a), "ddp": None}))
         return 0
-    # lazy: a subcommand imports only what it runs (`eqbench --help` and the other commands skip it)
+    # lazy: subcommand
     from .distributed import finish, init_from_env
 
     kw = {"data_dir": a.data_dir, "download": a.download, "progress": not a.quiet}
@@ -272,7 +275,7 @@ def _train(a: argparse.Namespace) -> int:
 
 
 def _sweep(a: argparse.Namespace) -> int:
-    # lazy: a subcommand imports only what it runs (`eqbench --help` and the other commands skip it)
+    # lazy: subcommand
     from .sweep import p_sweep
 
     curve = p_sweep(a.id, a.scale, a.p, seeds=a.seeds, epochs=a.epochs, dataset=a.dataset, results=a.results,
@@ -284,7 +287,7 @@ def _sweep(a: argparse.Namespace) -> int:
 
 
 def _run(a: argparse.Namespace) -> int:
-    # lazy: a subcommand imports only what it runs (`eqbench --help` and the other commands skip it)
+    # lazy: subcommand
     from rich.console import Console
 
     from .io import write_json
@@ -313,7 +316,7 @@ def _run(a: argparse.Namespace) -> int:
 
 
 def _gdu(a: argparse.Namespace) -> int:
-    # lazy: a subcommand imports only what it runs (`eqbench --help` and the other commands skip it)
+    # lazy: subcommand
     from rich.console import Console
     from rich.table import Table
 
@@ -348,7 +351,7 @@ def _gdu(a: argparse.Namespace) -> int:
     console.print(table)
     console.print(f"free-phase residual {rep.free_residual:.1e}; worst relative error {rep.rel_error:.2e}")
     if a.sweep:
-        # lazy: a subcommand imports only what it runs (`eqbench --help` and the other commands skip it)
+        # lazy: subcommand
         from .kit import ladder_lines
 
         lad = gdu_ladder(run, rule)
@@ -357,7 +360,7 @@ def _gdu(a: argparse.Namespace) -> int:
             console.print(line, markup=False, highlight=False)
     write_json(a.json, out)
     if a.plot:
-        # lazy: a subcommand imports only what it runs (`eqbench --help` and the other commands skip it)
+        # lazy: subcommand
         from .checks.gdu import ep_for, symmetric_mean
         from .plots import plot_gdu
 
@@ -378,14 +381,14 @@ def _value(b) -> str:
 
 
 def _baselines(a: argparse.Namespace) -> int:
-    # lazy: a subcommand imports only what it runs (`eqbench --help` and the other commands skip it)
+    # lazy: subcommand
     from .registry import load_registry
 
     registry = load_registry()
     if a.json:
         print(json.dumps([b.to_summary() for b in registry.values()], indent=2))
         return 0
-    # lazy: a subcommand imports only what it runs (`eqbench --help` and the other commands skip it)
+    # lazy: subcommand
     from rich import box
     from rich.console import Console
     from rich.table import Table
@@ -410,24 +413,24 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "gdu":
             return _gdu(args)
         if args.command == "check":
-            # lazy: a subcommand imports only what it runs (`eqbench --help` and the other commands skip it)
+            # lazy: subcommand
             from .kit import run_check
 
             return run_check(args.factory, args.config, rule=args.rule, json_out=args.json, T1=args.T1, T2=args.T2,
                              betas=args.betas, dtype=args.dtype)
         if args.command == "zoo":
-            # lazy: a subcommand imports only what it runs (`eqbench --help` and the other commands skip it)
+            # lazy: subcommand
             from .zoo import run_zoo_command
 
             return run_zoo_command(args.folder, args.only, args.json, args.table, args.readme)
         if args.command == "estimate":
-            # lazy: a subcommand imports only what it runs (`eqbench --help` and the other commands skip it)
+            # lazy: subcommand
             from .estimate import run_estimate
 
             return run_estimate(args.ids, scale=args.scale, device=args.device, batches=args.batches,
                                 every=args.all, json_out=args.json, cuda_graphs=args.cuda_graphs)
         if args.command == "bench":
-            # lazy: a subcommand imports only what it runs (`eqbench --help` and the other commands skip it)
+            # lazy: subcommand
             from .bench import run_bench
 
             return run_bench(args.out)
@@ -438,7 +441,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "run":
             return _run(args)
         if args.command == "regress":
-            # lazy: a subcommand imports only what it runs (`eqbench --help` and the other commands skip it)
+            # lazy: subcommand
             from .regress import run_gate
 
             status, _ = run_gate(args.base, args.head, factor=args.factor, false_alarm=args.false_alarm,
@@ -446,7 +449,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                                  profile=args.profile, rounds=args.rounds, device=args.device, out=args.out)
             return status
         if args.command == "history":
-            # lazy: a subcommand imports only what it runs (`eqbench --help` and the other commands skip it)
+            # lazy: subcommand
             from .history import run_history
 
             return run_history(args.rev_range, bench=args.bench, publish=not args.no_publish)
@@ -455,7 +458,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "sweep-p":
             return _sweep(args)
         if args.command == "compare":
-            # lazy: a subcommand imports only what it runs (`eqbench --help` and the other commands skip it)
+            # lazy: subcommand
             from .compare import compare, markdown
 
             rep = compare(args.dataset, args.scale, args.seeds, results=args.results, out=args.out,
@@ -464,7 +467,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(markdown(rep))
             return 0
         if args.command == "report":
-            # lazy: a subcommand imports only what it runs (`eqbench --help` and the other commands skip it)
+            # lazy: subcommand
             from .report import write_report
 
             print(f"report: {write_report(args.results, args.out)}")

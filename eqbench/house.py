@@ -26,7 +26,8 @@ FLOORS: dict[str, list[str]] = {
     "engine: the model contract, the models, relaxation": ["eqbench.models.*", "eqbench.relaxation"],
     "rules: the learning rules and their registry": ["eqbench.rules", "eqbench.rules.*"],
     "checks: the checks, cases, claims, the kit and eqbench.testing": [
-        "eqbench.checks", "eqbench.checks.*", "eqbench.cases", "eqbench.claims", "eqbench.kit", "eqbench.timing",
+        "eqbench.checks", "eqbench.checks.*", "eqbench.activity", "eqbench.cases", "eqbench.claims", "eqbench.kit",
+        "eqbench.timing",
         "eqbench.testing", "eqbench.testing.*"],
     "training and studies: the trainer, runs, estimates, sweeps, launch, reports": [
         "eqbench.train", "eqbench.runner", "eqbench.estimate", "eqbench.sweep", "eqbench.launch", "eqbench.report",

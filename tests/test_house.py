@@ -39,6 +39,21 @@ def test_a_circle_through_a_function_level_import_is_found(tmp_path):
     assert circles(import_graph(pkg)) == []
 
 
+def test_a_circle_through_a_package_init_is_found(tmp_path):
+    """Importing pkg.models.base runs pkg/models/__init__.py first: a model that imports the relaxation, which
+    imports the contract, closes a circle through the package (the one eqbench.activity took apart)."""
+    pkg = tmp_path / "pkg"
+    (pkg / "models").mkdir(parents=True)
+    (pkg / "__init__.py").write_text("")
+    (pkg / "models" / "__init__.py").write_text("from .binary import B\n")
+    (pkg / "models" / "base.py").write_text("class M: ...\n")
+    (pkg / "models" / "binary.py").write_text("from ..relax import relax\nfrom .base import M\nclass B(M): ...\n")
+    (pkg / "relax.py").write_text("from .models.base import M\ndef relax(): ...\n")
+    assert circles(import_graph(pkg)) == [["pkg.models", "pkg.models.binary", "pkg.relax"]]
+    (pkg / "models" / "binary.py").write_text("from .base import M\nclass B(M): ...\n")
+    assert circles(import_graph(pkg)) == []
+
+
 def test_an_upward_import_and_an_undeclared_module_are_named(tmp_path):
     pkg = tmp_path / "pkg"
     pkg.mkdir()

@@ -36,10 +36,11 @@ OUT = HERE / "generated"
 API = ["eqbench.models.base", "eqbench.models", "eqbench.models.layered", "eqbench.models.dchn",
        "eqbench.relaxation", "eqbench.rules", "eqbench.rules.forward", "eqbench.rules.algorithms",
        "eqbench.checks.gdu", "eqbench.checks.order", "eqbench.checks.energy", "eqbench.checks.precision",
-       "eqbench.claims", "eqbench.cases", "eqbench.kit", "eqbench.testing", "eqbench.testing.assertions",
-       "eqbench.testing.strategies", "eqbench.testing.imports", "eqbench.house", "eqbench.config",
-       "eqbench.train", "eqbench.registry", "eqbench.runner", "eqbench.compare", "eqbench.regress",
-       "eqbench.history", "eqbench.tracking", "eqbench.estimate", "eqbench.launch", "eqbench.errors"]
+       "eqbench.claims", "eqbench.activity", "eqbench.cases", "eqbench.kit", "eqbench.testing",
+       "eqbench.testing.assertions", "eqbench.testing.strategies", "eqbench.testing.imports", "eqbench.house",
+       "eqbench.config", "eqbench.train", "eqbench.registry", "eqbench.runner", "eqbench.compare",
+       "eqbench.regress", "eqbench.history", "eqbench.tracking", "eqbench.estimate", "eqbench.launch",
+       "eqbench.errors"]
 
 
 def _cell(text: object) -> str:

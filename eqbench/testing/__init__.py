@@ -29,8 +29,6 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-from ..cases import CASES
-
 if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from . import strategies
     from .assertions import (
@@ -87,4 +85,7 @@ def scaled_examples(n: int) -> int:
 def hopfield_config(**over) -> dict:
     """Gammell et al.'s protocol in miniature (the ``run`` case of eqbench.cases): persistent particles, fixed
     batches, a regression cost."""
+    # lazy: this package loads its parts on first use (module __getattr__), the catalogue of cases included
+    from ..cases import CASES
+
     return CASES["hopfield diabetes, miniature"].run_config(**over)

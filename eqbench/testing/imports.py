@@ -4,7 +4,9 @@ tests/test_house.py; the architecture page of the docs draws the graph by those 
 
 Every ``import`` and ``from … import`` of one of the package's modules counts, at the top of a module or inside a
 function (an import inside a function is still a dependency); ``from . import x`` is a dependency on the submodule
-``x``, not on the package that holds it. A circle is a strongly connected component of more than one module.
+``x``, not on the package that holds it. Importing ``a.b.c`` runs ``a/b/__init__.py`` first, so it is a dependency
+on the package ``a.b`` too (unless ``a.b`` holds the importer, which Python has already begun to run, or is the
+root). A circle is a strongly connected component of more than one module.
 """
 
 from __future__ import annotations
@@ -34,6 +36,10 @@ def import_graph(package: Path) -> dict[str, set[str]]:
                 edges[m] |= (subs or ({target} & set(mods))) - {m}
             elif isinstance(node, ast.Import):
                 edges[m] |= {a.name for a in node.names if a.name in mods} - {m}
+    root = package.name
+    for m, deps in edges.items():  # the packages Python runs on the way to each imported module
+        parents = {".".join(d.split(".")[:i]) for d in deps for i in range(2, d.count(".") + 1)}
+        deps |= {p for p in parents & set(mods) if p != root and not m.startswith(p + ".")}
     return edges
 
 

@@ -9,7 +9,7 @@
   constant up to the nudge, and the leaky step s ← clamp((1 − γ_n)s + γ_n u, 0, 1) has slope 1 − γ_n
   (1 − γ_n(1 + β) on the nudged output); clamp is 1-Lipschitz, so r_{t+1} ≤ q·r_t with
   q = max(1 − γ_n, |1 − γ_n(1 + β)|), up to one step's round-off
-  (:func:`eqbench.models.binary.activity_convergence`). When the activities change there is no bound,
+  (:func:`eqbench.activity.activity_convergence`). When the activities change there is no bound,
   and a noisy accumulator (negative control) breaks it. Finding: with the paper's γ_n = ½ and β = 2,
   a negative phase of the random sign (β = −2) has q = 3/2 — the output accumulators are expanded
   until they hit the clamp.
@@ -23,10 +23,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from eqbench import build_model
+from eqbench.activity import activity_convergence
 from eqbench.checks.energy import energy_descent
 from eqbench.data import batch_for
 from eqbench.errors import ConfigError
-from eqbench.models.binary import BinaryEP, activity_convergence
+from eqbench.models.binary import BinaryEP
 from eqbench.testing import scaled_examples
 
 pytestmark = pytest.mark.usefixtures("float64_default", "one_thread")
