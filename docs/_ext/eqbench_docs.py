@@ -1,6 +1,8 @@
 """The docs' generated pages, written at the start of every build from the code itself (never by hand):
 
 * ``generated/claims.md`` — the claims catalogue (eqbench.claims): case, check, bound, derivation, control;
+* ``generated/tracked.md`` — the values the regression gate and the history track (eqbench.tracking.catalogue):
+  each with its unit, which way is better and its tolerance, and the count per family;
 * ``generated/registry.md`` — the baselines registry (baselines/*.yaml): every entry, its provenance, its scales;
 * ``generated/api.md`` — the API reference: each public module's, class's and function's signature and docstring;
 * ``generated/architecture.md`` and ``architecture.png`` — the package's import graph on the floors that
@@ -57,6 +59,25 @@ def claims_page() -> str:
              "", "| family | case | check | bound | why |", "|---|---|---|---|---|"]
     lines += [f"| {c.family} | {_cell(c.label)} | {_cell(c.check)} | {_cell(c.bound_text)} | {_cell(c.why)} |"
               for c in rows]
+    return "\n".join(lines) + "\n"
+
+
+def tracked_page() -> str:
+    from eqbench.tracking import FAMILIES, catalogue
+
+    tracked = catalogue()
+    lines = ["# The tracked values", "", f"Generated from `eqbench.tracking.catalogue()` at build time: {len(tracked)} "
+             "values, each measured at every commit by `make history` and compared by the gate (`eqbench regress`).",
+             "", "| family | values | gated |", "|---|---|---|"]
+    lines += [f"| `{f}` | {sum(t.family == f for t in tracked.values())} | "
+              f"{'yes' if any(t.gated for t in tracked.values() if t.family == f) else 'no (reported)'} |"
+              for f in FAMILIES]
+    lines += ["", "| key | unit | better | worse means |", "|---|---|---|---|"]
+    for t in tracked.values():
+        better = f"closer to {t.target:g}" if t.better == "target" else t.better
+        worse = (f"× {t.tolerance:g}" if t.relative else f"{t.tolerance:g} further" if t.better == "target"
+                 else f"{'+' if t.better == 'lower' else '−'} {t.tolerance:g}")
+        lines.append(f"| {_cell(t.key)} | {_cell(t.unit)} | {better} | {worse if t.gated else 'not gated'} |")
     return "\n".join(lines) + "\n"
 
 
@@ -171,7 +192,7 @@ def tutorial_check_page() -> str:
     return "\n".join(lines) + "\n"
 
 
-PAGES = {"claims.md": claims_page, "registry.md": registry_page, "api.md": api_page,
+PAGES = {"claims.md": claims_page, "tracked.md": tracked_page, "registry.md": registry_page, "api.md": api_page,
          "architecture.md": architecture_page, "tutorial-check.md": tutorial_check_page}
 
 
