@@ -91,3 +91,10 @@ def test_a_failing_python_example_is_named_with_its_line_and_a_working_one_is_no
     assert eqbench_docs.example_failures(page) == [
         (8, "ImportError: cannot import name 'nothing_here' from 'eqbench' (" + str(ROOT / "eqbench" / "__init__.py")
          + ")")]
+
+
+def test_a_published_value_is_quoted_from_the_registry_with_its_provenance_tag():
+    text, problems = measured.render("{baseline}`scellier2023/cifar10/speedup-vs-laborieux2021` and "
+                                     "{baseline}`scellier2023/no/such-entry`")
+    assert text == "simulations 13.5× faster than Laborieux et al. 2021 [PAPER-ABSTRACT] and ?"
+    assert problems == ["baselines/: no entry 'scellier2023/no/such-entry'"]

@@ -77,5 +77,6 @@ def test_an_unexplained_function_level_import_is_named(tmp_path):
     pkg.mkdir()
     (pkg / "m.py").write_text("import os\n\n\ndef f():\n    # lazy: scipy takes a second to import\n"
                               "    import scipy\n    from scipy import stats\n\n\ndef g():\n    import json\n"
-                              "    return json\n\n\ndef h():\n    import csv  # lazy: an inline reason counts\n")
-    assert unexplained_lazy_imports(pkg) == ["pkg/m.py:11"]
+                              "    return json\n\n\ndef h():\n    import csv  # lazy: an inline reason counts\n\n\n"
+                              "def k():\n    def inner():\n        import glob\n")
+    assert unexplained_lazy_imports(pkg) == ["pkg/m.py:11", "pkg/m.py:21"]  # a nested function's import once

@@ -1,6 +1,6 @@
 """Figures in the docs come from files that commands wrote, never from a hand (issue 36).
 
-A page quotes a measurement in one of two ways, both resolved when the docs are built:
+A page quotes a figure in one of three ways, all resolved when the docs are built:
 
 * inline, the role ``{measured}`FILE:PATH|FORMAT` `` — the value at PATH of the JSON file FILE (relative to the
   repository root), formatted;
@@ -10,7 +10,6 @@ A page quotes a measurement in one of two ways, both resolved when the docs are 
 
       ```{measured-table} suites/measurements/gpu-runs/2026-12-05-h100-9e6be64.json
       :rows: estimate.estimates
-      :where: data=synthetic
       :columns: config=id; s / epoch=epoch_s|{:,.1f}; peak=peak_bytes|*9.5367431640625e-07 {:,.0f} MiB
       ```
 
@@ -150,14 +149,11 @@ def provenance(file: str) -> str:
 
 
 def table(file: str, options: dict[str, str]) -> str:
-    """The directive's Markdown: a table of the records at ``:rows:`` (filtered by ``:where:``) and its provenance."""
+    """The directive's Markdown: a table of the records at ``:rows:`` and the file's provenance."""
     for need in ("rows", "columns"):
         if need not in options:
             raise MeasuredError(f"{file}: measured-table needs :{need}:")
     records = lookup(load(file), options["rows"], file)
-    if "where" in options:
-        want = dict(kv.strip().split("=", 1) for kv in options["where"].split(","))
-        records = [r for r in records if all(_get(r, k) == v for k, v in want.items())]
     cols = []
     for col in options["columns"].split(";"):
         head, _, ref = col.strip().partition("=")

@@ -117,7 +117,7 @@ def unexplained_lazy_imports(package: Path) -> list[str]:
     """``path:line`` of every import inside a function of the package that does not say why it is there: a
     function-level import is for laziness only (an optional extra, a heavy library, a subcommand's own modules), and
     says so in a ``# lazy: <reason>`` comment on its line or on the line above its block of imports."""
-    out = []
+    out: set[str] = set()  # a set: a nested function's imports are walked with its outer function's too
     for p in sorted(package.rglob("*.py")):
         text = p.read_text(encoding="utf-8")
         lines = text.splitlines()
@@ -131,5 +131,5 @@ def unexplained_lazy_imports(package: Path) -> list[str]:
                 while i > 0 and (lines[i - 1].strip().startswith(("import ", "from ")) or not lines[i - 1].strip()):
                     i -= 1
                 if "# lazy:" not in lines[node.lineno - 1] and not lines[i - 1].strip().startswith("# lazy:"):
-                    out.append(f"{p.relative_to(package.parent)}:{node.lineno}")
-    return out
+                    out.add(f"{p.relative_to(package.parent)}:{node.lineno}")
+    return sorted(out, key=lambda loc: (loc.rpartition(":")[0], int(loc.rpartition(":")[2])))
