@@ -110,8 +110,6 @@ def zoo_rows(matrix: list[str]) -> list[Row]:
 
 def accuracy_rows(out: Path) -> list[Row]:
     """Every ci-scale reproduction of the registry, one seed each, against its band."""
-
-
     runs = out / "runs"
     shutil.rmtree(runs, ignore_errors=True)  # the bench measures this checkout, never an old run
     rows = []

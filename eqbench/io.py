@@ -78,8 +78,6 @@ def replace_block(text: str, start: str, end: str, lines: list[str]) -> str:
 
 def provenance(command: str) -> dict[str, str]:
     """Where a measurement file came from: the command, eqbench's commit, the machine, the date, torch."""
-
-
     try:
         commit = subprocess.run(["git", "-C", str(Path(__file__).parent), "rev-parse", "--short", "HEAD"],
                                 capture_output=True, text=True, check=True).stdout.strip()

@@ -211,8 +211,6 @@ def ladder_lines(lad: GDULadder) -> list[str]:
 def run_check(factory: str, config_path: str | None = None, *, rule: str | None = None, json_out: str | None = None,
               T1: int = 300, T2: int = 10, betas: list[float] | None = None, dtype: str | None = None) -> int:
     """The ``eqbench check`` command: the table, the ladder's ranges (and ``--json``); the exit status of `Checked`."""
-
-
     console = Console(width=None if sys.stdout.isatty() else 160)  # logs get the whole table
     with console.status(f"checking {factory}…"):
         checked = check(factory, _config(config_path), rule=rule, T1=T1, T2=T2, betas=betas, dtype=dtype)

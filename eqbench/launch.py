@@ -108,8 +108,6 @@ def run_job(job: Job, results: str = "results", threads: int | None = None, data
             download: bool = False) -> dict[str, Any]:
     """Train ``job`` (skip it if finished, resume it if interrupted), then write its id's run.json if it was the
     last seed. A failure is recorded in ``failed.json`` (one line) and raised again."""
-
-
     if threads:
         torch.set_num_threads(threads)
     folder = seed_folder(results, job.id, job.scale, job.seed)
@@ -130,8 +128,6 @@ def run_job(job: Job, results: str = "results", threads: int | None = None, data
 def state(job: Job, results: str = "results") -> tuple[str, str]:
     """(state, detail) of a job from its folder: done, failed (reason), running (who), interrupted (resumable),
     queued (not started)."""
-
-
     folder = seed_folder(results, job.id, job.scale, job.seed)
     if (folder / "result.json").exists():
         return "done", ""

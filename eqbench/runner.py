@@ -92,8 +92,6 @@ def verdict(mean: float, expected: dict[str, Any]) -> bool | None:
 def seed_configs(bid: str, scale: str, seeds: list[int] | int, device: str | None = None) -> list:
     """The run config of each seed of baseline ``bid`` at ``scale`` (``seeds``: a count from the config's own
     seed, or the seeds themselves), on ``device`` if given; every bad input is one `ConfigError`."""
-
-
     baseline = get_baseline(bid)
     if scale not in baseline.scales:
         known = ", ".join(baseline.scales) or "none"

@@ -295,8 +295,6 @@ def readmes(folder: Path) -> list[Path]:
 def run_zoo_command(path: str | None, only: list[str] | None, json_out: str | None, table: bool,
                     readme: bool = False) -> int:
     """``eqbench zoo``: the per-model verdicts, the confusion matrix, the mismatches; exit 1 on a mismatch."""
-
-
     console = Console(width=None if sys.stdout.isatty() else 160)
     folder = _folder(DEFAULT if path is None else Path(path))
     if table:
