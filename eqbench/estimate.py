@@ -33,7 +33,7 @@ from .config import DTYPES
 from .data import DATASET_INFO
 from .data.embedded import embedded_tensors
 from .errors import ConfigError
-from .io import provenance, write_json
+from .io import command_line, provenance, write_json
 from .registry import get_baseline, load_registry
 from .timing import sync
 from .train import build_parts
@@ -187,6 +187,7 @@ def run_estimate(ids: list[str], *, scale: str = "paper", device: str | None = N
     if every:
         ids = [bid for bid, b in load_registry().items() if scale in b.scales]
     rows = []
+    prov = provenance(command_line("eqbench"))  # the commit measured: the one checked out when the run starts
     # several configs off CUDA: each in a fresh process, so that its peak (process RSS, which only grows) is its
     # own and not the largest of the configs before it (CUDA's allocator peak is reset per config instead)
     fresh = (ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"), max_tasks_per_child=1)
@@ -204,6 +205,6 @@ def run_estimate(ids: list[str], *, scale: str = "paper", device: str | None = N
             if json_out:  # after every config: a long --all run keeps what it finished
                 write_json(json_out, {"scale": scale, "batches": batches, "torch": torch.__version__,
                                       "estimates": [e.to_dict() for e in rows],
-                                      "provenance": provenance(" ".join(["eqbench", *sys.argv[1:]]))})
+                                      "provenance": prov})
     print(table(rows))
     return 0

@@ -7,7 +7,9 @@ import json
 import os
 import platform
 import subprocess
+import sys
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -74,6 +76,11 @@ def replace_block(text: str, start: str, end: str, lines: list[str]) -> str:
         raise ConfigError(f"the {start} block has no {end}")
     _, tail = rest.split(end, 1)
     return head + start + "\n" + "\n".join(lines) + "\n" + end + tail
+
+
+def command_line(program: str, argv: Sequence[str] | None = None) -> str:
+    """The command a measurement file records: ``program`` and its arguments (``argv``, or this process's own)."""
+    return " ".join([program, *(sys.argv[1:] if argv is None else argv)])
 
 
 def provenance(command: str) -> dict[str, str]:

@@ -41,7 +41,7 @@ from rich.console import Console
 from .checks.order import GDULadder, fmt_order
 from .claims import generic_claims
 from .errors import ConfigError, unknown
-from .io import provenance, read_yaml, replace_block, write_json, write_text
+from .io import command_line, provenance, read_yaml, replace_block, write_json, write_text
 from .kit import Checked, check
 
 VERDICTS = ("pass", "FAIL", "inconclusive", "n/a")
@@ -310,7 +310,7 @@ def run_zoo_command(path: str | None, only: list[str] | None, json_out: str | No
     for m in report.mismatches:
         console.print("MISMATCH {}: {}: expected {}, given {}".format(*m), markup=False)
     if json_out:
-        write_json(json_out, {**report.to_json(), "provenance": provenance(" ".join(["eqbench", *sys.argv[1:]]))})
+        write_json(json_out, {**report.to_json(), "provenance": provenance(command_line("eqbench"))})
     if readme:  # the zoo's README, and the docs' kit page for eqbench's own zoo
         results = folder / "results.json"
         doc_file = json.loads(results.read_text(encoding="utf-8")) if results.is_file() else None

@@ -65,7 +65,7 @@ def main(argv: list[str] | None = None) -> int:
     a = ap.parse_args(argv)
     import torch
 
-    from eqbench.io import provenance
+    from eqbench.io import command_line, provenance
 
     if a.device == "cuda" and not torch.cuda.is_available():
         print("gpu-check: error: --device cuda, but torch sees no CUDA device; run with --device cpu", file=sys.stderr)
@@ -108,7 +108,7 @@ def main(argv: list[str] | None = None) -> int:
     out.parent.mkdir(parents=True, exist_ok=True)
     report = {"device": a.device, "torch": torch.__version__, "cuda": torch.version.cuda,
               "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None, "steps": [],
-              "provenance": provenance("python suites/gpu_check.py " + " ".join(argv or sys.argv[1:]))}
+              "provenance": provenance(command_line("python suites/gpu_check.py", argv))}
     if report["gpu"]:  # the docs quote this file: its machine is the GPU, not the host's CPU count
         report["provenance"]["machine"] = f"{report['gpu']} ({report['provenance']['machine']})"
     for name, cmd, timeout in plan:  # the report is rewritten after every step: a cut-off run keeps what finished

@@ -21,7 +21,7 @@ import torch
 from .. import cases
 from ..config import DTYPES, has_tf32
 from ..errors import ConfigError
-from ..io import provenance, write_json
+from ..io import command_line, provenance, write_json
 from ..rules import BPTT, EP
 
 #: precision name → (parameter dtype, torch.set_float32_matmul_precision)
@@ -124,8 +124,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{r.case:16s} {r.precision:9s} {r.device:6s} rel. error {r.error:.1e} at β={r.beta:g}")
     if a.json:
         # JSON writes the β keys of ``errors`` as "0.001", …
-        write_json(a.json, {"rows": [asdict(r) for r in rows], "provenance": provenance(
-            "python -m eqbench.checks.precision " + " ".join(sys.argv[1:] if argv is None else argv))})
+        write_json(a.json, {"rows": [asdict(r) for r in rows],
+                            "provenance": provenance(command_line("python -m eqbench.checks.precision", argv))})
     return 0
 
 

@@ -41,7 +41,7 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     from eqbench.config import RunConfig
-    from eqbench.io import provenance
+    from eqbench.io import command_line, provenance
     from eqbench.registry import get_baseline
     from eqbench.runner import run_seed
 
@@ -70,7 +70,7 @@ def main(argv: list[str] | None = None) -> int:
               f"{r['speed_vs_default']:.2f}× |" for r in rows]
     out.mkdir(parents=True, exist_ok=True)
     (out / "summary.md").write_text("\n".join(lines) + "\n")
-    prov = provenance("python suites/accuracy/async_steps.py " + " ".join(sys.argv[1:] if argv is None else argv))
+    prov = provenance(command_line("python suites/accuracy/async_steps.py", argv))
     (out / "summary.json").write_text(json.dumps({"rows": rows, "provenance": prov}, indent=2) + "\n")
     print("\n".join(lines))
     return 0

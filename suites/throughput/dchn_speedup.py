@@ -96,7 +96,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", default=str(ROOT / "suites" / "measurements" / "dchn-speedup.json"))
     a = ap.parse_args(argv)
     from eqbench.checks.precision import supported
-    from eqbench.io import provenance, write_json
+    from eqbench.io import command_line, provenance, write_json
     from eqbench.models import build_model
     from eqbench.relaxation import fused
 
@@ -139,7 +139,7 @@ def main(argv: list[str] | None = None) -> int:
                          "speedup": ref / epoch[k]}
                      for k, v in settings.items()},
         "iterations_to_residual": iters,
-        "provenance": provenance("python suites/throughput/dchn_speedup.py " + " ".join(argv or sys.argv[1:])),
+        "provenance": provenance(command_line("python suites/throughput/dchn_speedup.py", argv)),
     }
     write_json(a.out, doc)
     print(json.dumps({k: round(v["speedup"], 2) for k, v in doc["settings"].items()}), iters)

@@ -16,7 +16,7 @@ import sys
 import torch
 
 from eqbench import tracking
-from eqbench.io import provenance, write_json
+from eqbench.io import command_line, provenance, write_json
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -26,6 +26,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--out", default="suites/measurements/speed-ratios-cpu.json")
     a = ap.parse_args(argv)
+    prov = provenance(command_line("python suites/throughput/speed_ratios.py", argv))  # the commit timed
     runs = []
     for i in range(a.runs):
         runs.append(tracking.speed_ratios(a.rounds, a.device))
@@ -37,8 +38,7 @@ def main(argv: list[str] | None = None) -> int:
         rows.append({"case": case, "what": what, "runs": vals, "low": min(vals), "high": max(vals),
                      "target": tracking.SPEED_TARGETS.get(key)})
     write_json(a.out, {"device": a.device, "threads": torch.get_num_threads(), "rounds": a.rounds, "rows": rows,
-                       "provenance": provenance(" ".join(["python suites/throughput/speed_ratios.py",
-                                                          *(sys.argv[1:] if argv is None else argv)]))})
+                       "provenance": prov})
     for r in rows:
         print(f"{r['case']}: {r['what']}: {r['low']:.2f}–{r['high']:.2f} (target {r['target']})")
     return 0
